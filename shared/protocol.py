@@ -1,0 +1,217 @@
+"""Pydantic v2 models for every message of sync protocol v1 (``spec/sync-protocol.md``).
+
+Requests are strict: unknown fields are refused (422), money must be a JSON integer (never a
+float or a string), times must carry an offset. Responses are parsed leniently on the terminal
+(``extra="ignore"``) so a newer server can add fields without breaking old terminals; the
+server builds them from the same classes, so what it sends always validates.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    model_validator,
+)
+
+MAX_SALES_PER_PUSH = 1000
+MAX_BODY_BYTES = 8 * 1024 * 1024
+SNAPSHOT_PAGE_ROWS = 5000
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=False)]
+Uid = Annotated[str, StringConstraints(pattern=r"^[0-9A-F]{8,20}$")]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Money = StrictInt
+NonNegMoney = Annotated[StrictInt, Field(ge=0)]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+
+WalletStatus = Literal["active", "frozen", "closed"]
+CredentialStatus = Literal["active", "blocked"]
+SaleKind = Literal["sale", "void"]
+SaleStatus = Literal["applied", "duplicate", "conflict", "rejected"]
+RejectCode = Literal[
+    "wallet_unknown", "wallet_other_school", "wallet_closed", "total_mismatch",
+    "void_target_unknown", "void_mismatch", "void_twice", "product_unknown",
+    "cashier_unknown", "seq_reused",
+]
+SaleFlag = Literal[
+    "overdraft", "credential_blocked", "credential_mismatch", "wallet_frozen",
+    "daily_limit_exceeded", "price_mismatch", "clock_skew",
+]
+
+
+class Strict(BaseModel):
+    """Base for request bodies: unknown fields and type coercion are errors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Lenient(BaseModel):
+    """Base for responses read by the terminal: tolerate fields added by newer servers."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+# ---------------------------------------------------------------- health & enrollment
+
+
+class HealthResponse(Lenient):
+    status: Literal["ok"] = "ok"
+    version: str
+    database: Literal["sqlite", "postgresql"]
+
+
+class EnrollRequest(Strict):
+    enrollment_code: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    name: Name
+
+
+class EnrollResponse(Lenient):
+    device_id: str
+    device_token: str
+    school_id: str
+    currency: str
+    server_time: AwareDatetime
+
+
+# ---------------------------------------------------------------- snapshot
+
+
+class SchoolSettings(Lenient):
+    currency: str
+    offline_max_sale: int
+    offline_max_unsynced_total: int
+    offline_max_hours: int
+    overdraft_limit: int
+    timezone: str = "UTC"
+
+
+class WalletRow(Lenient):
+    wallet_id: str
+    display_name: str
+    balance: int
+    daily_limit: int | None
+    status: WalletStatus
+    balance_as_of: AwareDatetime
+
+
+class CredentialRow(Lenient):
+    uid: str
+    wallet_id: str
+    status: CredentialStatus
+
+
+class ProductRow(Lenient):
+    product_id: str
+    name: str
+    price: int
+    category: str
+    active: bool
+
+
+class CashierRow(Lenient):
+    cashier_id: str
+    name: str
+    pin_hash: str
+    active: bool
+
+
+class SnapshotResponse(Lenient):
+    cursor: str
+    full: bool
+    more: bool = False
+    server_time: AwareDatetime
+    settings: SchoolSettings
+    wallets: list[WalletRow]
+    credentials: list[CredentialRow]
+    products: list[ProductRow]
+    cashiers: list[CashierRow]
+
+
+# ---------------------------------------------------------------- sales push
+
+
+class SaleLine(Strict):
+    product_id: Id
+    name: Annotated[str, StringConstraints(max_length=200)]
+    quantity: Annotated[StrictInt, Field(ge=1, le=10_000)]
+    unit_price: Annotated[StrictInt, Field(ge=0, le=100_000_000)]
+
+
+class Sale(Strict):
+    ref: Annotated[str, StringConstraints(
+        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
+    seq: Annotated[StrictInt, Field(ge=1, le=2**53)]
+    kind: SaleKind
+    voids: Annotated[str, StringConstraints(max_length=64)] | None
+    created_at: AwareDatetime
+    cashier_id: Id
+    wallet_id: Id
+    credential_uid: Uid | None
+    lines: Annotated[list[SaleLine], Field(min_length=1, max_length=200)]
+    total: Annotated[StrictInt, Field(ge=0, le=10**12)]
+    offline: StrictBool
+
+    @model_validator(mode="after")
+    def _void_names_its_target(self) -> Sale:
+        if self.kind == "void" and not self.voids:
+            raise ValueError("a void must name the ref of the sale it reverses in 'voids'")
+        if self.kind == "sale" and self.voids is not None:
+            raise ValueError("'voids' must be null for kind 'sale'")
+        return self
+
+    def lines_total(self) -> int:
+        return sum(line.quantity * line.unit_price for line in self.lines)
+
+
+class SalesPush(Strict):
+    # No max_length here: more than MAX_SALES_PER_PUSH is a 413, not a 422 (the server checks).
+    sales: list[Sale]
+
+
+class SaleResult(Lenient):
+    ref: str
+    status: SaleStatus
+    flags: list[str] = Field(default_factory=list)
+    balance_after: int | None = None
+    code: str | None = None
+    detail: str | None = None
+    original_status: str | None = None
+
+
+class SalesPushResponse(Lenient):
+    results: list[SaleResult]
+    acked_seq: int
+    missing_seqs: list[int]
+    server_time: AwareDatetime
+
+
+# ---------------------------------------------------------------- payment webhook
+
+
+class PaymentEvent(Strict):
+    event_id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    event_type: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    reference: Annotated[str, StringConstraints(max_length=200)]
+    wallet_id: Id
+    amount: Annotated[StrictInt, Field(gt=0, le=10**12)]
+    currency: Currency
+    created_at: AwareDatetime
+
+
+KNOWN_PAYMENT_EVENTS = ("payment.completed", "payment.failed", "refund.completed")
+
+
+def canonical_time(moment: datetime) -> str:
+    """One text per instant, so 'identical' compares parsed values, not offsets or bytes."""
+    from datetime import UTC
+
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")

@@ -1,0 +1,1 @@
+"""Bracelet readers behind one interface (:class:`terminal.readers.base.BraceletReader`)."""
