@@ -19,8 +19,10 @@ from terminal.readers.base import BraceletReader, ReaderEvent, StateChange, Tap
 def check_reader(reader: BraceletReader, seconds: float, echo: Callable[[str], None]) -> int:
     """Run ``reader`` for ``seconds``, echoing its states and taps; 0 if a bracelet was read."""
     if reader.kind == "wedge":
-        echo("The keyboard-wedge reader types into the terminal's window, so it can only be "
-             "checked there: open the terminal and tap a bracelet. Nothing was read here.")
+        echo(
+            "The keyboard-wedge reader types into the terminal's window, so it can only be "
+            "checked there: open the terminal and tap a bracelet. Nothing was read here."
+        )
         return 1
     events: queue.Queue[ReaderEvent] = queue.Queue()
     taps = 0

@@ -42,8 +42,10 @@ class NfcReader(BraceletReader):
             )
         unknown = [t for t in targets if t not in ("106A", "106B", "212F", "424F")]
         if unknown or not targets:
-            raise ValueError(f"The nfc reader cannot poll for {unknown or 'nothing'}; "
-                             "choose among 106A, 106B, 212F and 424F.")
+            raise ValueError(
+                f"The nfc reader cannot poll for {unknown or 'nothing'}; "
+                "choose among 106A, 106B, 212F and 424F."
+            )
         self.path = path
         self.targets = tuple(targets)
         self._stop_event = threading.Event()

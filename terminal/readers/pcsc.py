@@ -108,9 +108,7 @@ class PcscReader(BraceletReader):
         known = scard.SCARD_STATE_UNAWARE
         card_handled = False  # a bracelet left on the reader is read only once
         while not self._stop_event.is_set():
-            hresult, states = scard.SCardGetStatusChange(
-                context, POLL_TIMEOUT_MS, [(name, known)]
-            )
+            hresult, states = scard.SCardGetStatusChange(context, POLL_TIMEOUT_MS, [(name, known)])
             if hresult == scard.SCARD_E_TIMEOUT:
                 continue
             if hresult != scard.SCARD_S_SUCCESS:
