@@ -1,0 +1,7 @@
+"""``python -m terminal`` — the same entry point as ``pos-terminal``."""
+
+import sys
+
+from terminal.cli import main
+
+sys.exit(main())

@@ -1,0 +1,375 @@
+"""The terminal's business façade: the only thing the CLI and the cashier app call.
+
+Everything a cashier can do goes through :class:`Terminal`, so the command line and the GUI
+cannot drift apart in their rules. It is headless (no Qt) and cheap to import: the sync stack
+(httpx, pydantic) loads only when a method needs the network, which keeps ``pos-terminal sell``
+fast to start.
+
+Threads: each thread gets its own SQLite connection (the GUI thread records sales while the
+sync worker pushes); WAL lets them overlap, and every write transaction is short.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlite_utils import Database
+
+from shared.clock import rfc3339, utcnow
+from shared.ids import mask_uid, new_ref, normalize_uid
+from terminal.errors import AlreadyEnrolled, NotEnrolled, SaleRefused
+from terminal.selling.cart import Cart
+from terminal.selling.rules import SaleFacts, check_sale, refusal
+from terminal.store import outbox, snapshot, state
+from terminal.store.db import open_database
+from terminal.store.outbox import NewEntry
+
+if TYPE_CHECKING:
+    from terminal.sync.cycle import SyncReport
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What the cashier sees after a sale or void was durably stored."""
+
+    ref: str
+    seq: int
+    kind: str
+    total: int
+    wallet_id: str
+    display_name: str
+    balance_estimate: int
+    created_at: str
+    offline: bool
+
+    def cli_json(self) -> dict[str, Any]:
+        return {"ref": self.ref, "seq": self.seq, "total": self.total,
+                "wallet_id": self.wallet_id, "balance_estimate": self.balance_estimate}
+
+
+@dataclass(frozen=True, slots=True)
+class WalletView:
+    wallet_id: str
+    display_name: str
+    status: str
+    credential_status: str | None
+    balance_estimate: int
+    daily_limit: int | None
+    spent_today: int
+
+
+@dataclass(frozen=True, slots=True)
+class Enrollment:
+    device_id: str
+    school_id: str
+    first_snapshot: SyncReport
+
+
+@lru_cache(maxsize=8)
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+class Terminal:
+    def __init__(self, data_dir: Path | str, *, clock: Clock = utcnow,
+                 http_timeout: float | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self._clock = clock
+        self._http_timeout = http_timeout
+        self._local = threading.local()
+        self._sync_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ store
+
+    @property
+    def db(self) -> Database:
+        db: Database | None = getattr(self._local, "db", None)
+        if db is None:
+            db = open_database(self.data_dir)
+            self._local.db = db
+        return db
+
+    def close_thread_store(self) -> None:
+        db: Database | None = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    close = close_thread_store
+
+    def _device(self) -> state.Device:
+        device = state.get_device(self.db)
+        if device is None:
+            raise NotEnrolled()
+        return device
+
+    # ------------------------------------------------------------------ enrollment & sync
+
+    def enroll(self, server_url: str, code: str, name: str) -> Enrollment:
+        """Enroll with a one-time code, then pull the first snapshot."""
+        from terminal.sync.client import SyncClient
+
+        existing = state.get_device(self.db)
+        if existing is not None:
+            raise AlreadyEnrolled(
+                f"this data directory is already enrolled as device {existing.device_id}; "
+                "use a new --data-dir for another terminal")
+        with SyncClient(server_url, **self._client_options()) as client:
+            answer = client.enroll(code, name)
+        now = self._clock()
+        state.save_device(self.db, state.Device(
+            device_id=answer.device_id, device_token=answer.device_token,
+            school_id=answer.school_id, currency=answer.currency,
+            server_url=server_url.rstrip("/"), name=name, enrolled_at=now.isoformat()))
+        state.record_contact(self.db, now, ok=True)
+        report = self.sync_once()
+        return Enrollment(answer.device_id, answer.school_id, report)
+
+    def sync_once(self) -> SyncReport:
+        """One push of the whole queue plus one snapshot pull. Never raises for network
+        trouble: the report says what happened (the worker and the CLI decide what to do)."""
+        from terminal.sync.client import SyncClient
+        from terminal.sync.cycle import run_cycle
+
+        device = self._device()
+        with self._sync_lock, SyncClient(device.server_url, device.device_token,
+                                         **self._client_options()) as client:
+            return run_cycle(self.db, client, self._clock)
+
+    def _client_options(self) -> dict[str, Any]:
+        return {} if self._http_timeout is None else {"timeout": self._http_timeout}
+
+    # ------------------------------------------------------------------ selling
+
+    def record_sale(self, cashier_id: str, items: Sequence[tuple[str, int]], *,
+                    uid: str | None = None, wallet_id: str | None = None) -> Receipt:
+        """Check the offline rules and durably record the sale; returns after COMMIT.
+
+        ``uid`` is the tapped bracelet; ``wallet_id`` is for a student looked up by hand.
+        Raises :class:`SaleRefused` (nothing written, no seq used).
+        """
+        if (uid is None) == (wallet_id is None):
+            raise ValueError("give exactly one of uid (bracelet) or wallet_id (by hand)")
+        device = self._device()
+        db = self.db
+        now = self._clock()
+        with outbox.immediate_transaction(db) as conn:
+            sync = state.get_sync_state(db)
+            settings = sync.settings or state.SchoolSettings(currency=device.currency)
+            local_now = now.astimezone(_zone(settings.timezone))
+            school_day = local_now.date().isoformat()
+
+            cart, unknown = self._build_cart(items)
+            cashier = snapshot.get_cashier(db, cashier_id)
+            credential_found, blocked, credential_uid = True, False, None
+            if uid is not None:
+                try:
+                    credential_uid = normalize_uid(uid)
+                except ValueError:
+                    credential_uid = None
+                credential = snapshot.get_credential(db, credential_uid) \
+                    if credential_uid else None
+                credential_found = credential is not None
+                blocked = credential is not None and credential.status != "active"
+                wallet_id = credential.wallet_id if credential else None
+            wallet = snapshot.get_wallet(db, wallet_id) if wallet_id else None
+            unsettled = outbox.unsettled_spending(conn, wallet.wallet_id,
+                                                  wallet.snapshot_epoch) if wallet else 0
+            facts = SaleFacts(
+                currency=settings.currency,
+                cashier_known=cashier is not None and cashier.active,
+                cart_total=cart.total, cart_empty=cart.is_empty() and not unknown,
+                unknown_products=unknown,
+                hours_since_sync=_hours_since(sync.last_sync_at, now),
+                offline_max_hours=settings.offline_max_hours,
+                credential_found=credential_found and wallet is not None,
+                credential_blocked=blocked,
+                wallet_status=wallet.status if wallet else None,
+                offline_max_sale=settings.offline_max_sale,
+                offline_max_unsynced_total=settings.offline_max_unsynced_total,
+                unanswered_total=outbox.unanswered_sales_total(conn),
+                daily_limit=wallet.daily_limit if wallet else None,
+                spent_today=outbox.spent_on_day(conn, wallet.wallet_id, school_day)
+                if wallet else 0,
+                balance=wallet.balance if wallet else 0,
+                unsettled_spending=unsettled,
+                overdraft_limit=settings.overdraft_limit,
+            )
+            refused = check_sale(facts)
+            if refused is not None:
+                raise SaleRefused(refused.code, refused.message)
+            assert wallet is not None
+            offline = sync.last_contact_ok is not True
+            entry = NewEntry(
+                ref=new_ref(), kind="sale", voids=None, created_at=rfc3339(local_now),
+                school_day=school_day, cashier_id=cashier_id, wallet_id=wallet.wallet_id,
+                credential_uid=credential_uid, lines=cart.wire(), total=cart.total,
+                offline=offline)
+            seq = outbox.append(conn, entry)
+        return Receipt(ref=entry.ref, seq=seq, kind="sale", total=cart.total,
+                       wallet_id=wallet.wallet_id, display_name=wallet.display_name,
+                       balance_estimate=wallet.balance - unsettled - cart.total,
+                       created_at=entry.created_at, offline=offline)
+
+    def void(self, ref: str, cashier_id: str) -> Receipt:
+        """Reverse one sale of this terminal in full (same wallet, lines and total)."""
+        self._device()
+        db = self.db
+        now = self._clock()
+        with outbox.immediate_transaction(db) as conn:
+            sync = state.get_sync_state(db)
+            settings = sync.settings or state.SchoolSettings()
+            local_now = now.astimezone(_zone(settings.timezone))
+            cashier = snapshot.get_cashier(db, cashier_id)
+            target = outbox.get(conn, ref)
+            problem = None
+            if cashier is None or not cashier.active:
+                problem = refusal("cashier_unknown")
+            elif target is None or target.kind != "sale":
+                problem = refusal("void_target_unknown")
+            elif target.outcome in outbox.NOT_POSTED:
+                problem = refusal("void_target_not_posted")
+            elif outbox.void_of(conn, ref) is not None:
+                problem = refusal("void_twice")
+            if problem is not None:
+                raise SaleRefused(problem.code, problem.message)
+            assert target is not None
+            offline = sync.last_contact_ok is not True
+            entry = NewEntry(
+                ref=new_ref(), kind="void", voids=target.ref, created_at=rfc3339(local_now),
+                school_day=local_now.date().isoformat(), cashier_id=cashier_id,
+                wallet_id=target.wallet_id, credential_uid=target.credential_uid,
+                lines=target.lines, total=target.total, offline=offline)
+            seq = outbox.append(conn, entry)
+            wallet = snapshot.get_wallet(db, target.wallet_id)
+            estimate = (wallet.balance - outbox.unsettled_spending(
+                conn, wallet.wallet_id, wallet.snapshot_epoch)) if wallet else 0
+        return Receipt(ref=entry.ref, seq=seq, kind="void", total=entry.total,
+                       wallet_id=entry.wallet_id,
+                       display_name=wallet.display_name if wallet else "",
+                       balance_estimate=estimate, created_at=entry.created_at,
+                       offline=offline)
+
+    def _build_cart(self, items: Sequence[tuple[str, int]]) -> tuple[Cart, int]:
+        cart, unknown = Cart(), 0
+        for product_id, quantity in items:
+            product = snapshot.get_product(self.db, product_id)
+            if product is None or not product.active:
+                unknown += 1
+                continue
+            cart.add(product.product_id, product.name, product.price, quantity)
+        return cart, unknown
+
+    # ------------------------------------------------------------------ looking things up
+
+    def verify_pin(self, cashier_id: str, pin: str) -> bool:
+        """Check a cashier's PIN against the snapshot's hash (argon2), offline."""
+        from terminal.pins import verify_pin_hash
+
+        cashier = snapshot.get_cashier(self.db, cashier_id)
+        if cashier is None or not cashier.active:
+            return False
+        return verify_pin_hash(cashier.pin_hash, pin)
+
+    def wallet_for_uid(self, uid: str) -> WalletView | None:
+        """What the screen shows when a bracelet is tapped, before the sale."""
+        try:
+            credential = snapshot.get_credential(self.db, normalize_uid(uid))
+        except ValueError:
+            return None
+        if credential is None:
+            return None
+        view = self.wallet_view(credential.wallet_id)
+        if view is None:
+            return None
+        return WalletView(**{**asdict(view), "credential_status": credential.status})
+
+    def wallet_view(self, wallet_id: str) -> WalletView | None:
+        wallet = snapshot.get_wallet(self.db, wallet_id)
+        if wallet is None:
+            return None
+        sync = state.get_sync_state(self.db)
+        tz = (sync.settings or state.SchoolSettings()).timezone
+        day = self._clock().astimezone(_zone(tz)).date().isoformat()
+        conn = self.db.conn
+        return WalletView(
+            wallet_id=wallet.wallet_id, display_name=wallet.display_name, status=wallet.status,
+            credential_status=None,
+            balance_estimate=self.balance_estimate(wallet.wallet_id) or 0,
+            daily_limit=wallet.daily_limit,
+            spent_today=outbox.spent_on_day(conn, wallet.wallet_id, day))
+
+    def balance_estimate(self, wallet_id: str) -> int | None:
+        wallet = snapshot.get_wallet(self.db, wallet_id)
+        if wallet is None:
+            return None
+        return wallet.balance - outbox.unsettled_spending(self.db.conn, wallet.wallet_id,
+                                                          wallet.snapshot_epoch)
+
+    def products(self) -> list[snapshot.Product]:
+        return snapshot.list_products(self.db)
+
+    def cashiers(self) -> list[snapshot.Cashier]:
+        return snapshot.list_cashiers(self.db)
+
+    def history(self, limit: int = 100) -> list[outbox.OutboxRow]:
+        return outbox.recent(self.db.conn, limit)
+
+    def needing_review(self) -> list[outbox.OutboxRow]:
+        return outbox.needing_review(self.db.conn)
+
+    def set_reader(self, description: str) -> None:
+        state.set_local_setting(self.db, "reader", description)
+
+    def status(self) -> dict[str, Any]:
+        """The spec's ``status`` document plus what a cashier needs to see on screen (device
+        revoked, last error, sales needing review)."""
+        db = self.db
+        device = state.get_device(db)
+        sync = state.get_sync_state(db)
+        stats = outbox.queue_stats(db.conn)
+        now = self._clock()
+        return {
+            "enrolled": device is not None,
+            "device_id": device.device_id if device else None,
+            "server_reachable": sync.last_contact_ok is True,
+            "queued": stats.queued,
+            "queued_total": stats.queued_total,
+            "oldest_unsynced_at": stats.oldest_unsynced_at,
+            "last_sync_at": rfc3339(sync.last_sync_at) if sync.last_sync_at else None,
+            "snapshot_age_s": int((now - sync.snapshot_at).total_seconds())
+            if sync.snapshot_at else None,
+            "reader": state.get_local_setting(db, "reader"),
+            "school_id": device.school_id if device else None,
+            "device_revoked": sync.auth_problem is not None,
+            "auth_problem": sync.auth_problem,
+            "last_error": sync.last_error,
+            "last_contact_at": rfc3339(sync.last_contact_at) if sync.last_contact_at else None,
+            "acked_seq": sync.acked_seq,
+            "last_seq": outbox.last_seq(db.conn),
+            "missing_seqs": sync.missing_seqs,
+            "needs_review": len(outbox.needing_review(db.conn)),
+        }
+
+
+def _hours_since(moment: datetime | None, now: datetime) -> float | None:
+    if moment is None:
+        return None
+    return max(0.0, (now - moment).total_seconds() / 3600)
+
+
+def describe_uid(uid: str | None) -> str:
+    """For logs and messages: never the full UID."""
+    return mask_uid(uid)

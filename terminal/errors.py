@@ -1,0 +1,51 @@
+"""Errors the terminal core raises to its callers (the CLI and, later, the cashier app).
+
+Each carries a sentence a cashier or an operator can act on; none ever contains a token, a
+PIN or a full bracelet UID.
+"""
+
+from __future__ import annotations
+
+
+class TerminalError(Exception):
+    """Base: ``str(error)`` is the one-line message to show."""
+
+
+class NotEnrolled(TerminalError):
+    def __init__(self) -> None:
+        super().__init__("this terminal is not enrolled: run 'pos-terminal enroll' first")
+
+
+class AlreadyEnrolled(TerminalError):
+    pass
+
+
+class SaleRefused(TerminalError):
+    """An offline rule refused the sale; nothing was written and no seq was used."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class ServerUnreachable(TerminalError):
+    """No usable answer (connection refused, timeout, cut, 5xx, 429): the outcome of a push is
+    unknown, so the same refs are sent again later."""
+
+
+class DeviceNotAuthorized(TerminalError):
+    """401/403: the queue is kept untouched and the state is shown to the cashier."""
+
+    def __init__(self, problem: str, message: str) -> None:
+        super().__init__(message)
+        self.problem = problem  # 'revoked' or 'unauthorized'
+
+
+class EnrollmentRefused(TerminalError):
+    pass
+
+
+class ServerRefusedRequest(TerminalError):
+    """A 4xx other than auth (422, 413): our request itself was refused; retrying the same
+    bytes cannot help, so the operator has to look."""

@@ -1,0 +1,122 @@
+"""The offline authorization rules: one function the CLI and the cashier app both call.
+
+Every sale on this terminal is authorized here, offline, against the last snapshot: the
+protocol has no online authorization, so the school's "offline" caps apply to every sale, not
+only while the network is down (a terminal that is "online" may lose the network between two
+taps, and the money at risk is the same).
+
+The order of the checks is the order a cashier would want to hear about problems: who is
+selling, what is in the cart, whether this terminal may sell at all, whose bracelet it is,
+and only then the amounts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from shared.money import format_minor
+
+# The spec's refusal codes, each with the sentence the cashier sees.
+MESSAGES = {
+    "cashier_unknown": "Cashier not recognised on this terminal. Please log in again.",
+    "empty_cart": "The cart is empty. Add at least one item.",
+    "product_unknown": "An item in the cart is no longer sold here. Remove it and try again.",
+    "offline_too_long": ("This terminal has not synced for {hours} hours (the limit is {limit}). "
+                         "Connect it to the network and sync before selling."),
+    "credential_unknown": "This bracelet is not registered. Send the student to the office.",
+    "credential_blocked": ("This bracelet is blocked (lost or replaced). "
+                           "Send the student to the office."),
+    "wallet_closed": "This student's account is closed. No purchases are possible.",
+    "wallet_frozen": "This student's account is frozen. Purchases are paused by the school.",
+    "offline_sale_cap": "Sales above {cap} are not allowed on this terminal. This one is {total}.",
+    "offline_total_cap": ("Too much is waiting to be synced ({unsynced}; the limit is {cap}). "
+                          "Connect to the network and sync before selling more."),
+    "daily_limit": ("Daily limit reached: {spent} spent today of {limit}. "
+                    "This sale of {total} would go over it."),
+    "insufficient_balance": "Not enough balance: {available} available, the sale is {total}.",
+    # voids (the spec's sell codes do not cover them; names mirror the server's reject codes)
+    "void_target_unknown": "There is no sale with this reference on this terminal to void.",
+    "void_target_not_posted": "The server did not accept this sale, so there is nothing to void.",
+    "void_twice": "This sale has already been voided.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    code: str
+    message: str
+
+
+def refusal(code: str, **values: object) -> Refusal:
+    return Refusal(code, MESSAGES[code].format(**values))
+
+
+@dataclass(frozen=True, slots=True)
+class SaleFacts:
+    """Everything the rules need, gathered by the core in the sale's transaction."""
+
+    currency: str
+    cashier_known: bool              # exists and is active in the snapshot
+    cart_total: int
+    cart_empty: bool
+    unknown_products: int            # products missing from the snapshot or inactive
+    hours_since_sync: float | None   # None: never synced
+    offline_max_hours: int
+    credential_found: bool           # bracelet (or, by hand, the wallet) is in the snapshot
+    credential_blocked: bool
+    wallet_status: str | None        # active | frozen | closed; None: wallet missing
+    offline_max_sale: int
+    offline_max_unsynced_total: int
+    unanswered_total: int            # this terminal's sales the server has not answered yet
+    daily_limit: int | None
+    spent_today: int                 # this wallet's sales on this terminal today (school tz)
+    balance: int                     # snapshot balance
+    unsettled_spending: int          # this terminal's spending not yet in that balance
+    overdraft_limit: int
+
+
+def check_sale(f: SaleFacts) -> Refusal | None:
+    """``None`` when the sale may be recorded; otherwise the first rule that refuses it.
+
+    Every limit is inclusive: a sale that brings the balance exactly to the allowed floor, or
+    spending exactly to the daily limit, is accepted.
+    """
+    money = _formatter(f.currency)
+    if not f.cashier_known:
+        return refusal("cashier_unknown")
+    if f.cart_empty:
+        return refusal("empty_cart")
+    if f.unknown_products:
+        return refusal("product_unknown")
+    if f.hours_since_sync is None or f.hours_since_sync > f.offline_max_hours:
+        hours = "many" if f.hours_since_sync is None else int(f.hours_since_sync)
+        return refusal("offline_too_long", hours=hours, limit=f.offline_max_hours)
+    if not f.credential_found or f.wallet_status is None:
+        return refusal("credential_unknown")
+    if f.credential_blocked:
+        return refusal("credential_blocked")
+    if f.wallet_status == "closed":
+        return refusal("wallet_closed")
+    if f.wallet_status != "active":
+        return refusal("wallet_frozen")
+    if f.cart_total > f.offline_max_sale:
+        return refusal("offline_sale_cap", cap=money(f.offline_max_sale),
+                       total=money(f.cart_total))
+    if f.unanswered_total + f.cart_total > f.offline_max_unsynced_total:
+        return refusal("offline_total_cap", unsynced=money(f.unanswered_total),
+                       cap=money(f.offline_max_unsynced_total))
+    if f.daily_limit is not None and f.spent_today + f.cart_total > f.daily_limit:
+        return refusal("daily_limit", spent=money(f.spent_today), limit=money(f.daily_limit),
+                       total=money(f.cart_total))
+    available = f.balance - f.unsettled_spending + f.overdraft_limit
+    if f.cart_total > available:
+        return refusal("insufficient_balance", available=money(max(available, 0)),
+                       total=money(f.cart_total))
+    return None
+
+
+def _formatter(currency: str) -> Callable[[int], str]:
+    def money(amount: int) -> str:
+        return format_minor(amount, currency)
+    return money

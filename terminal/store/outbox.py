@@ -1,0 +1,259 @@
+"""The outbox: every sale and void this terminal recorded, with its ``seq`` and sync state.
+
+Durability: a sale and its seq are written in one ``BEGIN IMMEDIATE`` transaction and the
+caller learns the seq only after ``COMMIT`` returned (``synchronous=FULL``). The counter lives
+in its own row and is bumped in the same transaction as the insert, so seqs never repeat or
+skip, whatever kills the process.
+
+Nothing is ever deleted. A row is *queued* until the server's ``acked_seq`` covers its seq;
+after that it stays as history with the last result the server gave.
+
+Balance estimate without double counting: the snapshot balance of a wallet already contains
+every sale the server had applied when it built that snapshot. Each pull takes a new local
+*epoch* before it sends its request and stamps the wallet rows it writes with it; each push
+stamps sales it learns are applied with the epoch current at that moment. A sale applied at
+epoch ``e`` is therefore inside a wallet row of epoch ``E`` exactly when ``e < E`` (the pull
+was requested after the server had answered the push). Everything else — unanswered sales,
+and applied sales newer than the wallet row — is still to be subtracted. Rejected and
+conflicting sales never touched the ledger and are not subtracted.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlite_utils import Database
+
+if TYPE_CHECKING:
+    from shared.protocol import SalesPushResponse
+
+_COLUMNS = ("seq, ref, kind, voids, created_at, school_day, cashier_id, wallet_id,"
+            " credential_uid, lines_json, total, offline, last_status, outcome, flags_json,"
+            " code, detail, balance_after, result_at, applied_epoch, acked")
+
+# Outcomes that left no trace in the ledger.
+NOT_POSTED = ("rejected", "conflict")
+
+
+@dataclass(frozen=True, slots=True)
+class NewEntry:
+    """A sale or void about to be recorded (everything but its seq)."""
+
+    ref: str
+    kind: str
+    voids: str | None
+    created_at: str
+    school_day: str
+    cashier_id: str
+    wallet_id: str
+    credential_uid: str | None
+    lines: list[dict[str, Any]]
+    total: int
+    offline: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    seq: int
+    ref: str
+    kind: str
+    voids: str | None
+    created_at: str
+    school_day: str
+    cashier_id: str
+    wallet_id: str
+    credential_uid: str | None
+    lines_json: str
+    total: int
+    offline: bool
+    last_status: str | None
+    outcome: str | None
+    flags_json: str | None
+    code: str | None
+    detail: str | None
+    balance_after: int | None
+    result_at: str | None
+    applied_epoch: int | None
+    acked: bool
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> OutboxRow:
+        values = list(row)
+        values[11] = bool(values[11])
+        values[20] = bool(values[20])
+        return cls(*values)
+
+    @property
+    def lines(self) -> list[dict[str, Any]]:
+        lines: list[dict[str, Any]] = json.loads(self.lines_json)
+        return lines
+
+    @property
+    def flags(self) -> list[str]:
+        return json.loads(self.flags_json) if self.flags_json else []
+
+    def wire(self) -> dict[str, Any]:
+        """The sale as the spec's push body carries it; identical on every resend."""
+        return {"ref": self.ref, "seq": self.seq, "kind": self.kind, "voids": self.voids,
+                "created_at": self.created_at, "cashier_id": self.cashier_id,
+                "wallet_id": self.wallet_id, "credential_uid": self.credential_uid,
+                "lines": self.lines, "total": self.total, "offline": self.offline}
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    queued: int
+    queued_total: int
+    oldest_unsynced_at: str | None
+
+
+@contextmanager
+def immediate_transaction(db: Database) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE``: take the write lock before reading, so the rules see the same
+    state the insert commits on top of (no read-then-upgrade race with the sync thread)."""
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def append(conn: sqlite3.Connection, entry: NewEntry) -> int:
+    """Assign the next seq and insert; must run inside :func:`immediate_transaction`."""
+    seq: int = conn.execute(
+        "UPDATE seq_counter SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq"
+    ).fetchone()[0]
+    conn.execute(
+        "INSERT INTO outbox (seq, ref, kind, voids, created_at, school_day, cashier_id,"
+        " wallet_id, credential_uid, lines_json, total, offline)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (seq, entry.ref, entry.kind, entry.voids, entry.created_at, entry.school_day,
+         entry.cashier_id, entry.wallet_id, entry.credential_uid,
+         json.dumps(entry.lines, separators=(",", ":")), entry.total, int(entry.offline)))
+    return seq
+
+
+def unsettled_spending(conn: sqlite3.Connection, wallet_id: str, wallet_epoch: int) -> int:
+    """What this terminal spent from the wallet that its snapshot balance does not yet show
+    (voids count negative). See the module docstring for the epoch rule."""
+    value = conn.execute(
+        "SELECT COALESCE(SUM(CASE kind WHEN 'sale' THEN total ELSE -total END), 0)"
+        " FROM outbox WHERE wallet_id = ?"
+        " AND (outcome IS NULL OR (outcome = 'applied' AND applied_epoch >= ?))",
+        (wallet_id, wallet_epoch)).fetchone()[0]
+    return int(value)
+
+
+def spent_on_day(conn: sqlite3.Connection, wallet_id: str, school_day: str) -> int:
+    """Sales of the wallet on this terminal that day, less the ones voided (and never the ones
+    the server refused to post)."""
+    value = conn.execute(
+        "SELECT COALESCE(SUM(s.total), 0) FROM outbox s"
+        " WHERE s.wallet_id = ? AND s.school_day = ? AND s.kind = 'sale'"
+        " AND COALESCE(s.outcome, '') NOT IN ('rejected', 'conflict')"
+        " AND NOT EXISTS (SELECT 1 FROM outbox v WHERE v.voids = s.ref"
+        "   AND COALESCE(v.outcome, '') NOT IN ('rejected', 'conflict'))",
+        (wallet_id, school_day)).fetchone()[0]
+    return int(value)
+
+
+def unanswered_sales_total(conn: sqlite3.Connection) -> int:
+    """The offline exposure: sales the server has not answered yet (voids not deducted, since
+    a void may still be refused)."""
+    value = conn.execute(
+        "SELECT COALESCE(SUM(total), 0) FROM outbox WHERE outcome IS NULL AND kind = 'sale'"
+    ).fetchone()[0]
+    return int(value)
+
+
+def get(conn: sqlite3.Connection, ref: str) -> OutboxRow | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM outbox WHERE ref = ?", (ref,)).fetchone()  # noqa: S608
+    return OutboxRow.from_row(row) if row else None
+
+
+def void_of(conn: sqlite3.Connection, ref: str) -> OutboxRow | None:
+    """The void already recorded for a sale, unless the server refused it."""
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM outbox WHERE voids = ?"  # noqa: S608
+        " AND COALESCE(outcome, '') NOT IN ('rejected', 'conflict')", (ref,)).fetchone()
+    return OutboxRow.from_row(row) if row else None
+
+
+def unacked_batch(conn: sqlite3.Connection, after_seq: int, limit: int) -> list[OutboxRow]:
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM outbox WHERE acked = 0 AND seq > ?"  # noqa: S608
+        " ORDER BY seq LIMIT ?", (after_seq, limit)).fetchall()
+    return [OutboxRow.from_row(r) for r in rows]
+
+
+def recent(conn: sqlite3.Connection, limit: int = 100) -> list[OutboxRow]:
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM outbox ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()  # noqa: S608
+    return [OutboxRow.from_row(r) for r in rows]
+
+
+def needing_review(conn: sqlite3.Connection) -> list[OutboxRow]:
+    """Sales the server refused or found conflicting: kept visible to the cashier."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM outbox WHERE outcome IN ('rejected', 'conflict')"  # noqa: S608
+        " ORDER BY seq").fetchall()
+    return [OutboxRow.from_row(r) for r in rows]
+
+
+def queue_stats(conn: sqlite3.Connection) -> QueueStats:
+    row = conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(CASE kind WHEN 'sale' THEN total ELSE 0 END), 0)"
+        " FROM outbox WHERE acked = 0").fetchone()
+    oldest = conn.execute(
+        "SELECT created_at FROM outbox WHERE acked = 0 ORDER BY seq LIMIT 1").fetchone()
+    return QueueStats(queued=row[0], queued_total=row[1],
+                      oldest_unsynced_at=oldest[0] if oldest else None)
+
+
+def last_seq(conn: sqlite3.Connection) -> int:
+    value: int = conn.execute("SELECT last_seq FROM seq_counter WHERE id = 1").fetchone()[0]
+    return value
+
+
+def store_results(db: Database, sent: list[OutboxRow], response: SalesPushResponse,
+                  epoch: int, at: datetime) -> None:
+    """Record each sale's result and the server's ``acked_seq`` in one short transaction.
+
+    ``duplicate`` is resolved to the first outcome (``original_status``; a server that omits it
+    is taken to mean ``applied``, the only outcome a replay of a sale we sent can hide).
+    ``acked`` follows ``acked_seq`` both ways: should the server ever report a lower
+    ``acked_seq`` (restored from a backup), rows above it are queued again, never lost.
+    """
+    by_ref = {row.ref: row for row in sent}
+    updates = []
+    for result in response.results:
+        if result.ref not in by_ref:
+            continue  # not ours to mark; the server answered something we did not send
+        outcome = (result.original_status or "applied") if result.status == "duplicate" \
+            else result.status
+        updates.append((result.status, outcome, json.dumps(result.flags), result.code,
+                        result.detail, result.balance_after, at.isoformat(),
+                        epoch if outcome == "applied" else None, result.ref))
+    conn = db.conn
+    with db.atomic():
+        conn.executemany(
+            "UPDATE outbox SET last_status = ?, outcome = ?, flags_json = ?, code = ?,"
+            " detail = ?, balance_after = ?, result_at = ?,"
+            " applied_epoch = COALESCE(applied_epoch, ?) WHERE ref = ?", updates)
+        conn.execute("UPDATE outbox SET acked = 1 WHERE acked = 0 AND seq <= ?",
+                     (response.acked_seq,))
+        conn.execute("UPDATE outbox SET acked = 0 WHERE acked = 1 AND seq > ?",
+                     (response.acked_seq,))
+        conn.execute(
+            "UPDATE sync_state SET acked_seq = ?, missing_seqs_json = ? WHERE id = 1",
+            (response.acked_seq, json.dumps(response.missing_seqs)))
