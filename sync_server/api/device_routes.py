@@ -1,0 +1,124 @@
+"""Handlers of the device API: health, enroll, snapshot, sales push."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+from aiohttp import web
+
+from shared.clock import utcnow
+from shared.ids import new_id
+from shared.protocol import MAX_SALES_PER_PUSH, EnrollRequest, SaleResult, SalesPush
+
+from .. import __version__, snapshot
+from ..keys import config_key, dialect_key, enroll_limiter_key, engine_key, write_lock_key
+from ..ledger.sales import apply_push
+from ..secrets import code_hash, new_device_token, token_hash
+from ..storage.schema import devices, enrollment_codes, schools
+from .device_auth import authenticate
+from .problems import ProblemError, parse_body
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/v1/health")
+async def health(request: web.Request) -> web.Response:
+    try:
+        async with request.app[engine_key].connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:
+        raise ProblemError(503, "database-unavailable", "Database unavailable",
+                           type(exc).__name__) from exc
+    return web.json_response({"status": "ok", "version": __version__,
+                              "database": request.app[dialect_key]})
+
+
+@routes.post("/api/v1/devices/enroll")
+async def enroll(request: web.Request) -> web.Response:
+    limiter = request.app[enroll_limiter_key]
+    client = request.remote or "unknown"
+    wait = limiter.retry_after(client)
+    if wait is not None:
+        raise ProblemError(429, "too-many-attempts", "Too many failed enrollment attempts",
+                           f"try again in {wait} s", headers={"Retry-After": str(wait)})
+    body = await parse_body(request, EnrollRequest)
+    now = utcnow()
+    device_id, token = new_id("dev"), new_device_token()
+    async with request.app[engine_key].begin() as conn:
+        claimed = await conn.execute(
+            sa.update(enrollment_codes)
+            .where(enrollment_codes.c.code_hash == code_hash(body.enrollment_code),
+                   enrollment_codes.c.used_at.is_(None), enrollment_codes.c.expires_at > now)
+            .values(used_at=now, device_id=device_id)
+            .returning(enrollment_codes.c.school_id))
+        school_id = claimed.scalar_one_or_none()
+        if school_id is not None:
+            await conn.execute(sa.insert(devices).values(
+                device_id=device_id, school_id=school_id, name=body.name,
+                token_hash=token_hash(token), status="active", enrolled_at=now,
+                last_seen_at=now, app_version=_app_version(request)))
+            currency = (await conn.execute(sa.select(schools.c.currency)
+                                           .where(schools.c.school_id == school_id))).scalar_one()
+    if school_id is None:
+        # Unknown, used and expired codes answer alike: no oracle for guessing.
+        limiter.fail(client)
+        raise ProblemError(403, "enrollment-refused", "Enrollment code not accepted",
+                           "the code is unknown, already used or expired; ask for a new one")
+    return web.json_response(
+        {"device_id": device_id, "device_token": token, "school_id": school_id,
+         "currency": currency, "server_time": now.isoformat(timespec="milliseconds")},
+        status=201)
+
+
+@routes.get("/api/v1/sync/snapshot")
+async def get_snapshot(request: web.Request) -> web.Response:
+    device = await authenticate(request)
+    engine = request.app[engine_key]
+    body = await snapshot.build(engine, device.school_id, request.query.get("cursor") or None)
+    await _seen(request, device.device_id)
+    return web.json_response(body)
+
+
+@routes.post("/api/v1/sync/sales")
+async def push_sales(request: web.Request) -> web.Response:
+    device = await authenticate(request)
+    push = await parse_body(request, SalesPush)
+    if len(push.sales) > MAX_SALES_PER_PUSH:
+        raise ProblemError(413, "too-many-sales", "Too many sales in one push",
+                           f"send at most {MAX_SALES_PER_PUSH} sales per request")
+    app = request.app
+    outcome = await apply_push(
+        app[engine_key], device.school_id, device.device_id, list(push.sales),
+        clock_skew=timedelta(seconds=app[config_key].clock_skew_seconds),
+        write_lock=app.get(write_lock_key))
+    return web.json_response({
+        "results": [_result_json(r) for r in outcome.results],
+        "acked_seq": outcome.acked_seq, "missing_seqs": outcome.missing_seqs,
+        "server_time": utcnow().isoformat(timespec="milliseconds"),
+    })
+
+
+async def _seen(request: web.Request, device_id: str) -> None:
+    lock = request.app.get(write_lock_key)
+    if lock is not None:
+        await lock.acquire()
+    try:
+        async with request.app[engine_key].begin() as conn:
+            await conn.execute(sa.update(devices).where(devices.c.device_id == device_id)
+                               .values(last_seen_at=utcnow(), app_version=_app_version(request)))
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _result_json(result: SaleResult) -> dict[str, object]:
+    data = result.model_dump()
+    if data["original_status"] is None:  # only replays carry it
+        del data["original_status"]
+    return data
+
+
+def _app_version(request: web.Request) -> str | None:
+    agent = request.headers.get("User-Agent", "")
+    return agent[:100] or None

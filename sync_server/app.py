@@ -1,0 +1,53 @@
+"""The aiohttp application factory: ``create_app(config)`` and nothing global.
+
+Tests build the real app with a test config (``aiohttp_client(create_app(cfg))``); ``serve``
+runs the same app. Resources live in cleanup contexts so they close in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from shared.protocol import MAX_BODY_BYTES
+
+from .api.device_routes import routes as device_routes
+from .api.problems import problems_middleware
+from .config import ServerConfig
+from .keys import config_key, dialect_key, enroll_limiter_key, engine_key, write_lock_key
+from .ratelimit import FailureLimiter
+from .storage.engine import create_engine, dialect_of
+from .storage.migrate import pending
+
+log = logging.getLogger(__name__)
+
+
+class SchemaOutOfDate(RuntimeError):
+    pass
+
+
+def create_app(config: ServerConfig) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[problems_middleware])
+    app[config_key] = config
+    app[dialect_key] = dialect_of(config.db_url)
+    app[enroll_limiter_key] = FailureLimiter(config.enroll_failures_per_minute)
+    if app[dialect_key] == "sqlite":
+        app[write_lock_key] = asyncio.Lock()
+    app.cleanup_ctx.append(_database)
+    app.add_routes(device_routes)
+    return app
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    config = app[config_key]
+    behind = await pending(config.db_url)
+    if behind:
+        raise SchemaOutOfDate(
+            f"database schema is {len(behind)} migration(s) behind: run `pos-server migrate`")
+    engine = create_engine(config.db_url)
+    app[engine_key] = engine
+    yield
+    await engine.dispose()

@@ -1,0 +1,167 @@
+"""``pos-server``: serve, migrate, seed-demo, enrollment-code, revoke-device, audit-ledger.
+
+Every command exits 0 on success and otherwise prints one line to stderr and exits non-zero;
+``--json`` prints exactly one JSON document on stdout (the spec's command-line contract).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .config import ServerConfig
+from .storage.engine import DatabaseURLError, create_engine
+
+
+class CommandError(Exception):
+    """An operator mistake: printed as one line, exit 1."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pos-server", description=__doc__.split("\n")[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", help="sqlite:///path (default ./pos-server.db) or "
+                        "postgresql://user@host/db; env POS_DB_URL")
+    common.add_argument("--config", help="TOML file with settings (see docs/server.md)")
+    common.add_argument("--json", action="store_true", help="print one JSON document")
+    sub = p.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", parents=[common], help="migrate, then serve the API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    sub.add_parser("migrate", parents=[common], help="apply pending schema migrations")
+    sub.add_parser("seed-demo", parents=[common], help="create two demo schools")
+    code = sub.add_parser("enrollment-code", parents=[common], help="new enrollment code")
+    code.add_argument("--school", required=True)
+    revoke = sub.add_parser("revoke-device", parents=[common], help="revoke a terminal")
+    revoke.add_argument("--device", required=True)
+    sub.add_parser("audit-ledger", parents=[common], help="re-derive balances from postings")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = ServerConfig.load(args.config, db_url=args.db)
+        if args.command == "serve":
+            return _serve(config, args.host, args.port)
+        return asyncio.run(_COMMANDS[args.command](config, args))
+    except (CommandError, DatabaseURLError, ValueError, OSError) as exc:
+        print(f"pos-server: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a database that is down, a broken schema...
+        print(f"pos-server: {type(exc).__name__}: {_first_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else ""
+
+
+def _emit(args: argparse.Namespace, data: dict[str, Any], human: str) -> None:
+    print(json.dumps(data) if args.json else human)
+
+
+async def _with_engine(config: ServerConfig,
+                       work: Callable[[AsyncEngine], Awaitable[Any]]) -> Any:
+    from .storage.migrate import pending
+
+    behind = await pending(config.db_url)
+    if behind:
+        raise CommandError("database schema is behind: run `pos-server migrate` first")
+    engine = create_engine(config.db_url)
+    try:
+        return await work(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _migrate(config: ServerConfig, args: argparse.Namespace) -> int:
+    from .storage.migrate import upgrade
+
+    revision = await upgrade(config.db_url)
+    _emit(args, {"revision": revision}, f"database at revision {revision}")
+    return 0
+
+
+async def _seed_demo(config: ServerConfig, args: argparse.Namespace) -> int:
+    from .demo import seed
+
+    data = await _with_engine(config, seed)
+    names = ", ".join(s["name"] for s in data["schools"])
+    _emit(args, data, f"seeded {names}; use --json to see codes, PINs and passwords")
+    return 0
+
+
+async def _enrollment_code(config: ServerConfig, args: argparse.Namespace) -> int:
+    from .records import RecordError, create_enrollment_code
+
+    async def work(engine: AsyncEngine) -> str:
+        async with engine.begin() as conn:
+            try:
+                return await create_enrollment_code(conn, args.school, config.enrollment_ttl)
+            except RecordError as exc:
+                raise CommandError(str(exc)) from None
+
+    code = await _with_engine(config, work)
+    _emit(args, {"enrollment_code": code}, code)
+    return 0
+
+
+async def _revoke_device(config: ServerConfig, args: argparse.Namespace) -> int:
+    from .records import RecordError, revoke_device
+
+    async def work(engine: AsyncEngine) -> None:
+        async with engine.begin() as conn:
+            try:
+                await revoke_device(conn, args.device)
+            except RecordError as exc:
+                raise CommandError(str(exc)) from None
+
+    await _with_engine(config, work)
+    _emit(args, {"device_id": args.device, "status": "revoked"}, f"revoked {args.device}")
+    return 0
+
+
+async def _audit(config: ServerConfig, args: argparse.Namespace) -> int:
+    from .ledger.audit import audit
+
+    report = await _with_engine(config, audit)
+    lines = [f"{s['school_id']}: postings sum {s['postings_sum']}, {s['wallets']} wallets, "
+             f"{len(s['balance_mismatches'])} mismatches, gaps on {len(s['missing_seqs'])} "
+             f"device(s)" for s in report["schools"]]
+    _emit(args, report, "\n".join(lines + ["ok" if report["ok"] else "NOT OK"]))
+    return 0 if report["ok"] else 1
+
+
+_COMMANDS: dict[str, Callable[[ServerConfig, argparse.Namespace], Awaitable[int]]] = {
+    "migrate": _migrate, "seed-demo": _seed_demo, "enrollment-code": _enrollment_code,
+    "revoke-device": _revoke_device, "audit-ledger": _audit,
+}
+
+ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs "%{User-Agent}i"'
+
+
+def _serve(config: ServerConfig, host: str, port: int) -> int:
+    from aiohttp import web
+
+    from .app import create_app
+    from .storage.migrate import upgrade
+
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    revision = asyncio.run(upgrade(config.db_url))
+    logging.getLogger("sync_server").info("database %s at revision %s",
+                                          config.db_url.split("://")[0], revision)
+    web.run_app(create_app(config), host=host, port=port, access_log_format=ACCESS_LOG_FORMAT,
+                print=lambda msg: logging.getLogger("sync_server").info("%s", msg.strip()))
+    return 0

@@ -1,0 +1,71 @@
+"""Server settings, declared once with type, default and help (Datasette's habit).
+
+Values come from the environment (``POS_*``) or a TOML file given with ``--config``; command
+line flags override both. Secrets never have defaults in source.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+
+def _meta(env: str, help: str) -> dict[str, str]:
+    return {"env": env, "help": help}
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    db_url: str = field(default="sqlite:///pos-server.db",
+                        metadata=_meta("POS_DB_URL", "database URL: sqlite:///path or postgresql://"))
+    webhook_secret: str | None = field(
+        default=None, repr=False,
+        metadata=_meta("POS_WEBHOOK_SECRET", "shared secret of the payment gateway's webhook"))
+    session_secret: str | None = field(
+        default=None, repr=False,
+        metadata=_meta("POS_SESSION_SECRET", "key for admin session cookies (random if unset)"))
+    enrollment_ttl_hours: int = field(
+        default=24, metadata=_meta("POS_ENROLLMENT_TTL_HOURS", "hours an enrollment code lives"))
+    enroll_failures_per_minute: int = field(
+        default=10, metadata=_meta("POS_ENROLL_FAILURES_PER_MINUTE",
+                                   "failed enrollments per client address per minute before 429"))
+    secure_cookies: bool = field(
+        default=False, metadata=_meta("POS_SECURE_COOKIES", "mark admin cookies Secure (behind TLS)"))
+    clock_skew_seconds: int = field(
+        default=300, metadata=_meta("POS_CLOCK_SKEW_SECONDS", "created_at this far ahead is flagged"))
+
+    @property
+    def enrollment_ttl(self) -> timedelta:
+        return timedelta(hours=self.enrollment_ttl_hours)
+
+    @classmethod
+    def load(cls, config_file: str | Path | None = None, **overrides: Any) -> ServerConfig:
+        """File, then environment, then explicit overrides (``None`` overrides are ignored)."""
+        values: dict[str, Any] = {}
+        if config_file:
+            with open(config_file, "rb") as fh:
+                data = tomllib.load(fh)
+            known = {f.name for f in fields(cls)}
+            unknown = set(data) - known
+            if unknown:
+                raise ValueError(f"unknown settings in {config_file}: {', '.join(sorted(unknown))}")
+            values.update(data)
+        for f in fields(cls):
+            raw = os.environ.get(f.metadata["env"])
+            if raw is not None and raw != "":
+                values[f.name] = _coerce(f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _coerce(kind: Any, raw: str) -> Any:
+    kind = str(kind)
+    if kind.startswith("int"):
+        return int(raw)
+    if kind.startswith("bool"):
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    return raw

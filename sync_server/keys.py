@@ -1,0 +1,18 @@
+"""Every typed application key of the aiohttp app, in one place (aiohttp demos' habit)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .config import ServerConfig
+from .ratelimit import FailureLimiter
+
+config_key = web.AppKey("config", ServerConfig)
+engine_key = web.AppKey("engine", AsyncEngine)
+dialect_key = web.AppKey("dialect", str)
+# SQLite allows one writer; queueing writers in-process beats spinning on busy_timeout.
+write_lock_key = web.AppKey("write_lock", asyncio.Lock)
+enroll_limiter_key = web.AppKey("enroll_limiter", FailureLimiter)

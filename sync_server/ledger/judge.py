@@ -1,0 +1,291 @@
+"""Deciding each pushed sale's outcome: pure functions over a loaded, locked context.
+
+Kept free of I/O so the rules of the spec's result table can be read in one place and tested
+without a database. :mod:`sync_server.ledger.sales` loads the context (holding the locks that
+make it current), runs :func:`judge_batch`, and writes what it returns in the same transaction.
+
+Policy (DESIGN.md): only well-formedness, authentication and tenant rules refuse a sale. A sale
+that overdraws, used a blocked bracelet or broke a limit was already handed over at the counter,
+so it is applied and flagged for review, never dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from shared.ids import new_id
+from shared.protocol import Sale, SaleResult, canonical_time
+
+from .accounts import REVENUE, system_account
+from .postings import Txn
+
+
+def content_hash(sale: Sale) -> str:
+    """Hash of the parsed sale: 'identical' compares values, not bytes or time offsets."""
+    data = sale.model_dump(mode="python")
+    data["created_at"] = canonical_time(sale.created_at)
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass(slots=True)
+class StoredSale:
+    """The first outcome recorded for a ref (a row of ``sales``), as far as judging needs it."""
+
+    ref: str
+    kind: str
+    status: str
+    code: str | None
+    detail: str | None
+    flags: list[str]
+    balance_after: int | None
+    content_hash: str
+    wallet_id: str
+    credential_uid: str | None
+    lines: list[dict[str, Any]]
+    total: int
+    voided_by: str | None
+    business_day: str
+    is_new: bool = False  # inserted by this batch (so voided_by is set before the insert)
+
+
+@dataclass(slots=True)
+class WalletState:
+    balance: int
+    status: str
+    daily_limit: int | None
+
+
+@dataclass(slots=True)
+class CredentialState:
+    wallet_id: str
+    status: str
+    blocked_at: datetime | None
+
+
+@dataclass(slots=True)
+class BatchContext:
+    school_id: str
+    device_id: str
+    now: datetime
+    timezone: ZoneInfo
+    overdraft_limit: int
+    clock_skew: timedelta
+    wallets: dict[str, WalletState]            # this school's, locked
+    foreign_wallets: set[str]                  # exist, but in another school
+    credentials: dict[str, CredentialState]    # this school's, by UID
+    cashiers: set[str]
+    prices: dict[str, list[tuple[datetime, int]]]  # product -> [(valid_from, price)] ascending
+    stored: dict[str, StoredSale]              # by ref: batch refs and void targets
+    conflicts: dict[tuple[str, str], None]     # (ref, content_hash) already kept as conflicts
+    seqs: dict[int, str]                       # this device's seq -> ref, for batch seqs
+    day_spend: dict[tuple[str, str], int]      # (wallet, school-local day) -> spent
+
+
+@dataclass(slots=True)
+class BatchEffects:
+    """Everything the batch writes, gathered so the writes can be a few bulk statements."""
+
+    new_sales: list[dict[str, Any]] = field(default_factory=list)
+    new_conflicts: list[dict[str, Any]] = field(default_factory=list)
+    new_seqs: dict[int, str] = field(default_factory=dict)
+    txns: list[Txn] = field(default_factory=list)
+    voided: dict[str, str] = field(default_factory=dict)  # target ref -> void ref (old rows)
+    day_deltas: dict[tuple[str, str], int] = field(default_factory=dict)
+    touched_wallets: set[str] = field(default_factory=set)
+
+
+_REJECT_WORDS = {
+    "wallet_unknown": "no wallet with this ID exists",
+    "wallet_other_school": "the wallet belongs to another school",
+    "wallet_closed": "the wallet is closed",
+    "total_mismatch": "total does not equal the sum of quantity x unit_price",
+    "void_target_unknown": "the voided sale is unknown or was not applied",
+    "void_mismatch": "the void does not repeat the voided sale's wallet, bracelet, lines and total",
+    "void_twice": "the sale was already voided",
+    "product_unknown": "a line names a product this school does not have",
+    "cashier_unknown": "the cashier is not one of this school's cashiers",
+    "seq_reused": "this device already used that seq for another sale",
+}
+
+
+def judge_batch(ctx: BatchContext, sales: list[Sale], received_at: datetime,
+                ) -> tuple[list[SaleResult], BatchEffects]:
+    effects = BatchEffects()
+    results = [_judge_one(ctx, effects, sale, received_at) for sale in sales]
+    return results, effects
+
+
+def _judge_one(ctx: BatchContext, fx: BatchEffects, sale: Sale,
+               received_at: datetime) -> SaleResult:
+    digest = content_hash(sale)
+    prior = ctx.stored.get(sale.ref)
+    if prior is not None:
+        if prior.content_hash == digest:
+            return SaleResult(ref=sale.ref, status="duplicate", flags=list(prior.flags),
+                              balance_after=prior.balance_after, code=prior.code,
+                              detail=prior.detail, original_status=prior.status)
+        if (sale.ref, digest) in ctx.conflicts:
+            return SaleResult(ref=sale.ref, status="duplicate", original_status="conflict",
+                              detail="this ref was already used with different content")
+        ctx.conflicts[(sale.ref, digest)] = None
+        _claim_seq(ctx, fx, sale)
+        fx.new_conflicts.append({
+            "school_id": ctx.school_id, "ref": sale.ref, "device_id": ctx.device_id,
+            "seq": sale.seq, "content_hash": digest, "payload": sale.model_dump(mode="json"),
+            "received_at": received_at,
+        })
+        return SaleResult(ref=sale.ref, status="conflict",
+                          detail="this ref was already used with different content")
+
+    owner = ctx.seqs.get(sale.seq)
+    if owner is not None and owner != sale.ref:
+        return _record(ctx, fx, sale, digest, received_at, reject="seq_reused")
+    _claim_seq(ctx, fx, sale)
+
+    code = _reject_code(ctx, sale)
+    if code is not None:
+        return _record(ctx, fx, sale, digest, received_at, reject=code)
+    return _apply(ctx, fx, sale, digest, received_at)
+
+
+def _claim_seq(ctx: BatchContext, fx: BatchEffects, sale: Sale) -> None:
+    if sale.seq not in ctx.seqs:
+        ctx.seqs[sale.seq] = sale.ref
+        fx.new_seqs[sale.seq] = sale.ref
+
+
+def _reject_code(ctx: BatchContext, sale: Sale) -> str | None:
+    if sale.cashier_id not in ctx.cashiers:
+        return "cashier_unknown"
+    wallet = ctx.wallets.get(sale.wallet_id)
+    if wallet is None:
+        return "wallet_other_school" if sale.wallet_id in ctx.foreign_wallets else "wallet_unknown"
+    if wallet.status == "closed":
+        return "wallet_closed"
+    if sale.total != sale.lines_total():
+        return "total_mismatch"
+    if any(line.product_id not in ctx.prices for line in sale.lines):
+        return "product_unknown"
+    if sale.kind == "void":
+        target = ctx.stored.get(sale.voids or "")
+        if target is None or target.kind != "sale" or target.status != "applied":
+            return "void_target_unknown"
+        if target.voided_by is not None:
+            return "void_twice"
+        if (target.wallet_id != sale.wallet_id or target.credential_uid != sale.credential_uid
+                or target.total != sale.total
+                or target.lines != [line.model_dump() for line in sale.lines]):
+            return "void_mismatch"
+    return None
+
+
+def _apply(ctx: BatchContext, fx: BatchEffects, sale: Sale, digest: str,
+           received_at: datetime) -> SaleResult:
+    wallet = ctx.wallets[sale.wallet_id]
+    day = business_day(sale.created_at, ctx.timezone)
+    flags: list[str] = []
+    if sale.kind == "sale":
+        delta = -sale.total
+        flags += _sale_flags(ctx, sale, wallet, day)
+        spend_key = (sale.wallet_id, day)
+        spend_delta = sale.total
+    else:
+        delta = sale.total
+        target = ctx.stored[sale.voids or ""]
+        target.voided_by = sale.ref
+        if not target.is_new:
+            fx.voided[target.ref] = sale.ref
+        for row in fx.new_sales:  # a sale voided in the batch that recorded it
+            if row["ref"] == target.ref:
+                row["voided_by"] = sale.ref
+        spend_key = (sale.wallet_id, target.business_day)
+        spend_delta = -sale.total
+    if sale.created_at - ctx.now > ctx.clock_skew:
+        flags.append("clock_skew")
+    wallet.balance += delta
+    if sale.kind == "sale" and wallet.balance < -ctx.overdraft_limit:
+        flags.insert(0, "overdraft")
+    ctx.day_spend[spend_key] = ctx.day_spend.get(spend_key, 0) + spend_delta
+    fx.day_deltas[spend_key] = fx.day_deltas.get(spend_key, 0) + spend_delta
+    fx.touched_wallets.add(sale.wallet_id)
+    txn_id = new_id("txn")
+    if sale.total:
+        fx.txns.append(Txn(
+            txn_id=txn_id, school_id=ctx.school_id, kind=sale.kind, sale_ref=sale.ref,
+            occurred_at=sale.created_at, posted_at=received_at, actor=ctx.device_id,
+            entries=[(sale.wallet_id, delta), (system_account(ctx.school_id, REVENUE), -delta)],
+        ))
+    return _record(ctx, fx, sale, digest, received_at, flags=flags,
+                   balance_after=wallet.balance, txn_id=txn_id if sale.total else None, day=day)
+
+
+def _sale_flags(ctx: BatchContext, sale: Sale, wallet: WalletState, day: str) -> list[str]:
+    flags = []
+    uid = sale.credential_uid
+    if uid is not None:
+        cred = ctx.credentials.get(uid)
+        if (cred is not None and cred.status == "blocked" and cred.blocked_at is not None
+                and cred.blocked_at <= sale.created_at):
+            flags.append("credential_blocked")
+        if cred is None or cred.wallet_id != sale.wallet_id:
+            flags.append("credential_mismatch")
+    if wallet.status == "frozen":
+        flags.append("wallet_frozen")
+    limit = wallet.daily_limit
+    if limit is not None and ctx.day_spend.get((sale.wallet_id, day), 0) + sale.total > limit:
+        flags.append("daily_limit_exceeded")
+    if any(line.unit_price != price_at(ctx.prices[line.product_id], sale.created_at)
+           for line in sale.lines):
+        flags.append("price_mismatch")
+    return flags
+
+
+def _record(ctx: BatchContext, fx: BatchEffects, sale: Sale, digest: str, received_at: datetime,
+            *, reject: str | None = None, flags: list[str] | None = None,
+            balance_after: int | None = None, txn_id: str | None = None,
+            day: str | None = None) -> SaleResult:
+    status = "rejected" if reject else "applied"
+    detail = _REJECT_WORDS[reject] if reject else None
+    lines = [line.model_dump() for line in sale.lines]
+    day = day or business_day(sale.created_at, ctx.timezone)
+    flags = flags or []
+    ctx.stored[sale.ref] = StoredSale(
+        ref=sale.ref, kind=sale.kind, status=status, code=reject, detail=detail, flags=flags,
+        balance_after=balance_after, content_hash=digest, wallet_id=sale.wallet_id,
+        credential_uid=sale.credential_uid, lines=lines, total=sale.total, voided_by=None,
+        business_day=day, is_new=True,
+    )
+    fx.new_sales.append({
+        "school_id": ctx.school_id, "ref": sale.ref, "device_id": ctx.device_id,
+        "seq": sale.seq, "kind": sale.kind, "voids_ref": sale.voids,
+        "created_at": sale.created_at, "received_at": received_at,
+        "cashier_id": sale.cashier_id, "wallet_id": sale.wallet_id,
+        "credential_uid": sale.credential_uid, "lines": lines, "total": sale.total,
+        "offline": sale.offline, "status": status, "code": reject, "detail": detail,
+        "flags": flags, "balance_after": balance_after, "content_hash": digest,
+        "txn_id": txn_id, "voided_by": None, "business_day": day,
+    })
+    return SaleResult(ref=sale.ref, status=status, flags=flags, balance_after=balance_after,
+                      code=reject, detail=detail)
+
+
+def business_day(moment: datetime, tz: ZoneInfo) -> str:
+    """School-local calendar day: daily limits run midnight to midnight where the school is."""
+    return moment.astimezone(tz).date().isoformat()
+
+
+def price_at(history: list[tuple[datetime, int]], moment: datetime) -> int:
+    """Catalog price in force at ``moment`` (the earliest known price before any history)."""
+    price = history[0][1]
+    for valid_from, value in history:
+        if valid_from <= moment:
+            price = value
+        else:
+            break
+    return price

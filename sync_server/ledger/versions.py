@@ -1,0 +1,32 @@
+"""The school change counter behind snapshot cursors.
+
+A transaction that changes rows terminals mirror calls :func:`bump` as its *last* write: the
+UPDATE takes the school row's lock until commit, so versions become visible in the order they
+were handed out and a cursor can never skip a change that commits late. Keeping it last keeps
+that lock short (a sales batch holds it for one statement plus commit).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..storage.schema import schools
+
+
+async def bump(conn: AsyncConnection, school_id: str) -> int:
+    result = await conn.execute(
+        sa.update(schools)
+        .where(schools.c.school_id == school_id)
+        .values(version=schools.c.version + 1)
+        .returning(schools.c.version)
+    )
+    return int(result.scalar_one())
+
+
+async def stamp(conn: AsyncConnection, table: sa.Table, key: sa.Column[str], ids: list[str],
+                version: int) -> None:
+    """Mark rows as changed at ``version`` so the next snapshot delta carries them."""
+    if ids:
+        await conn.execute(
+            sa.update(table).where(key.in_(sorted(set(ids)))).values(version=version))

@@ -1,0 +1,37 @@
+"""Counting failed attempts per client address in a sliding window (enrollment, admin login).
+
+In memory, per server process: enough to make guessing a 59-bit enrollment code or a password
+hopeless from one address. Several processes behind a balancer each keep their own count,
+which multiplies the allowance by the process count; see docs/server.md.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+
+
+class FailureLimiter:
+    def __init__(self, limit: int, window_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit, self.window_s, self._clock = limit, window_s, clock
+        self._failures: dict[str, deque[float]] = defaultdict(deque)
+
+    def retry_after(self, key: str) -> int | None:
+        """Seconds to wait when ``key`` has used up its failures, else None."""
+        now = self._clock()
+        failures = self._failures.get(key)
+        if not failures:
+            return None
+        while failures and failures[0] <= now - self.window_s:
+            failures.popleft()
+        if len(failures) < self.limit:
+            if not failures:
+                del self._failures[key]
+            return None
+        return max(1, math.ceil(failures[0] + self.window_s - now))
+
+    def fail(self, key: str) -> None:
+        self._failures[key].append(self._clock())

@@ -1,0 +1,245 @@
+"""Creating and changing a school's records while keeping the snapshot contract.
+
+Every change to a row terminals mirror (wallets, bracelets, products, cashiers, settings) ends
+with the school's version bump and a stamp on the changed rows, in the caller's transaction;
+that is what makes the change reach every terminal through the next snapshot delta. The admin
+console, the roster import and ``seed-demo`` all go through here.
+"""
+
+from __future__ import annotations
+
+import secrets as pysecrets
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.clock import utcnow
+from shared.ids import new_id, normalize_uid
+
+from .ledger import versions
+from .ledger.accounts import SYSTEM_KINDS, system_account
+from .secrets import code_hash, hash_password, new_enrollment_code
+from .storage.schema import (
+    accounts,
+    admin_users,
+    cashiers,
+    credentials,
+    devices,
+    enrollment_codes,
+    product_prices,
+    products,
+    schools,
+    wallets,
+)
+
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "offline_max_sale": 5000, "offline_max_unsynced_total": 200_000,
+    "offline_max_hours": 72, "overdraft_limit": 0,
+}
+
+
+class RecordError(ValueError):
+    """A change that would break a rule (e.g. an active bracelet on two wallets)."""
+
+
+async def create_school(conn: AsyncConnection, name: str, currency: str = "SAR",
+                        timezone: str = "Asia/Riyadh", **settings: int) -> str:
+    school_id = new_id("sch")
+    now = utcnow()
+    await conn.execute(sa.insert(schools).values(
+        school_id=school_id, name=name, currency=currency, timezone=timezone,
+        **{**DEFAULT_SETTINGS, **settings}, version=1, settings_version=1,
+        snapshot_epoch=pysecrets.token_hex(8), created_at=now))
+    await conn.execute(sa.insert(accounts), [
+        {"account_id": system_account(school_id, kind), "school_id": school_id, "kind": kind,
+         "created_at": now} for kind in SYSTEM_KINDS])
+    return school_id
+
+
+async def update_settings(conn: AsyncConnection, school_id: str, **settings: int) -> None:
+    unknown = set(settings) - set(DEFAULT_SETTINGS)
+    if unknown:
+        raise RecordError(f"unknown settings: {', '.join(sorted(unknown))}")
+    version = await versions.bump(conn, school_id)
+    await conn.execute(sa.update(schools).where(schools.c.school_id == school_id)
+                       .values(**settings, settings_version=version))
+
+
+async def create_wallet(conn: AsyncConnection, school_id: str, display_name: str, *,
+                        daily_limit: int | None = None, status: str = "active",
+                        student_number: str | None = None, grade: str | None = None) -> str:
+    wallet_id = new_id("wal")
+    now = utcnow()
+    await conn.execute(sa.insert(accounts).values(
+        account_id=wallet_id, school_id=school_id, kind="wallet", created_at=now))
+    version = await versions.bump(conn, school_id)
+    await conn.execute(sa.insert(wallets).values(
+        wallet_id=wallet_id, school_id=school_id, display_name=display_name,
+        student_number=student_number, grade=grade, balance=0, daily_limit=daily_limit,
+        status=status, version=version, created_at=now, updated_at=now))
+    return wallet_id
+
+
+async def update_wallet(conn: AsyncConnection, school_id: str, wallet_id: str,
+                        **changes: Any) -> None:
+    allowed = {"display_name", "daily_limit", "status", "student_number", "grade"}
+    if set(changes) - allowed:
+        raise RecordError(f"cannot change {', '.join(sorted(set(changes) - allowed))}")
+    if changes.get("status") not in (None, "active", "frozen", "closed"):
+        raise RecordError("status must be active, frozen or closed")
+    version = await versions.bump(conn, school_id)
+    result = await conn.execute(
+        sa.update(wallets)
+        .where(wallets.c.school_id == school_id, wallets.c.wallet_id == wallet_id)
+        .values(**changes, version=version, updated_at=utcnow()))
+    if result.rowcount != 1:
+        raise RecordError("no such wallet in this school")
+
+
+async def assign_credential(conn: AsyncConnection, school_id: str, wallet_id: str,
+                            uid: str) -> str:
+    """Give a bracelet to a wallet. An active bracelet belongs to at most one wallet."""
+    uid = normalize_uid(uid)
+    found = (await conn.execute(
+        sa.select(wallets.c.wallet_id).where(wallets.c.school_id == school_id,
+                                             wallets.c.wallet_id == wallet_id))).first()
+    if found is None:
+        raise RecordError("no such wallet in this school")
+    current = (await conn.execute(
+        sa.select(credentials.c.wallet_id, credentials.c.status)
+        .where(credentials.c.school_id == school_id, credentials.c.uid == uid))).first()
+    if current is not None and current.status == "active" and current.wallet_id != wallet_id:
+        raise RecordError("this bracelet is active on another wallet; block it first")
+    version = await versions.bump(conn, school_id)
+    values = {"wallet_id": wallet_id, "status": "active", "assigned_at": utcnow(),
+              "blocked_at": None, "version": version}
+    if current is None:
+        await conn.execute(sa.insert(credentials).values(school_id=school_id, uid=uid, **values))
+    else:
+        await conn.execute(sa.update(credentials).where(
+            credentials.c.school_id == school_id, credentials.c.uid == uid).values(**values))
+    return uid
+
+
+async def block_credential(conn: AsyncConnection, school_id: str, uid: str,
+                           at: datetime | None = None) -> None:
+    version = await versions.bump(conn, school_id)
+    result = await conn.execute(
+        sa.update(credentials)
+        .where(credentials.c.school_id == school_id, credentials.c.uid == normalize_uid(uid))
+        .values(status="blocked", blocked_at=at or utcnow(), version=version))
+    if result.rowcount != 1:
+        raise RecordError("no such bracelet in this school")
+
+
+async def create_product(conn: AsyncConnection, school_id: str, name: str, price: int,
+                         category: str, *, active: bool = True,
+                         valid_from: datetime | None = None) -> str:
+    if price < 0:
+        raise RecordError("price cannot be negative")
+    product_id = new_id("prd")
+    now = utcnow()
+    version = await versions.bump(conn, school_id)
+    await conn.execute(sa.insert(products).values(
+        product_id=product_id, school_id=school_id, name=name, price=price, category=category,
+        active=active, version=version, created_at=now))
+    await conn.execute(sa.insert(product_prices).values(
+        product_id=product_id, school_id=school_id, price=price,
+        valid_from=valid_from or datetime(2000, 1, 1, tzinfo=now.tzinfo)))
+    return product_id
+
+
+async def update_product(conn: AsyncConnection, school_id: str, product_id: str,
+                         **changes: Any) -> None:
+    allowed = {"name", "price", "category", "active"}
+    if set(changes) - allowed:
+        raise RecordError(f"cannot change {', '.join(sorted(set(changes) - allowed))}")
+    if "price" in changes and int(changes["price"]) < 0:
+        raise RecordError("price cannot be negative")
+    version = await versions.bump(conn, school_id)
+    result = await conn.execute(
+        sa.update(products)
+        .where(products.c.school_id == school_id, products.c.product_id == product_id)
+        .values(**changes, version=version))
+    if result.rowcount != 1:
+        raise RecordError("no such product in this school")
+    if "price" in changes:
+        await conn.execute(sa.insert(product_prices).values(
+            product_id=product_id, school_id=school_id, price=changes["price"],
+            valid_from=utcnow()))
+
+
+async def create_cashier(conn: AsyncConnection, school_id: str, name: str, pin: str) -> str:
+    _check_pin(pin)
+    cashier_id = new_id("csh")
+    version = await versions.bump(conn, school_id)
+    await conn.execute(sa.insert(cashiers).values(
+        cashier_id=cashier_id, school_id=school_id, name=name, pin_hash=hash_password(pin),
+        active=True, version=version, created_at=utcnow()))
+    return cashier_id
+
+
+async def update_cashier(conn: AsyncConnection, school_id: str, cashier_id: str, *,
+                         name: str | None = None, pin: str | None = None,
+                         active: bool | None = None) -> None:
+    changes: dict[str, Any] = {}
+    if name is not None:
+        changes["name"] = name
+    if pin is not None:
+        _check_pin(pin)
+        changes["pin_hash"] = hash_password(pin)
+    if active is not None:
+        changes["active"] = active
+    version = await versions.bump(conn, school_id)
+    result = await conn.execute(
+        sa.update(cashiers)
+        .where(cashiers.c.school_id == school_id, cashiers.c.cashier_id == cashier_id)
+        .values(**changes, version=version))
+    if result.rowcount != 1:
+        raise RecordError("no such cashier in this school")
+
+
+def _check_pin(pin: str) -> None:
+    if not (pin.isdigit() and 4 <= len(pin) <= 8):
+        raise RecordError("a PIN is 4 to 8 digits")
+
+
+async def create_enrollment_code(conn: AsyncConnection, school_id: str, ttl: timedelta,
+                                 created_by: str | None = None) -> str:
+    exists = (await conn.execute(sa.select(schools.c.school_id)
+                                 .where(schools.c.school_id == school_id))).first()
+    if exists is None:
+        raise RecordError(f"no school {school_id!r}")
+    code = new_enrollment_code()
+    now = utcnow()
+    await conn.execute(sa.insert(enrollment_codes).values(
+        code_hash=code_hash(code), school_id=school_id, created_at=now, expires_at=now + ttl,
+        created_by=created_by))
+    return code
+
+
+async def revoke_device(conn: AsyncConnection, device_id: str,
+                        school_id: str | None = None) -> None:
+    where = [devices.c.device_id == device_id]
+    if school_id is not None:
+        where.append(devices.c.school_id == school_id)
+    result = await conn.execute(sa.update(devices).where(*where)
+                                .values(status="revoked", revoked_at=utcnow()))
+    if result.rowcount != 1:
+        raise RecordError(f"no device {device_id!r}")
+
+
+async def create_admin(conn: AsyncConnection, email: str, password: str, role: str,
+                       school_id: str | None, name: str = "") -> str:
+    if role not in ("platform_admin", "school_admin", "school_viewer"):
+        raise RecordError("unknown role")
+    if (role == "platform_admin") != (school_id is None):
+        raise RecordError("platform admins have no school; school roles need one")
+    user_id = new_id("usr")
+    await conn.execute(sa.insert(admin_users).values(
+        user_id=user_id, email=email.strip().lower(), name=name or email,
+        password_hash=hash_password(password), role=role, school_id=school_id, active=True,
+        created_at=utcnow()))
+    return user_id

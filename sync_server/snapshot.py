@@ -1,0 +1,133 @@
+"""What a terminal needs to sell offline: full snapshots and deltas, paged by cursor.
+
+A cursor names a point in the school's change counter (see :mod:`ledger.versions`). A delta is
+every mirrored row with ``version`` above the cursor, sent with its current status, so
+deactivations and blocks arrive like any other change. Pages of a large snapshot are all read
+below one high-water mark fixed by the first page; a row that changes meanwhile gets a version
+above it and comes with the next delta, never lost between pages.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.clock import utcnow
+from shared.protocol import SNAPSHOT_PAGE_ROWS
+
+from .storage.schema import cashiers, credentials, products, schools, wallets
+
+_KINDS: dict[str, tuple[sa.Table, sa.Column[Any]]] = {
+    "wallets": (wallets, wallets.c.wallet_id),
+    "credentials": (credentials, credentials.c.uid),
+    "products": (products, products.c.product_id),
+    "cashiers": (cashiers, cashiers.c.cashier_id),
+}
+
+
+@dataclass
+class Cursor:
+    epoch: str
+    since: int                      # -1: a full snapshot
+    high: int | None = None         # set while paging
+    after: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+    def encode(self) -> str:
+        data = {"e": self.epoch, "s": self.since, "h": self.high,
+                "a": {k: list(v) for k, v in self.after.items()}}
+        raw = json.dumps(data, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor | None:
+        """None for anything that is not a cursor we issued: the caller sends everything."""
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            data = json.loads(raw)
+            after = {str(k): (int(v[0]), str(v[1])) for k, v in data.get("a", {}).items()
+                     if k in _KINDS}
+            high = data.get("h")
+            return cls(str(data["e"]), int(data["s"]), int(high) if high is not None else None,
+                       after)
+        except (ValueError, KeyError, TypeError, IndexError):
+            return None
+
+
+async def build(engine: AsyncEngine, school_id: str, cursor_text: str | None,
+                page_rows: int = SNAPSHOT_PAGE_ROWS) -> dict[str, Any]:
+    now = utcnow()
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(readonly=True)
+        async with conn.begin():
+            school = (await conn.execute(
+                sa.select(schools).where(schools.c.school_id == school_id))).one()
+            cursor = Cursor.decode(cursor_text) if cursor_text else None
+            if (cursor is None or cursor.epoch != school.snapshot_epoch
+                    or cursor.since > school.version
+                    or (cursor.high is not None and cursor.high > school.version)):
+                cursor = Cursor(school.snapshot_epoch, -1)  # unknown or too old: full
+            high = cursor.high if cursor.high is not None else int(school.version)
+            body: dict[str, Any] = {}
+            more = False
+            next_after: dict[str, tuple[int, str]] = {}
+            for kind, (table, key) in _KINDS.items():
+                query = (sa.select(table).where(table.c.school_id == school_id,
+                                                table.c.version > cursor.since,
+                                                table.c.version <= high)
+                         .order_by(table.c.version, key).limit(page_rows))
+                if kind in cursor.after:
+                    query = query.where(sa.tuple_(table.c.version, key) > cursor.after[kind])
+                rows = (await conn.execute(query)).all()
+                body[kind] = [_ROW[kind](r, now) for r in rows]
+                if len(rows) == page_rows:
+                    more = True
+                if rows:
+                    last = rows[-1]
+                    next_after[kind] = (int(last.version), str(getattr(last, key.name)))
+                elif kind in cursor.after:
+                    next_after[kind] = cursor.after[kind]
+    if more:
+        nxt = Cursor(cursor.epoch, cursor.since, high, next_after)
+    else:
+        nxt = Cursor(cursor.epoch, high)
+    return {
+        "cursor": nxt.encode(), "full": cursor.since < 0, "more": more,
+        "server_time": now.isoformat(timespec="milliseconds"),
+        "settings": {
+            "currency": school.currency, "offline_max_sale": school.offline_max_sale,
+            "offline_max_unsynced_total": school.offline_max_unsynced_total,
+            "offline_max_hours": school.offline_max_hours,
+            "overdraft_limit": school.overdraft_limit, "timezone": school.timezone,
+        },
+        **body,
+    }
+
+
+def _wallet(r: Any, now: datetime) -> dict[str, Any]:
+    return {"wallet_id": r.wallet_id, "display_name": r.display_name, "balance": r.balance,
+            "daily_limit": r.daily_limit, "status": r.status,
+            "balance_as_of": now.isoformat(timespec="milliseconds")}
+
+
+def _credential(r: Any, _now: datetime) -> dict[str, Any]:
+    return {"uid": r.uid, "wallet_id": r.wallet_id, "status": r.status}
+
+
+def _product(r: Any, _now: datetime) -> dict[str, Any]:
+    return {"product_id": r.product_id, "name": r.name, "price": r.price,
+            "category": r.category, "active": r.active}
+
+
+def _cashier(r: Any, _now: datetime) -> dict[str, Any]:
+    return {"cashier_id": r.cashier_id, "name": r.name, "pin_hash": r.pin_hash,
+            "active": r.active}
+
+
+_ROW = {"wallets": _wallet, "credentials": _credential, "products": _product,
+        "cashiers": _cashier}

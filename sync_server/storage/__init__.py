@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy Core tables, the async engine for SQLite or PostgreSQL, Alembic migrations."""

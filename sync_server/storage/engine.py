@@ -1,0 +1,69 @@
+"""The async engine for either database, configured so both behave the same where it matters.
+
+SQLite: WAL with ``synchronous=FULL`` (a sale acknowledged to a terminal survives power loss),
+foreign keys on, and write transactions that take the write lock at BEGIN (``BEGIN IMMEDIATE``)
+so two writers never deadlock upgrading a read lock. PostgreSQL: asyncpg; row locks come from
+``SELECT … FOR UPDATE`` in the ledger, which SQLAlchemy drops for SQLite, where the
+IMMEDIATE transaction already excludes other writers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+SUPPORTED = ("sqlite", "postgresql")
+
+
+class DatabaseURLError(ValueError):
+    pass
+
+
+def async_url(url: str) -> sa.URL:
+    """``sqlite:///x.db`` / ``postgresql://u@h/db`` (the CLI's forms) -> async driver URLs."""
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        raise DatabaseURLError(f"not a database URL: {url!r}") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            raise DatabaseURLError("sqlite needs a file path: sqlite:///path/to/pos-server.db")
+        return parsed.set(drivername="sqlite+aiosqlite")
+    if backend in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+asyncpg")
+    raise DatabaseURLError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+
+
+def dialect_of(url: str) -> str:
+    return "sqlite" if async_url(url).get_backend_name() == "sqlite" else "postgresql"
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    target = async_url(url)
+    if target.get_backend_name() == "sqlite":
+        engine = create_async_engine(target, pool_size=4, max_overflow=4, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    return create_async_engine(target, pool_size=10, max_overflow=10, pool_pre_ping=True,
+                               **kwargs)
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let us emit BEGIN ourselves (SQLAlchemy's documented aiosqlite recipe).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON",
+                       "busy_timeout=30000"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        mode = "DEFERRED" if conn.get_execution_options().get("readonly") else "IMMEDIATE"
+        conn.exec_driver_sql(f"BEGIN {mode}")

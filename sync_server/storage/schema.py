@@ -1,0 +1,281 @@
+"""Every table of the server, as SQLAlchemy Core metadata.
+
+Each row carries ``school_id`` (tenant isolation, and so tables can later be distributed by it).
+Rows that terminals mirror carry ``version``: the school's change counter at their last change,
+which is what snapshot cursors compare (see :mod:`sync_server.snapshot`).
+The Alembic migrations are the source of truth for the database; ``tests/server/test_schema``
+checks that these definitions and the migrated database agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+Money = sa.BigInteger
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Aware datetimes in and out on both databases.
+
+    PostgreSQL keeps ``timestamptz``; SQLite has no time zones, and SQLAlchemy would silently
+    drop the offset. Storing naive UTC there and re-attaching UTC on read keeps one behaviour.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a timestamp column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Timestamp = UtcDateTime
+
+schools = sa.Table(
+    "schools", metadata,
+    sa.Column("school_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("offline_max_sale", Money, nullable=False),
+    sa.Column("offline_max_unsynced_total", Money, nullable=False),
+    sa.Column("offline_max_hours", sa.Integer, nullable=False),
+    sa.Column("overdraft_limit", Money, nullable=False),
+    # The school's change counter: bumped once per committing transaction that changes rows
+    # terminals mirror, while holding this row's lock, so versions commit in order.
+    sa.Column("version", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("settings_version", sa.BigInteger, nullable=False, server_default="0"),
+    # A cursor from another epoch (database restored, school re-created) means "send everything".
+    sa.Column("snapshot_epoch", sa.String(32), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+# Every ledger account; a wallet's account_id is its wallet_id.
+accounts = sa.Table(
+    "accounts", metadata,
+    sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("school_id", sa.String(64), sa.ForeignKey("schools.school_id"), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),  # wallet|revenue|topup_clearing|adjustments
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index("ix_accounts_school_kind", "school_id", "kind"),
+)
+
+wallets = sa.Table(
+    "wallets", metadata,
+    sa.Column("wallet_id", sa.String(64), sa.ForeignKey("accounts.account_id"), primary_key=True),
+    sa.Column("school_id", sa.String(64), sa.ForeignKey("schools.school_id"), nullable=False),
+    sa.Column("display_name", sa.String(200), nullable=False),
+    sa.Column("student_number", sa.String(64), nullable=True),  # the school's own key (roster)
+    sa.Column("grade", sa.String(40), nullable=True),
+    # Cached sum of the wallet account's postings; changed only by `balance = balance + :d`
+    # in the same transaction as the postings.
+    sa.Column("balance", Money, nullable=False, server_default="0"),
+    sa.Column("daily_limit", Money, nullable=True),
+    sa.Column("status", sa.String(10), nullable=False),  # active|frozen|closed
+    sa.Column("version", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Index("ix_wallets_school_version", "school_id", "version", "wallet_id"),
+    sa.Index("ux_wallets_school_student", "school_id", "student_number", unique=True),
+)
+
+credentials = sa.Table(
+    "credentials", metadata,
+    sa.Column("school_id", sa.String(64), sa.ForeignKey("schools.school_id"), primary_key=True),
+    sa.Column("uid", sa.String(20), primary_key=True),
+    sa.Column("wallet_id", sa.String(64), sa.ForeignKey("wallets.wallet_id"), nullable=False),
+    sa.Column("status", sa.String(10), nullable=False),  # active|blocked
+    sa.Column("assigned_at", Timestamp, nullable=False),
+    sa.Column("blocked_at", Timestamp, nullable=True),
+    sa.Column("version", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Index("ix_credentials_school_version", "school_id", "version", "uid"),
+    sa.Index("ix_credentials_wallet", "wallet_id"),
+)
+
+products = sa.Table(
+    "products", metadata,
+    sa.Column("product_id", sa.String(64), primary_key=True),
+    sa.Column("school_id", sa.String(64), sa.ForeignKey("schools.school_id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("price", Money, nullable=False),
+    sa.Column("category", sa.String(100), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("version", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index("ix_products_school_version", "school_id", "version", "product_id"),
+)
+
+# Price history, so `price_mismatch` compares with the catalog price at the sale's time.
+product_prices = sa.Table(
+    "product_prices", metadata,
+    sa.Column("product_id", sa.String(64), sa.ForeignKey("products.product_id"), primary_key=True),
+    sa.Column("valid_from", Timestamp, primary_key=True),
+    sa.Column("school_id", sa.String(64), nullable=False),
+    sa.Column("price", Money, nullable=False),
+)
+
+cashiers = sa.Table(
+    "cashiers", metadata,
+    sa.Column("cashier_id", sa.String(64), primary_key=True),
+    sa.Column("school_id", sa.String(64), sa.ForeignKey("schools.school_id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("pin_hash", sa.String(200), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("version", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index("ix_cashiers_school_version", "school_id", "version", "cashier_id"),
+)
+
+devices = sa.Table(
+    "devices", metadata,
+    sa.Column("device_id", sa.String(64), primary_key=True),
+    sa.Column("school_id", sa.String(64), sa.ForeignKey("schools.school_id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("status", sa.String(10), nullable=False),  # active|revoked
+    sa.Column("enrolled_at", Timestamp, nullable=False),
+    sa.Column("revoked_at", Timestamp, nullable=True),
+    sa.Column("last_seen_at", Timestamp, nullable=True),
+    sa.Column("last_push_at", Timestamp, nullable=True),
+    sa.Column("app_version", sa.String(100), nullable=True),
+    # Highest n with every seq <= n processed, and the highest seq ever received.
+    sa.Column("acked_seq", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("max_seq", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Index("ix_devices_school", "school_id"),
+)
+
+enrollment_codes = sa.Table(
+    "enrollment_codes", metadata,
+    sa.Column("code_hash", sa.String(64), primary_key=True),
+    sa.Column("school_id", sa.String(64), sa.ForeignKey("schools.school_id"), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
+    sa.Column("created_by", sa.String(64), nullable=True),
+    sa.Column("used_at", Timestamp, nullable=True),
+    sa.Column("device_id", sa.String(64), nullable=True),
+)
+
+# Which seqs of a device have a stored outcome; the source of acked_seq and missing_seqs.
+device_seqs = sa.Table(
+    "device_seqs", metadata,
+    sa.Column("device_id", sa.String(64), sa.ForeignKey("devices.device_id"), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True),
+    sa.Column("school_id", sa.String(64), nullable=False),
+    sa.Column("ref", sa.String(64), nullable=False),
+)
+
+ledger_txns = sa.Table(
+    "ledger_txns", metadata,
+    sa.Column("txn_id", sa.String(64), primary_key=True),
+    sa.Column("school_id", sa.String(64), sa.ForeignKey("schools.school_id"), nullable=False),
+    # sale|void|topup|refund|adjustment|reversal
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("sale_ref", sa.String(64), nullable=True),
+    sa.Column("occurred_at", Timestamp, nullable=False),  # business time (terminal's created_at)
+    sa.Column("posted_at", Timestamp, nullable=False),
+    sa.Column("memo", sa.String(500), nullable=True),
+    sa.Column("actor", sa.String(64), nullable=True),  # admin user or device
+    sa.Index("ix_ledger_txns_school_posted", "school_id", "posted_at"),
+)
+
+# Immutable signed entries; each transaction's entries sum to zero.
+postings = sa.Table(
+    "postings", metadata,
+    sa.Column("posting_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+              primary_key=True, autoincrement=True),
+    sa.Column("school_id", sa.String(64), nullable=False),
+    sa.Column("txn_id", sa.String(64), sa.ForeignKey("ledger_txns.txn_id"), nullable=False),
+    sa.Column("account_id", sa.String(64), sa.ForeignKey("accounts.account_id"), nullable=False),
+    sa.Column("amount", Money, nullable=False),
+    sa.Index("ix_postings_account", "account_id"),
+    sa.Index("ix_postings_txn", "txn_id"),
+    sa.Index("ix_postings_school", "school_id"),
+)
+
+# Every sale or void received from a device, first outcome per ref (applied or rejected).
+sales = sa.Table(
+    "sales", metadata,
+    sa.Column("school_id", sa.String(64), sa.ForeignKey("schools.school_id"), primary_key=True),
+    sa.Column("ref", sa.String(64), primary_key=True),
+    sa.Column("device_id", sa.String(64), sa.ForeignKey("devices.device_id"), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("kind", sa.String(10), nullable=False),
+    sa.Column("voids_ref", sa.String(64), nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("received_at", Timestamp, nullable=False),
+    sa.Column("cashier_id", sa.String(64), nullable=False),
+    sa.Column("wallet_id", sa.String(64), nullable=False),
+    sa.Column("credential_uid", sa.String(20), nullable=True),
+    sa.Column("lines", sa.JSON, nullable=False),
+    sa.Column("total", Money, nullable=False),
+    sa.Column("offline", sa.Boolean, nullable=False),
+    sa.Column("status", sa.String(10), nullable=False),  # applied|rejected
+    sa.Column("code", sa.String(40), nullable=True),
+    sa.Column("detail", sa.String(500), nullable=True),
+    sa.Column("flags", sa.JSON, nullable=False),
+    sa.Column("balance_after", Money, nullable=True),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("txn_id", sa.String(64), nullable=True),
+    sa.Column("voided_by", sa.String(64), nullable=True),  # ref of the void that reversed it
+    sa.Column("business_day", sa.String(10), nullable=False),  # school-local YYYY-MM-DD
+    sa.Column("reviewed_at", Timestamp, nullable=True),
+    sa.Column("reviewed_by", sa.String(64), nullable=True),
+    sa.Column("review_note", sa.String(1000), nullable=True),
+    sa.Index("ix_sales_school_received", "school_id", "received_at"),
+    sa.Index("ix_sales_school_wallet", "school_id", "wallet_id"),
+    sa.Index("ix_sales_device_seq", "device_id", "seq"),
+)
+
+# A ref re-sent with different content: never applied, kept for review.
+sale_conflicts = sa.Table(
+    "sale_conflicts", metadata,
+    sa.Column("conflict_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+              primary_key=True, autoincrement=True),
+    sa.Column("school_id", sa.String(64), nullable=False),
+    sa.Column("ref", sa.String(64), nullable=False),
+    sa.Column("device_id", sa.String(64), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("received_at", Timestamp, nullable=False),
+    sa.Column("reviewed_at", Timestamp, nullable=True),
+    sa.Column("reviewed_by", sa.String(64), nullable=True),
+    sa.Column("review_note", sa.String(1000), nullable=True),
+    sa.Index("ux_sale_conflicts_ref_hash", "school_id", "ref", "content_hash", unique=True),
+)
+
+# Running spend per wallet and school-local day, for `daily_limit_exceeded`.
+wallet_day_spend = sa.Table(
+    "wallet_day_spend", metadata,
+    sa.Column("wallet_id", sa.String(64), primary_key=True),
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("school_id", sa.String(64), nullable=False),
+    sa.Column("amount", Money, nullable=False),
+)
+
+admin_users = sa.Table(
+    "admin_users", metadata,
+    sa.Column("user_id", sa.String(64), primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("password_hash", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),  # platform_admin|school_admin|school_viewer
+    sa.Column("school_id", sa.String(64), sa.ForeignKey("schools.school_id"), nullable=True),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)

@@ -1,0 +1,263 @@
+"""Fixtures shared by every test: real databases and the real server.
+
+Server tests run once on SQLite and once on PostgreSQL (``db_url`` is parametrized). Each test
+gets its own database cloned from a template that was migrated and seeded with the demo data
+once per session (a file copy for SQLite, ``CREATE DATABASE … TEMPLATE`` for PostgreSQL), so
+tests are isolated and the suite stays fast.
+
+PostgreSQL: ``POS_TEST_PG_URL`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``).
+Where no server answers, PostgreSQL cases skip and say how to enable them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sync_server.config import ServerConfig
+
+PG_ADMIN_URL = os.environ.get("POS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+WEBHOOK_SECRET = "test-webhook-secret-not-for-production"
+
+
+def _pg_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def _pg_exec(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(_pg_dsn(PG_ADMIN_URL), timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def _pg_database_url(name: str) -> str:
+    base, _, _ = _pg_dsn(PG_ADMIN_URL).rpartition("/")
+    return f"{base}/{name}"
+
+
+async def _prepare(db_url: str) -> dict[str, Any]:
+    from sync_server.demo import seed
+    from sync_server.storage.engine import create_engine
+    from sync_server.storage.migrate import upgrade
+
+    await upgrade(db_url)
+    engine = create_engine(db_url)
+    try:
+        return await seed(engine)
+    finally:
+        await engine.dispose()
+
+
+class DatabaseFactory:
+    """Hands out fresh, migrated, demo-seeded databases of one kind."""
+
+    def __init__(self, kind: str, workdir: Path) -> None:
+        self.kind, self.workdir = kind, workdir
+        self.demo: dict[str, Any] = {}
+        self._template: str = ""
+        self._made: list[str] = []
+
+    def setup(self) -> None:
+        if self.kind == "sqlite":
+            path = self.workdir / "template.db"
+            self.demo = asyncio.run(_prepare(f"sqlite:///{path}"))
+            self._template = str(path)
+        else:
+            name = f"pos_tpl_{uuid.uuid4().hex[:12]}"
+            asyncio.run(_pg_exec(f'CREATE DATABASE "{name}"'))
+            self._made.append(name)
+            self.demo = asyncio.run(_prepare(_pg_database_url(name)))
+            self._template = name
+
+    def new(self) -> str:
+        if self.kind == "sqlite":
+            path = self.workdir / f"db-{uuid.uuid4().hex[:8]}.db"
+            shutil.copyfile(self._template, path)
+            return f"sqlite:///{path}"
+        name = f"pos_t_{uuid.uuid4().hex[:12]}"
+        asyncio.run(_pg_exec(f'CREATE DATABASE "{name}" TEMPLATE "{self._template}"'))
+        self._made.append(name)
+        return _pg_database_url(name)
+
+    def new_empty(self) -> str:
+        """A database with no schema at all (for migration tests)."""
+        if self.kind == "sqlite":
+            return f"sqlite:///{self.workdir / f'empty-{uuid.uuid4().hex[:8]}.db'}"
+        name = f"pos_e_{uuid.uuid4().hex[:12]}"
+        asyncio.run(_pg_exec(f'CREATE DATABASE "{name}"'))
+        self._made.append(name)
+        return _pg_database_url(name)
+
+    def teardown(self) -> None:
+        for name in reversed(self._made):
+            try:
+                asyncio.run(_pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            except Exception:  # noqa: S110 - best effort cleanup of a scratch database
+                pass
+
+
+def _pg_reachable() -> str | None:
+    try:
+        asyncio.run(_pg_exec("SELECT 1"))
+        return None
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+@pytest.fixture(scope="session")
+def sqlite_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFactory]:
+    factory = DatabaseFactory("sqlite", tmp_path_factory.mktemp("sqlite"))
+    factory.setup()
+    yield factory
+
+
+@pytest.fixture(scope="session")
+def pg_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFactory]:
+    problem = _pg_reachable()
+    if problem:
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL} ({problem}); start it or set "
+                    "POS_TEST_PG_URL=postgresql://user@host:port/db to run these cases")
+    factory = DatabaseFactory("postgresql", tmp_path_factory.mktemp("pg"))
+    factory.setup()
+    yield factory
+    factory.teardown()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_factory(request: pytest.FixtureRequest) -> DatabaseFactory:
+    name = "sqlite_factory" if request.param == "sqlite" else "pg_factory"
+    return request.getfixturevalue(name)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def db_url(db_factory: DatabaseFactory) -> str:
+    return db_factory.new()
+
+
+@pytest.fixture
+def demo(db_factory: DatabaseFactory) -> dict[str, Any]:
+    """The seed-demo output matching ``db_url`` (deep-copied: tests may change it)."""
+    return json.loads(json.dumps(db_factory.demo))
+
+
+@pytest.fixture
+def server_config(db_url: str) -> ServerConfig:
+    return ServerConfig(db_url=db_url, webhook_secret=WEBHOOK_SECRET,
+                        session_secret="x" * 32)
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, server_config: ServerConfig) -> Any:
+    """The real app in-process over real HTTP (aiohttp's test server), on ``db_url``."""
+    from sync_server.app import create_app
+
+    return await aiohttp_client(create_app(server_config))
+
+
+# ------------------------------------------------------------------ a live server in a thread
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    """The real app served on a real port from a background thread (for terminal tests).
+
+    ``stop()`` closes the port (an outage) and keeps the database; ``start()`` serves again on
+    the same port.
+    """
+
+    def __init__(self, db_url: str, demo: dict[str, Any], port: int | None = None) -> None:
+        self.db_url, self.demo = db_url, demo
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: Any = None
+
+    @property
+    def config(self) -> ServerConfig:
+        return ServerConfig(db_url=self.db_url, webhook_secret=WEBHOOK_SECRET,
+                            session_secret="x" * 32)
+
+    def start(self) -> None:
+        from aiohttp import web
+
+        from sync_server.app import create_app
+
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        async def serve() -> None:
+            self._runner = web.AppRunner(create_app(self.config), access_log=None)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+            await site.start()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(serve())
+            except BaseException as exc:
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self._runner.cleanup())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="live-server", daemon=True)
+        self._thread.start()
+        ready.wait(30)
+        if failure:
+            raise failure[0]
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(30)
+        self._loop = self._thread = None
+
+    def enrollment_code(self, school: int = 0) -> str:
+        """A fresh code for demo school ``school`` (the seeded one is single-use)."""
+        from sync_server.records import create_enrollment_code
+        from sync_server.storage.engine import create_engine
+
+        async def make() -> str:
+            engine = create_engine(self.db_url)
+            try:
+                async with engine.begin() as conn:
+                    return await create_enrollment_code(
+                        conn, self.demo["schools"][school]["school_id"],
+                        self.config.enrollment_ttl)
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(make())
+
+
+@pytest.fixture
+def live_server(sqlite_factory: DatabaseFactory) -> Iterator[LiveServer]:
+    server = LiveServer(sqlite_factory.new(), json.loads(json.dumps(sqlite_factory.demo)))
+    server.start()
+    yield server
+    server.stop()

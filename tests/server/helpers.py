@@ -1,0 +1,61 @@
+"""Small builders for server tests: enroll a device, make wire sales from demo data."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.ids import new_ref
+
+
+async def enroll(client: Any, code: str, name: str = "Counter 1") -> dict[str, Any]:
+    resp = await client.post("/api/v1/devices/enroll",
+                             json={"enrollment_code": code, "name": name})
+    assert resp.status == 201, await resp.text()
+    return dict(await resp.json())
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def sale(school: dict[str, Any], seq: int, *, wallet: int = 1, items: tuple[int, ...] = (0,),
+         qty: int = 1, ref: str | None = None, created_at: datetime | None = None,
+         cashier: int = 0, uid: str | None | bool = True, **override: Any) -> dict[str, Any]:
+    """A well-formed sale of demo products ``items`` to demo wallet ``wallet``."""
+    w = school["wallets"][wallet]
+    lines = [{"product_id": school["products"][i]["product_id"],
+              "name": school["products"][i]["name"], "quantity": qty,
+              "unit_price": school["products"][i]["price"]} for i in items]
+    body = {
+        "ref": ref or new_ref(), "seq": seq, "kind": "sale", "voids": None,
+        "created_at": (created_at or datetime.now(UTC) - timedelta(seconds=5)).isoformat(),
+        "cashier_id": school["cashiers"][cashier]["cashier_id"],
+        "wallet_id": w["wallet_id"],
+        "credential_uid": w["credential_uid"] if uid is True else (uid or None),
+        "lines": lines, "total": sum(ln["quantity"] * ln["unit_price"] for ln in lines),
+        "offline": True,
+    }
+    body.update(override)
+    return body
+
+
+def void_of(original: dict[str, Any], seq: int, **override: Any) -> dict[str, Any]:
+    body = dict(original, ref=new_ref(), seq=seq, kind="void", voids=original["ref"],
+                created_at=datetime.now(UTC).isoformat())
+    body.update(override)
+    return body
+
+
+async def push(client: Any, token: str, sales: list[dict[str, Any]],
+               expect: int = 200) -> dict[str, Any]:
+    resp = await client.post("/api/v1/sync/sales", json={"sales": sales}, headers=auth(token))
+    assert resp.status == expect, await resp.text()
+    return dict(await resp.json())
+
+
+async def snapshot(client: Any, token: str, cursor: str | None = None) -> dict[str, Any]:
+    params = {"cursor": cursor} if cursor else {}
+    resp = await client.get("/api/v1/sync/snapshot", params=params, headers=auth(token))
+    assert resp.status == 200, await resp.text()
+    return dict(await resp.json())
