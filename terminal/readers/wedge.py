@@ -154,9 +154,15 @@ class _ScanFilter(QObject):
 
 
 def _first_receiver(widget: QWidget) -> bool:
-    """Key events go to the focus widget (or the window when nothing has focus) first."""
-    focus = QApplication.focusWidget()
-    return widget is focus if focus is not None else widget.isWindow()
+    """Key events go first to the keyboard grabber, an open popup's focus, the focus widget,
+    or else the window; only there does the filter look at them."""
+    popup = QApplication.activePopupWidget()
+    first = (
+        QWidget.keyboardGrabber()
+        or (popup.focusWidget() or popup if popup is not None else None)
+        or QApplication.focusWidget()
+    )
+    return widget is first if first is not None else widget.isWindow()
 
 
 def _event_ms(event: QKeyEvent) -> float:
