@@ -279,3 +279,109 @@ admin_users = sa.Table(
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
 )
+
+# ------------------------------------------------------------------ admin console (0002)
+
+# Server-side admin sessions: the cookie holds a random token, the database only its SHA-256,
+# so a stolen database cannot be replayed as cookies and logout really ends a session.
+admin_sessions = sa.Table(
+    "admin_sessions", metadata,
+    sa.Column("session_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(64), sa.ForeignKey("admin_users.user_id"), nullable=False),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    # The school a platform admin is looking at; school roles always use their own.
+    sa.Column("school_id", sa.String(64), nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("last_seen_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
+    sa.Index("ix_admin_sessions_user", "user_id"),
+)
+
+# Every admin action (and login attempt): who, when, what, before/after. Append-only.
+audit_log = sa.Table(
+    "audit_log", metadata,
+    sa.Column("audit_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+              primary_key=True, autoincrement=True),
+    sa.Column("school_id", sa.String(64), nullable=True),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Column("actor_id", sa.String(64), nullable=True),
+    sa.Column("actor_email", sa.String(320), nullable=True),
+    sa.Column("action", sa.String(60), nullable=False),
+    sa.Column("target_type", sa.String(40), nullable=True),
+    sa.Column("target_id", sa.String(64), nullable=True),
+    sa.Column("before", sa.JSON, nullable=True),
+    sa.Column("after", sa.JSON, nullable=True),
+    sa.Column("note", sa.String(1000), nullable=True),
+    sa.Column("client", sa.String(64), nullable=True),
+    sa.Index("ix_audit_log_school_at", "school_id", "at"),
+    sa.Index("ix_audit_log_target", "target_type", "target_id"),
+)
+
+# First outcome of every payment gateway event, keyed by the gateway's event_id.
+payment_events = sa.Table(
+    "payment_events", metadata,
+    sa.Column("event_id", sa.String(200), primary_key=True),
+    sa.Column("school_id", sa.String(64), nullable=True),  # null: the wallet was unknown
+    sa.Column("event_type", sa.String(100), nullable=False),
+    sa.Column("wallet_id", sa.String(64), nullable=False),
+    sa.Column("amount", Money, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("reference", sa.String(200), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("received_at", Timestamp, nullable=False),
+    # credited|debited|recorded|rejected
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("code", sa.String(40), nullable=True),
+    sa.Column("flags", sa.JSON, nullable=False),
+    sa.Column("balance_after", Money, nullable=True),
+    sa.Column("txn_id", sa.String(64), nullable=True),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("reviewed_at", Timestamp, nullable=True),
+    sa.Column("reviewed_by", sa.String(64), nullable=True),
+    sa.Column("review_note", sa.String(1000), nullable=True),
+    sa.Index("ix_payment_events_school_received", "school_id", "received_at"),
+)
+
+# A reused event_id with a different body: never applied, kept for review.
+payment_conflicts = sa.Table(
+    "payment_conflicts", metadata,
+    sa.Column("conflict_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+              primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(200), nullable=False),
+    sa.Column("school_id", sa.String(64), nullable=True),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("received_at", Timestamp, nullable=False),
+    sa.Column("reviewed_at", Timestamp, nullable=True),
+    sa.Column("reviewed_by", sa.String(64), nullable=True),
+    sa.Column("review_note", sa.String(1000), nullable=True),
+    sa.Index("ux_payment_conflicts_event_hash", "event_id", "content_hash", unique=True),
+)
+
+# What happened to each bracelet over time (assigned, blocked, replaced).
+credential_events = sa.Table(
+    "credential_events", metadata,
+    sa.Column("event_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+              primary_key=True, autoincrement=True),
+    sa.Column("school_id", sa.String(64), nullable=False),
+    sa.Column("uid", sa.String(20), nullable=False),
+    sa.Column("wallet_id", sa.String(64), nullable=True),
+    sa.Column("action", sa.String(20), nullable=False),  # assigned|blocked|replaced_by|replaces
+    sa.Column("other_uid", sa.String(20), nullable=True),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Column("actor_id", sa.String(64), nullable=True),
+    sa.Column("note", sa.String(500), nullable=True),
+    sa.Index("ix_credential_events_school_uid", "school_id", "uid"),
+)
+
+# A reviewed gap in a device's seqs (the gap itself is derived from device_seqs).
+seq_gap_reviews = sa.Table(
+    "seq_gap_reviews", metadata,
+    sa.Column("device_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True),
+    sa.Column("school_id", sa.String(64), nullable=False),
+    sa.Column("reviewed_at", Timestamp, nullable=False),
+    sa.Column("reviewed_by", sa.String(64), nullable=False),
+    sa.Column("review_note", sa.String(1000), nullable=False),
+)
