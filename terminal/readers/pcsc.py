@@ -81,7 +81,7 @@ class PcscReader(BraceletReader):
             try:
                 self._serve(context)
             except _Lost as lost:
-                self._disconnected(str(lost))
+                self._disconnected(NO_SERVICE if not _service_running() else str(lost))
                 self._stop_event.wait(RETRY_SECONDS)
             except Exception:  # a driver quirk must not kill the reader for the whole day
                 log.exception("PC/SC reader loop failed; starting again")
@@ -171,6 +171,16 @@ class PcscReader(BraceletReader):
             return
         log.info("bracelet %s read", mask_uid(uid))
         self._emit_tap(uid)
+
+
+def _service_running() -> bool:
+    """Ask pcscd directly: when it dies under a call, pcsclite's error codes vary (RPC
+    transport error, access denied...), and the cashier should read the real cause."""
+    hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    if hresult != scard.SCARD_S_SUCCESS:
+        return False
+    scard.SCardReleaseContext(context)
+    return True
 
 
 def _lost_message(hresult: int) -> str:
