@@ -21,6 +21,7 @@ class ReaderKind:
     class_name: str
     summary: str
     options: Mapping[str, str]  # option name -> help text
+    device_option: str | None = None  # what a generic ``--device`` means for this kind
 
 
 READER_KINDS: dict[str, ReaderKind] = {
@@ -32,6 +33,7 @@ READER_KINDS: dict[str, ReaderKind] = {
             "PcscReader",
             "PC/SC reader through pcscd (ACR122U and other CCID readers)",
             {"reader": "part of the reader's name, e.g. 'ACR122'; default: the first reader"},
+            device_option="reader",
         ),
         ReaderKind(
             "nfc",
@@ -42,6 +44,7 @@ READER_KINDS: dict[str, ReaderKind] = {
                 "path": "usb, usb:054c:06c3, usb:BUS:DEVICE, tty:USB0:pn532 or udp:HOST:PORT",
                 "targets": "technologies to poll; default 106A, 106B and 212F",
             },
+            device_option="path",
         ),
         ReaderKind(
             "wedge",
@@ -74,6 +77,15 @@ def create_reader(kind: str, **options: Any) -> BraceletReader:
             f"There is no reader kind {kind!r}; choose one of {', '.join(READER_KINDS)}."
         )
     options = {key: value for key, value in options.items() if value is not None}
+    if "device" in options:  # the command line's generic --device, named per kind
+        if spec.device_option is None:
+            raise ValueError(f"The {kind} reader has no device to choose; leave out --device.")
+        if spec.device_option in options:
+            raise ValueError(
+                f"Give the {kind} reader's device once, not as both device and "
+                f"{spec.device_option}."
+            )
+        options[spec.device_option] = options.pop("device")
     unknown = sorted(set(options) - set(spec.options))
     if unknown:
         takes = ", ".join(spec.options) if spec.options else "no options"

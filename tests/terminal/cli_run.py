@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
-def pos_terminal(data_dir: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def pos_terminal(data_dir: Path, *args: str,
+                 timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "POS_TERMINAL_DIR": str(data_dir)}
     return subprocess.run([str(BIN / "pos-terminal"), *args], capture_output=True, text=True,
                           env=env, timeout=timeout, cwd=ROOT, check=False)
@@ -21,7 +22,13 @@ def pos_terminal(data_dir: Path, *args: str, timeout: float = 60) -> subprocess.
 
 def pos_terminal_json(data_dir: Path, *args: str) -> tuple[int, Any]:
     done = pos_terminal(data_dir, *args, "--json")
-    doc = json.loads(done.stdout) if done.stdout.strip() else None
+    assert done.stdout.strip() or done.returncode != 0, done.stderr
+    try:
+        doc = json.loads(done.stdout) if done.stdout.strip() else None
+    except json.JSONDecodeError:
+        raise AssertionError(f"not JSON: {done.stdout!r} / {done.stderr!r}") from None
+    if doc is None:
+        doc = {"stderr": done.stderr}
     return done.returncode, doc
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from shared.protocol import SalesPushResponse
 from terminal.core import Terminal
+from terminal.errors import SaleRefused
 from terminal.store import outbox, state
 
 from .conftest import T0, Page, bracelet, load_snapshot, offline_terminal, wallet
@@ -136,7 +137,7 @@ def test_void_rules(tmp_path: Path, clock) -> None:
                          (sale.ref, "ghost")]:
         try:
             term.void(ref, cashier)
-        except Exception as exc:  # noqa: BLE001
+        except SaleRefused as exc:
             codes.append(getattr(exc, "code", None))
     assert codes == ["void_twice", "void_target_unknown", "void_target_unknown",
                      "cashier_unknown"]
