@@ -28,6 +28,11 @@ def test_device_options_reach_the_reader() -> None:
     assert isinstance(create_reader("simulated", reader=None), SimulatedReader)  # unset = absent
 
 
+def test_generic_device_option_means_the_kinds_device() -> None:
+    reader = create_reader("nfc", device="udp:127.0.0.1:40000")
+    assert isinstance(reader, NfcReader) and reader.path == "udp:127.0.0.1:40000"
+
+
 @pytest.mark.parametrize(
     ("kind", "options", "message"),
     [
@@ -38,6 +43,8 @@ def test_device_options_reach_the_reader() -> None:
             "The pcsc reader does not take the option 'path'; it takes reader.",
         ),
         ("simulated", {"reader": "x"}, "it takes no options"),
+        ("wedge", {"device": "/dev/input/event3"}, "The wedge reader has no device to choose"),
+        ("nfc", {"device": "usb", "path": "usb"}, "not as both device and path"),
         ("nfc", {"path": "serial0"}, "path 'serial0' is not understood"),
         ("nfc", {"targets": "106X"}, "cannot poll for ['106X']"),
         ("wedge", {"max_gap_ms": "fast"}, "The option 'max_gap_ms' must be a whole number."),
