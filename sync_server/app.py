@@ -14,8 +14,10 @@ from aiohttp import web
 
 from shared.protocol import MAX_BODY_BYTES
 
+from .admin import setup_admin
 from .api.device_routes import routes as device_routes
 from .api.problems import problems_middleware
+from .api.webhooks import routes as webhook_routes
 from .config import ServerConfig
 from .keys import config_key, dialect_key, enroll_limiter_key, engine_key, write_lock_key
 from .ratelimit import FailureLimiter
@@ -38,6 +40,8 @@ def create_app(config: ServerConfig) -> web.Application:
         app[write_lock_key] = asyncio.Lock()
     app.cleanup_ctx.append(_database)
     app.add_routes(device_routes)
+    app.add_routes(webhook_routes)
+    setup_admin(app)
     return app
 
 

@@ -16,3 +16,5 @@ dialect_key = web.AppKey("dialect", str)
 # SQLite allows one writer; queueing writers in-process beats spinning on busy_timeout.
 write_lock_key = web.AppKey("write_lock", asyncio.Lock)
 enroll_limiter_key = web.AppKey("enroll_limiter", FailureLimiter)
+# Failed admin logins, per client address and per email (sync_server.admin.auth).
+admin_login_limiter_key = web.AppKey("admin_login_limiter", FailureLimiter)

@@ -1,0 +1,220 @@
+"""Logging in and out, server-side sessions, CSRF checks and login rate limiting.
+
+Sessions are rows keyed by the SHA-256 of a random cookie token (256 bits), so logout and
+deactivating a user take effect at once, and a copy of the database holds nothing that works
+as a cookie. The cookie is HttpOnly, SameSite=Lax and Secure when ``secure_cookies`` is set.
+Every POST under ``/admin`` must carry the session's ``csrf_token`` form field (the login form
+uses a double-submit cookie, as there is no session yet); a foreign ``Origin`` header is refused
+too. Failed logins are limited per client address and per email, and a login for an unknown
+email still runs one argon2 verification so timing does not reveal which emails exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from urllib.parse import urlencode, urlsplit
+
+import sqlalchemy as sa
+from aiohttp import web
+
+from shared.clock import utcnow
+
+from ..keys import admin_login_limiter_key, config_key
+from ..secrets import hash_password, verify_password
+from ..storage.schema import admin_sessions, admin_users
+from ..transactions import reading, writing
+from . import auditlog
+from .render import Refused, redirect, render
+from .scope import Admin, admin_key, load_school, school_key
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+SESSION_COOKIE = "pos_admin"
+LOGIN_CSRF_COOKIE = "pos_login_csrf"
+IDLE_TIMEOUT = timedelta(minutes=30)
+ABSOLUTE_TIMEOUT = timedelta(hours=12)
+TOUCH_EVERY = timedelta(seconds=60)
+# Failures per minute, counted separately per client address and per email.
+LOGIN_FAILURES_PER_MINUTE = 5
+PUBLIC_PATHS = ("/admin/login",)
+_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _cookie_kwargs(request: web.Request) -> dict[str, object]:
+    return {"path": "/admin", "httponly": True, "samesite": "Lax",
+            "secure": request.app[config_key].secure_cookies}
+
+
+# ------------------------------------------------------------------------- middleware
+
+
+@web.middleware
+async def admin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Session and CSRF gate for everything under /admin except the login page and assets."""
+    path = request.path
+    if not (path == "/admin" or path.startswith("/admin/")) or path.startswith("/admin/static/"):
+        return await handler(request)
+    try:
+        if path in PUBLIC_PATHS:
+            return await handler(request)
+        admin = await _load_session(request)
+        if admin is None:
+            target = "/admin/login"
+            if request.method == "GET" and path not in ("/admin", "/admin/"):
+                target += "?" + urlencode({"next": str(request.rel_url)})
+            raise web.HTTPSeeOther(target)
+        request[admin_key] = admin
+        if request.method not in ("GET", "HEAD"):
+            await _check_csrf(request, admin.csrf_token)
+        if admin.school_id is not None:
+            async with reading(request.app) as conn:
+                school = await load_school(conn, admin.school_id)
+            if school is not None:
+                request[school_key] = school
+        return await handler(request)
+    except Refused as exc:
+        return redirect(exc.back, exc.message, error=True)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return render(request, "error.html",
+                      {"status": exc.status, "reason": exc.reason,
+                       "message": exc.text if exc.text and not exc.text.startswith(
+                           str(exc.status)) else None}, status=exc.status)
+
+
+async def _check_csrf(request: web.Request, expected: str) -> None:
+    origin = request.headers.get("Origin")
+    if origin and origin != "null" and urlsplit(origin).netloc != request.host:
+        raise web.HTTPForbidden(text="cross-site request refused")
+    form = await request.post()
+    given = form.get("csrf_token")
+    if not isinstance(given, str) or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise web.HTTPForbidden(text="missing or wrong csrf_token: reload the page and try again")
+
+
+async def _load_session(request: web.Request) -> Admin | None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token or len(token) > 100:
+        return None
+    digest = _hash(token)
+    now = utcnow()
+    async with reading(request.app) as conn:
+        row = (await conn.execute(
+            sa.select(admin_sessions, admin_users.c.email, admin_users.c.name,
+                      admin_users.c.role, admin_users.c.active,
+                      admin_users.c.school_id.label("home_school"))
+            .join(admin_users, admin_users.c.user_id == admin_sessions.c.user_id)
+            .where(admin_sessions.c.session_hash == digest))).first()
+    if row is None:
+        return None
+    if (not row.active or row.expires_at <= now or row.last_seen_at + IDLE_TIMEOUT <= now):
+        async with writing(request.app) as conn:
+            await conn.execute(sa.delete(admin_sessions)
+                               .where(admin_sessions.c.session_hash == digest))
+        return None
+    if row.last_seen_at + TOUCH_EVERY <= now:
+        async with writing(request.app) as conn:
+            await conn.execute(sa.update(admin_sessions)
+                               .where(admin_sessions.c.session_hash == digest)
+                               .values(last_seen_at=now))
+    return Admin(user_id=row.user_id, email=row.email, name=row.name, role=row.role,
+                 home_school=row.home_school, picked_school=row.school_id,
+                 csrf_token=row.csrf_token, session_hash=digest)
+
+
+# ------------------------------------------------------------------------- login / logout
+
+
+@routes.get("/admin/login")
+async def login_page(request: web.Request) -> web.StreamResponse:
+    return _login_form(request, error=None)
+
+
+def _login_form(request: web.Request, error: str | None, status: int = 200,
+                email: str = "") -> web.Response:
+    token = secrets.token_urlsafe(24)
+    response = render(request, "login.html",
+                      {"csrf_token": token, "error": error, "email": email,
+                       "next": request.query.get("next", "")}, status=status)
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, **_cookie_kwargs(request))
+    return response
+
+
+@routes.post("/admin/login")
+async def login(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    given = form.get("csrf_token")
+    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not isinstance(given, str) or not cookie or not hmac.compare_digest(
+            given.encode(), cookie.encode()):
+        raise web.HTTPForbidden(text="missing or wrong csrf_token: reload the page and try again")
+    email = str(form.get("email", "")).strip().lower()[:320]
+    password = str(form.get("password", ""))[:1000]
+    limiter = request.app[admin_login_limiter_key]
+    keys = (f"addr:{request.remote or 'unknown'}", f"email:{email}")
+    wait = max((limiter.retry_after(k) or 0) for k in keys)
+    if wait:
+        response = _login_form(request, f"Too many failed attempts. Try again in {wait} s.",
+                               status=429, email=email)
+        response.headers["Retry-After"] = str(wait)
+        return response
+
+    async with reading(request.app) as conn:
+        user = (await conn.execute(
+            sa.select(admin_users).where(admin_users.c.email == email))).first()
+    ok = verify_password(user.password_hash if user else _DUMMY_HASH, password)
+    if not (ok and user is not None and user.active):
+        limiter.fail(keys[0])
+        limiter.fail(keys[1])
+        async with writing(request.app) as conn:
+            await auditlog.record(conn, request, "login_failed",
+                                  school_id=user.school_id if user else None,
+                                  target_type="admin_user",
+                                  target_id=user.user_id if user else None, actor_email=email)
+        log.info("admin login refused from %s", request.remote)
+        return _login_form(request, "Email or password not accepted.", status=401, email=email)
+
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    async with writing(request.app) as conn:
+        await conn.execute(sa.insert(admin_sessions).values(
+            session_hash=_hash(token), user_id=user.user_id,
+            csrf_token=secrets.token_urlsafe(32), school_id=None, created_at=now,
+            last_seen_at=now, expires_at=now + ABSOLUTE_TIMEOUT))
+        await conn.execute(sa.delete(admin_sessions).where(admin_sessions.c.expires_at < now))
+        admin = Admin(user.user_id, user.email, user.name, user.role, user.school_id, None,
+                      "", "")
+        await auditlog.record(conn, request, "login", school_id=user.school_id,
+                              target_type="admin_user", target_id=user.user_id, admin=admin)
+    nxt = str(form.get("next", ""))
+    safe_next = nxt if nxt.startswith("/admin/") and not nxt.startswith("/admin/login") \
+        and "//" not in nxt and "\\" not in nxt else "/admin/"
+    response = redirect(safe_next)
+    response.set_cookie(SESSION_COOKIE, token, **_cookie_kwargs(request))
+    response.del_cookie(LOGIN_CSRF_COOKIE, path="/admin")
+    return response
+
+
+@routes.post("/admin/logout")
+async def logout(request: web.Request) -> web.StreamResponse:
+    admin = request[admin_key]
+    async with writing(request.app) as conn:
+        await conn.execute(sa.delete(admin_sessions)
+                           .where(admin_sessions.c.session_hash == admin.session_hash))
+        await auditlog.record(conn, request, "logout", school_id=admin.home_school,
+                              target_type="admin_user", target_id=admin.user_id)
+    response = redirect("/admin/login", "Signed out.")
+    response.del_cookie(SESSION_COOKIE, path="/admin")
+    return response

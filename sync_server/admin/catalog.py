@@ -1,0 +1,173 @@
+"""Products and cashiers: create, edit, deactivate; cashier PINs set or reset.
+
+Through :mod:`sync_server.records` (price history, PIN hashing, version bumps). A PIN never
+enters the audit log or a log line: the audit says "PIN reset", nothing more.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from aiohttp import web
+
+from shared.money import format_minor, parse_major
+
+from .. import records
+from ..storage.schema import cashiers, products
+from ..transactions import reading, writing
+from . import auditlog
+from .render import FormError, Refused, redirect, render, text
+from .scope import School, found, require_write, school_of
+
+routes = web.RouteTableDef()
+MAX_PRICE = 10**8
+
+
+def _price(form: Any, school: School) -> int:
+    try:
+        price = parse_major(text(form, "price", max_len=20), school.currency)
+    except ValueError as exc:
+        raise FormError(str(exc)) from None
+    if price < 0 or price > MAX_PRICE:
+        raise FormError("the price must be zero or more")
+    return price
+
+
+@routes.get("/admin/products")
+async def product_list(request: web.Request) -> web.StreamResponse:
+    school = school_of(request)
+    async with reading(request.app) as conn:
+        rows = (await conn.execute(sa.select(products)
+                                   .where(products.c.school_id == school.school_id)
+                                   .order_by(products.c.active.desc(), products.c.category,
+                                             products.c.name))).all()
+    return render(request, "products.html", {"rows": rows})
+
+
+@routes.post("/admin/products")
+async def product_create(request: web.Request) -> web.StreamResponse:
+    require_write(request)
+    school = school_of(request)
+    form = await request.post()
+    try:
+        name = text(form, "name")
+        category = text(form, "category", max_len=100)
+        price = _price(form, school)
+    except FormError as exc:
+        return redirect("/admin/products", f"Not created: {exc}.", error=True)
+    async with writing(request.app) as conn:
+        pid = await records.create_product(conn, school.school_id, name, price, category)
+        await auditlog.record(conn, request, "product_created", school_id=school.school_id,
+                              target_type="product", target_id=pid,
+                              after={"name": name, "price": price, "category": category})
+    return redirect("/admin/products", f"Product {name} created.")
+
+
+@routes.post("/admin/products/{product_id}")
+async def product_update(request: web.Request) -> web.StreamResponse:
+    require_write(request)
+    school = school_of(request)
+    product_id = request.match_info["product_id"]
+    form = await request.post()
+    changes: dict[str, Any] = {}
+    try:
+        if "name" in form:
+            changes["name"] = text(form, "name")
+        if "category" in form:
+            changes["category"] = text(form, "category", max_len=100)
+        if "price" in form:
+            changes["price"] = _price(form, school)
+        if "active" in form:
+            changes["active"] = form["active"] == "1"
+    except FormError as exc:
+        return redirect("/admin/products", f"Not saved: {exc}.", error=True)
+    async with writing(request.app) as conn:
+        row = (await conn.execute(sa.select(products).where(
+            products.c.school_id == school.school_id,
+            products.c.product_id == product_id))).first()
+        found(row)
+        changes = {k: v for k, v in changes.items() if row._mapping[k] != v}
+        if not changes:
+            raise Refused("/admin/products", "Nothing changed.")
+        await records.update_product(conn, school.school_id, product_id, **changes)
+        action = ("product_deactivated" if changes.get("active") is False else
+                  "product_activated" if changes.get("active") is True else "product_updated")
+        await auditlog.record(conn, request, action, school_id=school.school_id,
+                              target_type="product", target_id=product_id,
+                              before={k: row._mapping[k] for k in changes}, after=changes)
+    shown = (f" (price {format_minor(changes['price'], school.currency)})"
+             if "price" in changes else "")
+    return redirect("/admin/products", f"Product saved{shown}.")
+
+
+@routes.get("/admin/cashiers")
+async def cashier_list(request: web.Request) -> web.StreamResponse:
+    school = school_of(request)
+    async with reading(request.app) as conn:
+        rows = (await conn.execute(sa.select(cashiers.c.cashier_id, cashiers.c.name,
+                                             cashiers.c.active, cashiers.c.created_at)
+                                   .where(cashiers.c.school_id == school.school_id)
+                                   .order_by(cashiers.c.active.desc(), cashiers.c.name))).all()
+    return render(request, "cashiers.html", {"rows": rows})
+
+
+def _pin(form: Any) -> str:
+    pin = text(form, "pin", max_len=8, label="PIN")
+    if not (pin.isdigit() and 4 <= len(pin) <= 8):
+        raise FormError("a PIN is 4 to 8 digits")
+    return pin
+
+
+@routes.post("/admin/cashiers")
+async def cashier_create(request: web.Request) -> web.StreamResponse:
+    require_write(request)
+    school = school_of(request)
+    form = await request.post()
+    try:
+        name, pin = text(form, "name"), _pin(form)
+    except FormError as exc:
+        return redirect("/admin/cashiers", f"Not created: {exc}.", error=True)
+    async with writing(request.app) as conn:
+        cid = await records.create_cashier(conn, school.school_id, name, pin)
+        await auditlog.record(conn, request, "cashier_created", school_id=school.school_id,
+                              target_type="cashier", target_id=cid,
+                              after={"name": name, "pin": "set"})
+    return redirect("/admin/cashiers", f"Cashier {name} created.")
+
+
+@routes.post("/admin/cashiers/{cashier_id}")
+async def cashier_update(request: web.Request) -> web.StreamResponse:
+    require_write(request)
+    school = school_of(request)
+    cashier_id = request.match_info["cashier_id"]
+    form = await request.post()
+    try:
+        name = text(form, "name") if "name" in form else None
+        pin = _pin(form) if "pin" in form else None
+        active = (form["active"] == "1") if "active" in form else None
+    except FormError as exc:
+        return redirect("/admin/cashiers", f"Not saved: {exc}.", error=True)
+    async with writing(request.app) as conn:
+        row = (await conn.execute(sa.select(cashiers.c.name, cashiers.c.active).where(
+            cashiers.c.school_id == school.school_id,
+            cashiers.c.cashier_id == cashier_id))).first()
+        found(row)
+        assert row is not None
+        await records.update_cashier(conn, school.school_id, cashier_id, name=name, pin=pin,
+                                     active=active)
+        before: dict[str, Any] = {}
+        after: dict[str, Any] = {}
+        if name is not None:
+            before["name"], after["name"] = row.name, name
+        if active is not None:
+            before["active"], after["active"] = row.active, active
+        if pin is not None:
+            after["pin"] = "reset"
+        action = ("cashier_pin_reset" if pin is not None else
+                  "cashier_deactivated" if active is False else
+                  "cashier_activated" if active is True else "cashier_updated")
+        await auditlog.record(conn, request, action, school_id=school.school_id,
+                              target_type="cashier", target_id=cashier_id, before=before,
+                              after=after)
+    return redirect("/admin/cashiers", "PIN reset." if pin else "Cashier saved.")

@@ -1,0 +1,74 @@
+"""The dashboard: today's sales, sales per hour and per day (SVG), terminals, open exceptions.
+
+"Today" and the hours are the school's local time; days come from ``sales.business_day``,
+which the ledger already stores in the school's time zone. Totals are net of voids.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from aiohttp import web
+
+from shared.clock import utcnow
+from shared.money import format_minor
+
+from ..storage.schema import sales
+from ..transactions import reading
+from .charts import bar_chart
+from .devices import device_rows
+from .exceptions import open_counts
+from .render import render
+from .scope import school_of
+
+routes = web.RouteTableDef()
+DAYS = 14
+
+
+@routes.get("/admin/")
+async def dashboard(request: web.Request) -> web.StreamResponse:
+    school = school_of(request)
+    sid = school.school_id
+    tz = ZoneInfo(school.timezone)
+    today = utcnow().astimezone(tz).date()
+    first = (today - timedelta(days=DAYS - 1)).isoformat()
+    applied = sa.and_(sales.c.school_id == sid, sales.c.status == "applied")
+    signed = sa.case((sales.c.kind == "void", -sales.c.total), else_=sales.c.total)
+    async with reading(request.app) as conn:
+        today_rows = (await conn.execute(
+            sa.select(sales.c.created_at, sales.c.kind, sales.c.total)
+            .where(applied, sales.c.business_day == today.isoformat()))).all()
+        per_day = {r.business_day: (int(r.n), int(r.amount)) for r in await conn.execute(
+            sa.select(sales.c.business_day,
+                      sa.func.sum(sa.case((sales.c.kind == "sale", 1), else_=0)).label("n"),
+                      sa.func.sum(signed).label("amount"))
+            .where(applied, sales.c.business_day >= first)
+            .group_by(sales.c.business_day))}
+        terminals = await device_rows(conn, sid)
+        exceptions = await open_counts(conn, sid)
+    count = sum(1 for r in today_rows if r.kind == "sale")
+    voids = sum(1 for r in today_rows if r.kind == "void")
+    total = sum(int(r.total) * (-1 if r.kind == "void" else 1) for r in today_rows)
+    hours: Counter[int] = Counter()
+    for r in today_rows:
+        hours[r.created_at.astimezone(tz).hour] += (-1 if r.kind == "void" else 1) * int(r.total)
+    money = lambda v: format_minor(v, school.currency, with_code=False)  # noqa: E731
+    hour_chart = bar_chart([(f"{h:02d}", max(hours[h], 0)) for h in range(24)],
+                           title="Sales per hour today", fmt=money, label_every=3)
+    days = [today - timedelta(days=i) for i in range(DAYS - 1, -1, -1)]
+    day_chart = bar_chart([(_short(d), max(per_day.get(d.isoformat(), (0, 0))[1], 0))
+                           for d in days], title=f"Sales per day, last {DAYS} days",
+                          fmt=money, label_every=2)
+    active = [t for t in terminals if t.status == "active"]
+    return render(request, "dashboard.html", {
+        "today": today, "count": count, "voids": voids, "total": total,
+        "hour_chart": hour_chart, "day_chart": day_chart, "terminals": active,
+        "online": sum(1 for t in active if t.online), "exceptions": exceptions,
+        "generated": datetime.now(tz)})
+
+
+def _short(day: date) -> str:
+    return day.strftime("%d/%m")

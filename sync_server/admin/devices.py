@@ -1,0 +1,134 @@
+"""Terminals: enrollment codes, the device list with sync health, and revoking a device.
+
+"Queue lag" is what the server can know of a terminal's queue: how long its most recently
+received sale waited between the till (``created_at``) and the server (``received_at``), plus
+how many of its seqs are still not acknowledged (``max_seq - acked_seq``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.clock import utcnow
+
+from .. import records
+from ..keys import config_key
+from ..ledger import seqs
+from ..storage.schema import devices, enrollment_codes, sales
+from ..transactions import reading, writing
+from . import auditlog
+from .render import redirect, render
+from .scope import admin_of, found, require_write, school_of
+
+routes = web.RouteTableDef()
+ONLINE_WITHIN = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRow:
+    device_id: str
+    name: str
+    status: str
+    enrolled_at: datetime
+    last_seen_at: datetime | None
+    app_version: str | None
+    acked_seq: int
+    max_seq: int
+    lag_seconds: float | None
+    missing: list[int]
+    online: bool
+
+
+async def device_rows(conn: AsyncConnection, school_id: str) -> list[DeviceRow]:
+    latest = (sa.select(sales.c.device_id, sa.func.max(sales.c.seq).label("seq"))
+              .where(sales.c.school_id == school_id).group_by(sales.c.device_id).subquery())
+    lags = {r.device_id: (r.received_at - r.created_at).total_seconds()
+            for r in await conn.execute(
+                sa.select(sales.c.device_id, sales.c.created_at, sales.c.received_at)
+                .join(latest, sa.and_(sales.c.device_id == latest.c.device_id,
+                                      sales.c.seq == latest.c.seq))
+                .where(sales.c.school_id == school_id))}
+    now = utcnow()
+    rows = []
+    for d in await conn.execute(sa.select(devices).where(devices.c.school_id == school_id)
+                                .order_by(devices.c.name, devices.c.device_id)):
+        missing = await seqs.missing_for(conn, d.device_id, int(d.acked_seq))
+        rows.append(DeviceRow(
+            d.device_id, d.name, d.status, d.enrolled_at, d.last_seen_at, d.app_version,
+            int(d.acked_seq), int(d.max_seq), lags.get(d.device_id), missing,
+            d.status == "active" and d.last_seen_at is not None
+            and now - d.last_seen_at <= ONLINE_WITHIN))
+    return rows
+
+
+@routes.get("/admin/devices")
+async def device_list(request: web.Request) -> web.StreamResponse:
+    school = school_of(request)
+    async with reading(request.app) as conn:
+        rows = await device_rows(conn, school.school_id)
+        codes = (await conn.execute(
+            sa.select(enrollment_codes.c.created_at, enrollment_codes.c.expires_at,
+                      enrollment_codes.c.used_at, enrollment_codes.c.device_id)
+            .where(enrollment_codes.c.school_id == school.school_id)
+            .order_by(enrollment_codes.c.created_at.desc()).limit(20))).all()
+    return render(request, "devices.html", {"devices": rows, "codes": codes, "now": utcnow(),
+                                            "new_code": None})
+
+
+@routes.post("/admin/devices/enrollment-codes")
+async def new_code(request: web.Request) -> web.StreamResponse:
+    require_write(request)
+    school = school_of(request)
+    ttl = request.app[config_key].enrollment_ttl
+    async with writing(request.app) as conn:
+        code = await records.create_enrollment_code(conn, school.school_id, ttl,
+                                                    created_by=admin_of(request).user_id)
+        await auditlog.record(conn, request, "enrollment_code_created",
+                              school_id=school.school_id, target_type="enrollment_code",
+                              after={"expires_in_hours": ttl.total_seconds() / 3600})
+    async with reading(request.app) as conn:
+        rows = await device_rows(conn, school.school_id)
+    # Shown once, on this response only: the database keeps just its hash.
+    return render(request, "devices.html", {"devices": rows, "codes": [], "now": utcnow(),
+                                            "new_code": code})
+
+
+@routes.post("/admin/devices/{device_id}/revoke")
+async def revoke(request: web.Request) -> web.StreamResponse:
+    require_write(request)
+    school = school_of(request)
+    device_id = request.match_info["device_id"]
+    form = await request.post()
+    reason = str(form.get("reason", "")).strip()[:500]
+    async with writing(request.app) as conn:
+        before = (await conn.execute(
+            sa.select(devices.c.status, devices.c.name)
+            .where(devices.c.device_id == device_id,
+                   devices.c.school_id == school.school_id))).first()
+        found(before)
+        assert before is not None
+        if before.status == "revoked":
+            return redirect("/admin/devices", "That terminal was already revoked.", error=True)
+        await records.revoke_device(conn, device_id, school.school_id)
+        await auditlog.record(conn, request, "device_revoked", school_id=school.school_id,
+                              target_type="device", target_id=device_id,
+                              before={"status": before.status, "name": before.name},
+                              after={"status": "revoked"}, note=reason or None)
+    return redirect("/admin/devices", f"Terminal {before.name} revoked; its next request gets 403.")
+
+
+def lag_text(seconds: Any) -> str:
+    if seconds is None:
+        return "—"
+    s = max(0, int(seconds))
+    if s < 120:
+        return f"{s} s"
+    if s < 7200:
+        return f"{s // 60} min"
+    return f"{s // 3600} h"

@@ -1,0 +1,243 @@
+"""The exceptions queue: what an admin must look at, marking it reviewed, reversing a sale.
+
+Open items are derived, not copied: flagged and rejected sales and kept conflicts carry their
+own review columns; a missing seq is a gap in ``device_seqs`` until a ``seq_gap_reviews`` row
+says someone looked at it; payment events needing review are rejections, flagged events and
+reused event IDs. A reversal is a new ledger transaction (``move`` against revenue), never an
+edit of the sale or its postings; the sale is marked so a later terminal void of it is refused
+as ``void_twice`` rather than refunding twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.clock import utcnow
+
+from ..ledger.accounts import REVENUE
+from ..ledger.postings import lock_wallets
+from ..ledger.transfers import move
+from ..storage.schema import (
+    devices,
+    payment_conflicts,
+    payment_events,
+    sale_conflicts,
+    sales,
+    seq_gap_reviews,
+    wallets,
+)
+from ..transactions import reading, writing
+from . import auditlog
+from .devices import device_rows
+from .render import FormError, redirect, render, text
+from .sales import has_flags
+from .scope import admin_of, found, require_write, school_of
+
+routes = web.RouteTableDef()
+LIMIT = 200
+
+
+def _open_sales(school_id: str) -> sa.Select[Any]:
+    return (sa.select(sales.c.ref, sales.c.kind, sales.c.status, sales.c.code, sales.c.flags,
+                      sales.c.total, sales.c.received_at, sales.c.balance_after,
+                      sales.c.wallet_id, sales.c.voided_by, wallets.c.display_name)
+            .outerjoin(wallets, sa.and_(wallets.c.wallet_id == sales.c.wallet_id,
+                                        wallets.c.school_id == school_id))
+            .where(sales.c.school_id == school_id, sales.c.reviewed_at.is_(None),
+                   sa.or_(sales.c.status == "rejected", has_flags()))
+            .order_by(sales.c.received_at.desc()))
+
+
+def _payments_filter(school_id: str) -> sa.ColumnElement[bool]:
+    return sa.and_(payment_events.c.school_id == school_id,
+                   payment_events.c.reviewed_at.is_(None),
+                   sa.or_(payment_events.c.status == "rejected",
+                          sa.cast(payment_events.c.flags, sa.String).notin_(["[]", ""])))
+
+
+async def open_gaps(conn: AsyncConnection, school_id: str) -> list[tuple[Any, int]]:
+    reviewed = {(r.device_id, int(r.seq)) for r in await conn.execute(
+        sa.select(seq_gap_reviews.c.device_id, seq_gap_reviews.c.seq)
+        .where(seq_gap_reviews.c.school_id == school_id))}
+    return [(d, seq) for d in await device_rows(conn, school_id) for seq in d.missing
+            if (d.device_id, seq) not in reviewed]
+
+
+async def open_counts(conn: AsyncConnection, school_id: str) -> dict[str, int]:
+    def count(stmt: sa.Select[Any]) -> sa.Select[Any]:
+        return sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())
+
+    flagged = (await conn.execute(count(_open_sales(school_id)))).scalar_one()
+    conflicts = (await conn.execute(
+        sa.select(sa.func.count()).select_from(sale_conflicts)
+        .where(sale_conflicts.c.school_id == school_id,
+               sale_conflicts.c.reviewed_at.is_(None)))).scalar_one()
+    payments = (await conn.execute(
+        sa.select(sa.func.count()).select_from(payment_events)
+        .where(_payments_filter(school_id)))).scalar_one()
+    payments += (await conn.execute(
+        sa.select(sa.func.count()).select_from(payment_conflicts)
+        .where(payment_conflicts.c.school_id == school_id,
+               payment_conflicts.c.reviewed_at.is_(None)))).scalar_one()
+    gaps = len(await open_gaps(conn, school_id))
+    return {"sales": int(flagged), "conflicts": int(conflicts), "gaps": gaps,
+            "payments": int(payments), "total": int(flagged + conflicts + gaps + payments)}
+
+
+@routes.get("/admin/exceptions")
+async def queue(request: web.Request) -> web.StreamResponse:
+    school = school_of(request)
+    sid = school.school_id
+    async with reading(request.app) as conn:
+        flagged = (await conn.execute(_open_sales(sid).limit(LIMIT))).all()
+        conflicts = (await conn.execute(
+            sa.select(sale_conflicts, devices.c.name.label("device_name"))
+            .outerjoin(devices, sa.and_(devices.c.device_id == sale_conflicts.c.device_id,
+                                        devices.c.school_id == sid))
+            .where(sale_conflicts.c.school_id == sid, sale_conflicts.c.reviewed_at.is_(None))
+            .order_by(sale_conflicts.c.received_at.desc()).limit(LIMIT))).all()
+        gaps = (await open_gaps(conn, sid))[:LIMIT]
+        payments = (await conn.execute(
+            sa.select(payment_events).where(_payments_filter(sid))
+            .order_by(payment_events.c.received_at.desc()).limit(LIMIT))).all()
+        pconflicts = (await conn.execute(
+            sa.select(payment_conflicts)
+            .where(payment_conflicts.c.school_id == sid,
+                   payment_conflicts.c.reviewed_at.is_(None))
+            .order_by(payment_conflicts.c.received_at.desc()).limit(LIMIT))).all()
+    return render(request, "exceptions.html", {
+        "flagged": flagged, "conflicts": conflicts, "gaps": gaps, "payments": payments,
+        "pconflicts": pconflicts})
+
+
+async def _note(request: web.Request, field: str = "note") -> str:
+    try:
+        return text(await request.post(), field, max_len=1000)
+    except FormError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+
+
+@routes.post("/admin/exceptions/sales/{ref}/review")
+async def review_sale(request: web.Request) -> web.StreamResponse:
+    require_write(request)
+    school, admin = school_of(request), admin_of(request)
+    ref, note = request.match_info["ref"], await _note(request)
+    async with writing(request.app) as conn:
+        row = (await conn.execute(sa.select(sales.c.reviewed_at, sales.c.flags, sales.c.status)
+                                  .where(sales.c.school_id == school.school_id,
+                                         sales.c.ref == ref))).first()
+        found(row)
+        await conn.execute(sa.update(sales)
+                           .where(sales.c.school_id == school.school_id, sales.c.ref == ref)
+                           .values(reviewed_at=utcnow(), reviewed_by=admin.user_id,
+                                   review_note=note))
+        await auditlog.record(conn, request, "sale_reviewed", school_id=school.school_id,
+                              target_type="sale", target_id=ref, note=note)
+    return redirect("/admin/exceptions", "Sale marked reviewed.")
+
+
+@routes.post("/admin/exceptions/conflicts/{conflict_id:\\d+}/review")
+async def review_conflict(request: web.Request) -> web.StreamResponse:
+    require_write(request)
+    school, admin = school_of(request), admin_of(request)
+    cid, note = int(request.match_info["conflict_id"]), await _note(request)
+    async with writing(request.app) as conn:
+        result = await conn.execute(
+            sa.update(sale_conflicts)
+            .where(sale_conflicts.c.school_id == school.school_id,
+                   sale_conflicts.c.conflict_id == cid)
+            .values(reviewed_at=utcnow(), reviewed_by=admin.user_id, review_note=note))
+        found(result.rowcount or None)
+        await auditlog.record(conn, request, "conflict_reviewed", school_id=school.school_id,
+                              target_type="sale_conflict", target_id=str(cid), note=note)
+    return redirect("/admin/exceptions", "Conflict marked reviewed.")
+
+
+@routes.post("/admin/exceptions/gaps/{device_id}/{seq:\\d+}/review")
+async def review_gap(request: web.Request) -> web.StreamResponse:
+    require_write(request)
+    school, admin = school_of(request), admin_of(request)
+    device_id, seq = request.match_info["device_id"], int(request.match_info["seq"])
+    note = await _note(request)
+    async with writing(request.app) as conn:
+        gap = [g for d, g in await open_gaps(conn, school.school_id)
+               if d.device_id == device_id and g == seq]
+        found(gap or None)
+        await conn.execute(sa.insert(seq_gap_reviews).values(
+            device_id=device_id, seq=seq, school_id=school.school_id, reviewed_at=utcnow(),
+            reviewed_by=admin.user_id, review_note=note))
+        await auditlog.record(conn, request, "missing_seq_reviewed", school_id=school.school_id,
+                              target_type="device", target_id=device_id,
+                              after={"seq": seq}, note=note)
+    return redirect("/admin/exceptions", f"Missing seq {seq} marked reviewed.")
+
+
+@routes.post("/admin/exceptions/payments/review")
+async def review_payment(request: web.Request) -> web.StreamResponse:
+    require_write(request)
+    school, admin = school_of(request), admin_of(request)
+    form = await request.post()
+    note = await _note(request)
+    values = {"reviewed_at": utcnow(), "reviewed_by": admin.user_id, "review_note": note}
+    async with writing(request.app) as conn:
+        if str(form.get("conflict_id", "")).isdigit():
+            target = str(form["conflict_id"])
+            result = await conn.execute(
+                sa.update(payment_conflicts)
+                .where(payment_conflicts.c.school_id == school.school_id,
+                       payment_conflicts.c.conflict_id == int(target)).values(**values))
+        else:
+            target = str(form.get("event_id", ""))
+            result = await conn.execute(
+                sa.update(payment_events)
+                .where(payment_events.c.school_id == school.school_id,
+                       payment_events.c.event_id == target).values(**values))
+        found(result.rowcount or None)
+        await auditlog.record(conn, request, "payment_reviewed", school_id=school.school_id,
+                              target_type="payment_event", target_id=target[:64], note=note)
+    return redirect("/admin/exceptions", "Payment event marked reviewed.")
+
+
+@routes.post("/admin/sales/{ref}/reverse")
+async def reverse_sale(request: web.Request) -> web.StreamResponse:
+    require_write(request)
+    school, admin = school_of(request), admin_of(request)
+    ref = request.match_info["ref"]
+    reason = await _note(request, "reason")
+    sid = school.school_id
+    async with writing(request.app) as conn:
+        sale = (await conn.execute(sa.select(sales.c.wallet_id).where(
+            sales.c.school_id == sid, sales.c.ref == ref))).first()
+        found(sale)
+        assert sale is not None
+        # Lock the wallet first (the ledger's lock order), then re-read: a terminal void of
+        # this sale committing meanwhile is seen here, so the money goes back only once.
+        await lock_wallets(conn, sid, [sale.wallet_id])
+        row = (await conn.execute(sa.select(sales).where(
+            sales.c.school_id == sid, sales.c.ref == ref))).one()
+        if row.kind != "sale" or row.status != "applied" or row.voided_by is not None:
+            problem = ("it was already reversed or voided" if row.voided_by
+                       else "only applied sales can be reversed")
+            return redirect(f"/admin/sales/{ref}", f"Not reversed: {problem}.", error=True)
+        transfer = await move(conn, school_id=sid, wallet_id=row.wallet_id,
+                              amount=int(row.total), counter_kind=REVENUE, kind="reversal",
+                              memo=f"reversal of sale {ref}: {reason}"[:500],
+                              actor=admin.user_id, sale_ref=ref)
+        now = utcnow()
+        await conn.execute(sa.update(sales).where(sales.c.school_id == sid, sales.c.ref == ref)
+                           .values(voided_by=f"reversal:{transfer.txn_id}",
+                                   reviewed_at=row.reviewed_at or now,
+                                   reviewed_by=row.reviewed_by or admin.user_id,
+                                   review_note=row.review_note or f"reversed: {reason}"))
+        await auditlog.record(conn, request, "sale_reversed", school_id=sid, target_type="sale",
+                              target_id=ref,
+                              before={"balance": transfer.balance_after - int(row.total),
+                                      "flags": row.flags},
+                              after={"balance": transfer.balance_after,
+                                     "txn_id": transfer.txn_id, "amount": int(row.total)},
+                              note=reason)
+    return redirect(f"/admin/sales/{ref}", "Sale reversed: the amount is back on the wallet.")

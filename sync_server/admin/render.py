@@ -1,0 +1,97 @@
+"""Rendering pages, one-shot messages after a redirect, and reading typed form fields.
+
+After every successful POST the browser is redirected (POST/redirect/GET) so a reload never
+repeats an action; the outcome travels in a short-lived HttpOnly cookie, not in the URL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote, unquote, urlencode
+
+import aiohttp_jinja2
+from aiohttp import web
+from multidict import MultiDictProxy
+
+from .scope import admin_key, school_key
+
+FLASH_COOKIE = "pos_flash"
+
+
+class FormError(ValueError):
+    """A form value a person typed wrongly; shown back to them."""
+
+
+class Refused(Exception):
+    """Raise inside a write transaction to roll it back and redirect with an error message."""
+
+    def __init__(self, back: str, message: str) -> None:
+        super().__init__(message)
+        self.back, self.message = back, message
+
+
+def render(request: web.Request, template: str, context: dict[str, Any],
+           status: int = 200) -> web.Response:
+    flash = request.cookies.get(FLASH_COOKIE)
+    ctx = {"admin": request.get(admin_key), "school": request.get(school_key),
+           "flash": _read_flash(flash), "path": request.path, "query": request.query,
+           **context}
+    response = aiohttp_jinja2.render_template(template, request, ctx, status=status)
+    if flash:
+        response.del_cookie(FLASH_COOKIE, path="/admin")
+    return response
+
+
+def _read_flash(raw: str | None) -> dict[str, str] | None:
+    if not raw:
+        return None
+    kind, _, text = unquote(raw).partition(":")
+    return {"kind": "error" if kind == "err" else "ok", "text": text[:300]}
+
+
+def redirect(location: str, message: str | None = None, *, error: bool = False) -> web.Response:
+    """303 to ``location`` (always a path of ours) with an optional one-shot message."""
+    if not location.startswith("/admin"):
+        location = "/admin/"
+    response = web.Response(status=303, headers={"Location": location})
+    if message:
+        response.set_cookie(FLASH_COOKIE, quote(("err:" if error else "ok:") + message[:300]),
+                            path="/admin", httponly=True, samesite="Lax", max_age=60)
+    return response
+
+
+def text(form: MultiDictProxy[Any], name: str, *, max_len: int = 200,
+         required: bool = True, label: str | None = None) -> str:
+    value = form.get(name, "")
+    value = value.strip() if isinstance(value, str) else ""
+    label = label or name.replace("_", " ")
+    if required and not value:
+        raise FormError(f"{label} is required")
+    if len(value) > max_len:
+        raise FormError(f"{label} is longer than {max_len} characters")
+    return value
+
+
+def page_number(request: web.Request) -> int:
+    try:
+        return max(1, min(int(request.query.get("page", "1")), 100_000))
+    except ValueError:
+        return 1
+
+
+def query_with(request: web.Request, **changes: Any) -> str:
+    """The current query string with some values replaced (paging links, export link)."""
+    params = {k: v for k, v in request.query.items() if v != ""}
+    params.update({k: str(v) for k, v in changes.items() if v is not None})
+    return urlencode(params)
+
+
+def parse_day(value: str | None) -> str | None:
+    """``YYYY-MM-DD`` or None; anything else is ignored rather than an error page."""
+    if not value:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date().isoformat()
+    except ValueError:
+        return None

@@ -1,0 +1,207 @@
+"""Synced sales: filtered list with paging, sale detail with its postings, CSV export.
+
+The list, the paging and the export share one filter builder, so the CSV is exactly the
+filtered list. Every query starts from ``sales.school_id == <this school>``; the joins to names
+are outer joins *within* the school, so a row can never pull in another school's data.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import sqlalchemy as sa
+from aiohttp import web
+
+from shared.money import format_minor
+
+from ..storage.schema import (
+    cashiers,
+    devices,
+    ledger_txns,
+    postings,
+    sale_conflicts,
+    sales,
+    wallets,
+)
+from ..transactions import reading
+from .render import page_number, parse_day, query_with, render
+from .scope import School, found, school_of
+
+routes = web.RouteTableDef()
+PAGE_SIZE = 50
+EXPORT_LIMIT = 200_000
+STATUSES = ("applied", "rejected", "voided", "reversed")
+FLAGS = ("overdraft", "credential_blocked", "credential_mismatch", "wallet_frozen",
+         "daily_limit_exceeded", "price_mismatch", "clock_skew")
+
+
+def flag_clause(flag: str) -> sa.ColumnElement[bool]:
+    """Flags are a JSON list; matching its text works the same on SQLite and PostgreSQL."""
+    return sa.cast(sales.c.flags, sa.String).like(f'%"{flag}"%')
+
+
+def has_flags() -> sa.ColumnElement[bool]:
+    return sa.cast(sales.c.flags, sa.String).notin_(["[]", ""])
+
+
+def listing(school_id: str, q: Any) -> sa.Select[Any]:
+    """The filtered sales of one school, newest received first, with display names."""
+    w, d, c = wallets.alias("w"), devices.alias("d"), cashiers.alias("c")
+    stmt = (
+        sa.select(sales.c.ref, sales.c.seq, sales.c.kind, sales.c.created_at,
+                  sales.c.received_at, sales.c.total, sales.c.status, sales.c.code,
+                  sales.c.flags, sales.c.balance_after, sales.c.offline, sales.c.voided_by,
+                  sales.c.wallet_id, sales.c.device_id, sales.c.cashier_id,
+                  sales.c.business_day, sales.c.reviewed_at,
+                  w.c.display_name, w.c.student_number, d.c.name.label("device_name"),
+                  c.c.name.label("cashier_name"))
+        .select_from(sales
+                     .outerjoin(w, sa.and_(w.c.wallet_id == sales.c.wallet_id,
+                                           w.c.school_id == school_id))
+                     .outerjoin(d, sa.and_(d.c.device_id == sales.c.device_id,
+                                           d.c.school_id == school_id))
+                     .outerjoin(c, sa.and_(c.c.cashier_id == sales.c.cashier_id,
+                                           c.c.school_id == school_id)))
+        .where(sales.c.school_id == school_id)
+    )
+    if day := parse_day(q.get("from")):
+        stmt = stmt.where(sales.c.business_day >= day)
+    if day := parse_day(q.get("to")):
+        stmt = stmt.where(sales.c.business_day <= day)
+    if value := q.get("device"):
+        stmt = stmt.where(sales.c.device_id == value)
+    if value := q.get("cashier"):
+        stmt = stmt.where(sales.c.cashier_id == value)
+    if value := q.get("wallet"):
+        stmt = stmt.where(sales.c.wallet_id == value)
+    if value := (q.get("student") or "").strip():
+        pattern = f"%{value[:100].lower()}%"
+        stmt = stmt.where(sa.or_(sa.func.lower(w.c.display_name).like(pattern),
+                                 sa.func.lower(w.c.student_number).like(pattern)))
+    status = q.get("status")
+    if status in ("applied", "rejected"):
+        stmt = stmt.where(sales.c.status == status)
+    elif status == "voided":
+        stmt = stmt.where(sales.c.voided_by.is_not(None), ~sales.c.voided_by.like("reversal:%"))
+    elif status == "reversed":
+        stmt = stmt.where(sales.c.voided_by.like("reversal:%"))
+    if q.get("kind") in ("sale", "void"):
+        stmt = stmt.where(sales.c.kind == q.get("kind"))
+    if q.get("flag") in FLAGS:
+        stmt = stmt.where(flag_clause(q.get("flag")))
+    elif q.get("flag") == "any":
+        stmt = stmt.where(has_flags())
+    return stmt.order_by(sales.c.received_at.desc(), sales.c.ref.desc())
+
+
+async def _choices(conn: Any, school_id: str) -> dict[str, Any]:
+    devs = (await conn.execute(sa.select(devices.c.device_id, devices.c.name)
+                               .where(devices.c.school_id == school_id)
+                               .order_by(devices.c.name))).all()
+    cas = (await conn.execute(sa.select(cashiers.c.cashier_id, cashiers.c.name)
+                              .where(cashiers.c.school_id == school_id)
+                              .order_by(cashiers.c.name))).all()
+    return {"device_choices": devs, "cashier_choices": cas, "statuses": STATUSES,
+            "flag_choices": FLAGS}
+
+
+@routes.get("/admin/sales")
+async def sale_list(request: web.Request) -> web.StreamResponse:
+    school = school_of(request)
+    page = page_number(request)
+    stmt = listing(school.school_id, request.query)
+    async with reading(request.app) as conn:
+        rows = (await conn.execute(stmt.limit(PAGE_SIZE + 1)
+                                   .offset((page - 1) * PAGE_SIZE))).all()
+        total = (await conn.execute(sa.select(sa.func.count())
+                                    .select_from(stmt.order_by(None).subquery()))).scalar_one()
+        choices = await _choices(conn, school.school_id)
+    return render(request, "sales.html", {
+        "rows": rows[:PAGE_SIZE], "has_more": len(rows) > PAGE_SIZE, "page": page,
+        "total": total, "qs_prev": query_with(request, page=page - 1),
+        "qs_next": query_with(request, page=page + 1), "qs_export": query_with(request, page=None),
+        **choices})
+
+
+@routes.get("/admin/sales.csv")
+async def export_csv(request: web.Request) -> web.StreamResponse:
+    school = school_of(request)
+    stmt = listing(school.school_id, request.query).limit(EXPORT_LIMIT)
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/csv; charset=utf-8",
+        "Content-Disposition": 'attachment; filename="sales.csv"'})
+    await response.prepare(request)
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["ref", "received_at", "created_at", "business_day", "terminal", "seq",
+                     "kind", "cashier", "student_number", "student", "wallet_id", "total",
+                     "currency", "status", "code", "flags", "balance_after", "offline",
+                     "voided_by"])
+    async with reading(request.app) as conn:
+        result = await conn.stream(stmt)
+        async for chunk in result.partitions(500):
+            for r in chunk:
+                writer.writerow([_cell(v) for v in (
+                    r.ref, r.received_at.isoformat(), r.created_at.isoformat(), r.business_day,
+                    r.device_name, r.seq, r.kind, r.cashier_name, r.student_number,
+                    r.display_name, r.wallet_id, _major(r.total, school), school.currency,
+                    r.status, r.code, " ".join(r.flags or []), _major(r.balance_after, school),
+                    "yes" if r.offline else "no", r.voided_by)])
+            await response.write(buf.getvalue().encode())
+            buf.seek(0)
+            buf.truncate()
+    await response.write(buf.getvalue().encode())
+    await response.write_eof()
+    return response
+
+
+def _major(amount: int | None, school: School) -> str:
+    return "" if amount is None else format_minor(int(amount), school.currency,
+                                                  with_code=False).replace(",", "")
+
+
+def _cell(value: Any) -> Any:
+    """Neutralise spreadsheet formulas: a student name like ``=HYPERLINK(...)`` stays text."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return "" if value is None else value
+
+
+@routes.get("/admin/sales/{ref}")
+async def sale_detail(request: web.Request) -> web.StreamResponse:
+    school = school_of(request)
+    ref = request.match_info["ref"]
+    async with reading(request.app) as conn:
+        sale = (await conn.execute(sa.select(sales).where(
+            sales.c.school_id == school.school_id, sales.c.ref == ref))).first()
+        found(sale)
+        assert sale is not None
+        wallet = (await conn.execute(sa.select(wallets).where(
+            wallets.c.school_id == school.school_id,
+            wallets.c.wallet_id == sale.wallet_id))).first()
+        device = (await conn.execute(sa.select(devices.c.name).where(
+            devices.c.school_id == school.school_id,
+            devices.c.device_id == sale.device_id))).scalar_one_or_none()
+        cashier = (await conn.execute(sa.select(cashiers.c.name).where(
+            cashiers.c.school_id == school.school_id,
+            cashiers.c.cashier_id == sale.cashier_id))).scalar_one_or_none()
+        txn_filter = [ledger_txns.c.sale_ref == ref]
+        if sale.txn_id:
+            txn_filter.append(ledger_txns.c.txn_id == sale.txn_id)
+        entries = (await conn.execute(
+            sa.select(ledger_txns.c.txn_id, ledger_txns.c.kind, ledger_txns.c.posted_at,
+                      ledger_txns.c.memo, ledger_txns.c.actor, postings.c.account_id,
+                      postings.c.amount)
+            .join(postings, postings.c.txn_id == ledger_txns.c.txn_id)
+            .where(ledger_txns.c.school_id == school.school_id, sa.or_(*txn_filter))
+            .order_by(ledger_txns.c.posted_at, postings.c.posting_id))).all()
+        conflicts = (await conn.execute(sa.select(sale_conflicts).where(
+            sale_conflicts.c.school_id == school.school_id,
+            sale_conflicts.c.ref == ref))).all()
+    reversible = (sale.kind == "sale" and sale.status == "applied" and sale.voided_by is None)
+    return render(request, "sale.html", {
+        "sale": sale, "wallet": wallet, "device_name": device, "cashier_name": cashier,
+        "entries": entries, "conflicts": conflicts, "reversible": reversible,
+        "delay_s": (sale.received_at - sale.created_at).total_seconds()})

@@ -1,0 +1,91 @@
+"""Wiring the console into the app: templates, static files, middleware, routes, headers.
+
+Everything the console needs is served by this app (one CSS file, no JS framework, no CDN),
+and a strict Content-Security-Policy makes that a rule the browser enforces.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from shared.ids import mask_uid
+from shared.money import format_minor
+
+from ..keys import admin_login_limiter_key
+from ..ratelimit import FailureLimiter
+from . import (
+    audit,
+    auth,
+    bracelets,
+    catalog,
+    dashboard,
+    devices,
+    exceptions,
+    payments,
+    roster,
+    sales,
+    schools,
+    wallets,
+)
+
+HERE = Path(__file__).parent
+SECURITY_HEADERS = {
+    "Content-Security-Policy": ("default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                                "script-src 'self'; frame-ancestors 'none'; form-action 'self'; "
+                                "base-uri 'none'"),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def setup_admin(app: web.Application) -> None:
+    env = aiohttp_jinja2.setup(
+        app, loader=jinja2.FileSystemLoader(str(HERE / "templates")),
+        autoescape=jinja2.select_autoescape(default=True), undefined=jinja2.StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(money=_money, when=_when, mask=mask_uid)
+    env.globals["lag"] = devices.lag_text
+    app[admin_login_limiter_key] = FailureLimiter(auth.LOGIN_FAILURES_PER_MINUTE)
+    app.middlewares.append(auth.admin_middleware)
+    app.on_response_prepare.append(_security_headers)
+    app.router.add_static("/admin/static", HERE / "static", name="admin-static")
+    app.router.add_get("/admin", _to_dashboard)
+    for module in (auth, schools, dashboard, sales, exceptions, wallets, roster, bracelets,
+                   devices, catalog, payments, audit):
+        app.add_routes(module.routes)
+
+
+async def _to_dashboard(_request: web.Request) -> web.Response:
+    raise web.HTTPFound("/admin/")
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    if request.path.startswith("/admin"):
+        for name, value in SECURITY_HEADERS.items():
+            if name == "Cache-Control" and request.path.startswith("/admin/static/"):
+                response.headers[name] = "public, max-age=3600"
+            else:
+                response.headers.setdefault(name, value)
+
+
+def _money(amount: Any, currency: str = "") -> str:
+    if amount is None:
+        return "—"
+    return format_minor(int(amount), currency, with_code=False)
+
+
+def _when(moment: datetime | None, tz: str = "UTC", fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    if moment is None:
+        return "—"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(ZoneInfo(tz)).strftime(fmt)

@@ -1,0 +1,187 @@
+"""Students and wallets: the list, a wallet's page, and every change an admin makes to one.
+
+Changes go through :mod:`sync_server.records` (limits, freeze) and the ledger's ``move`` (money),
+so each bumps the school version and reaches terminals with the next snapshot delta. Amounts are
+typed in major units and parsed exactly (``parse_major``); a manual top-up or adjustment needs
+a reason, which lands both in the ledger memo and in the audit log.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from aiohttp import web
+
+from shared.money import format_minor, parse_major
+
+from .. import records
+from ..ledger.accounts import ADJUSTMENTS, TOPUP_CLEARING
+from ..ledger.transfers import move
+from ..storage.schema import credentials, ledger_txns, postings, sales, wallets
+from ..transactions import reading, writing
+from . import auditlog
+from .render import FormError, page_number, query_with, redirect, render, text
+from .scope import School, admin_of, found, require_write, school_of
+
+routes = web.RouteTableDef()
+PAGE_SIZE = 50
+MAX_AMOUNT = 10**9  # minor units; a typo guard, far above any real top-up
+
+
+@routes.get("/admin/wallets")
+async def wallet_list(request: web.Request) -> web.StreamResponse:
+    school = school_of(request)
+    page = page_number(request)
+    stmt = sa.select(wallets).where(wallets.c.school_id == school.school_id)
+    if search := request.query.get("q", "").strip()[:100].lower():
+        stmt = stmt.where(sa.or_(sa.func.lower(wallets.c.display_name).like(f"%{search}%"),
+                                 sa.func.lower(wallets.c.student_number).like(f"%{search}%")))
+    if request.query.get("status") in ("active", "frozen", "closed"):
+        stmt = stmt.where(wallets.c.status == request.query["status"])
+    async with reading(request.app) as conn:
+        rows = (await conn.execute(
+            stmt.order_by(wallets.c.display_name, wallets.c.wallet_id)
+            .limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE))).all()
+    return render(request, "wallets.html", {
+        "rows": rows[:PAGE_SIZE], "has_more": len(rows) > PAGE_SIZE, "page": page,
+        "qs_prev": query_with(request, page=page - 1),
+        "qs_next": query_with(request, page=page + 1)})
+
+
+async def _wallet(conn: Any, school: School, wallet_id: str) -> Any:
+    row = (await conn.execute(sa.select(wallets).where(
+        wallets.c.school_id == school.school_id, wallets.c.wallet_id == wallet_id))).first()
+    found(row)
+    return row
+
+
+@routes.get("/admin/wallets/{wallet_id}")
+async def wallet_page(request: web.Request) -> web.StreamResponse:
+    school = school_of(request)
+    wallet_id = request.match_info["wallet_id"]
+    page = page_number(request)
+    async with reading(request.app) as conn:
+        wallet = await _wallet(conn, school, wallet_id)
+        entries = (await conn.execute(
+            sa.select(postings.c.posting_id, postings.c.amount, ledger_txns.c.txn_id,
+                      ledger_txns.c.kind, ledger_txns.c.sale_ref, ledger_txns.c.occurred_at,
+                      ledger_txns.c.posted_at, ledger_txns.c.memo, ledger_txns.c.actor)
+            .join(ledger_txns, ledger_txns.c.txn_id == postings.c.txn_id)
+            .where(postings.c.school_id == school.school_id, postings.c.account_id == wallet_id)
+            .order_by(postings.c.posting_id.desc())
+            .limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE))).all()
+        newer = 0
+        if entries and page > 1:
+            newer = int((await conn.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(postings.c.amount), 0))
+                .where(postings.c.account_id == wallet_id,
+                       postings.c.posting_id > entries[0].posting_id))).scalar_one())
+        bracelets = (await conn.execute(
+            sa.select(credentials).where(credentials.c.school_id == school.school_id,
+                                         credentials.c.wallet_id == wallet_id)
+            .order_by(credentials.c.status, credentials.c.assigned_at.desc()))).all()
+        recent = (await conn.execute(
+            sa.select(sales.c.ref, sales.c.received_at, sales.c.total, sales.c.status,
+                      sales.c.kind, sales.c.flags)
+            .where(sales.c.school_id == school.school_id, sales.c.wallet_id == wallet_id)
+            .order_by(sales.c.received_at.desc()).limit(10))).all()
+    running = int(wallet.balance) - newer
+    history = []
+    for e in entries[:PAGE_SIZE]:
+        history.append((e, running))
+        running -= int(e.amount)
+    return render(request, "wallet.html", {
+        "wallet": wallet, "history": history, "bracelets": bracelets, "recent": recent,
+        "page": page, "has_more": len(entries) > PAGE_SIZE,
+        "qs_prev": query_with(request, page=page - 1),
+        "qs_next": query_with(request, page=page + 1)})
+
+
+def _money(form: Any, school: School) -> int:
+    raw = text(form, "amount", max_len=30)
+    try:
+        amount = parse_major(raw, school.currency)
+    except ValueError as exc:
+        raise FormError(str(exc)) from None
+    if amount == 0 or abs(amount) > MAX_AMOUNT:
+        raise FormError("the amount must be non-zero and below "
+                        f"{format_minor(MAX_AMOUNT, school.currency)}")
+    return amount
+
+
+@routes.post("/admin/wallets/{wallet_id}/money")
+async def wallet_money(request: web.Request) -> web.StreamResponse:
+    require_write(request)
+    school, admin = school_of(request), admin_of(request)
+    wallet_id = request.match_info["wallet_id"]
+    back = f"/admin/wallets/{wallet_id}"
+    form = await request.post()
+    async with writing(request.app) as conn:
+        wallet = await _wallet(conn, school, wallet_id)
+        try:
+            kind = form.get("kind")
+            if kind not in ("topup", "adjustment"):
+                raise FormError("choose top-up or adjustment")
+            amount = _money(form, school)
+            if kind == "topup" and amount < 0:
+                raise FormError("a top-up adds money; use an adjustment to take money off")
+            reason = text(form, "reason", max_len=400)
+        except FormError as exc:
+            return redirect(back, str(exc), error=True)
+        transfer = await move(
+            conn, school_id=school.school_id, wallet_id=wallet_id, amount=amount,
+            counter_kind=TOPUP_CLEARING if kind == "topup" else ADJUSTMENTS,
+            kind="topup" if kind == "topup" else "adjustment",
+            memo=f"manual {kind}: {reason}"[:500], actor=admin.user_id)
+        await auditlog.record(conn, request, f"wallet_{kind}", school_id=school.school_id,
+                              target_type="wallet", target_id=wallet_id,
+                              before={"balance": int(wallet.balance)},
+                              after={"balance": transfer.balance_after, "amount": amount,
+                                     "txn_id": transfer.txn_id}, note=reason)
+    shown = format_minor(amount, school.currency)
+    return redirect(back, f"{'Top-up' if kind == 'topup' else 'Adjustment'} of {shown} posted.")
+
+
+@routes.post("/admin/wallets/{wallet_id}/settings")
+async def wallet_settings(request: web.Request) -> web.StreamResponse:
+    """Daily limit and status (freeze/unfreeze/close) in one small form each."""
+    require_write(request)
+    school = school_of(request)
+    wallet_id = request.match_info["wallet_id"]
+    back = f"/admin/wallets/{wallet_id}"
+    form = await request.post()
+    changes: dict[str, Any] = {}
+    try:
+        if "daily_limit" in form:
+            raw = text(form, "daily_limit", max_len=30, required=False)
+            if raw:
+                limit = parse_major(raw, school.currency)
+                if limit < 0 or limit > MAX_AMOUNT:
+                    raise FormError("the daily limit must be zero or more")
+                changes["daily_limit"] = limit
+            else:
+                changes["daily_limit"] = None
+        if "status" in form:
+            if form["status"] not in ("active", "frozen", "closed"):
+                raise FormError("status must be active, frozen or closed")
+            changes["status"] = form["status"]
+        if "display_name" in form:
+            changes["display_name"] = text(form, "display_name", label="name")
+    except (FormError, ValueError) as exc:
+        return redirect(back, str(exc), error=True)
+    if not changes:
+        return redirect(back, "Nothing to change.", error=True)
+    async with writing(request.app) as conn:
+        wallet = await _wallet(conn, school, wallet_id)
+        before = {k: wallet._mapping[k] for k in changes}
+        if before == changes:
+            return redirect(back, "Nothing changed.")
+        await records.update_wallet(conn, school.school_id, wallet_id, **changes)
+        action = ("wallet_frozen" if changes.get("status") == "frozen" else
+                  "wallet_unfrozen" if changes.get("status") == "active" else
+                  "wallet_closed" if changes.get("status") == "closed" else "wallet_updated")
+        await auditlog.record(conn, request, action, school_id=school.school_id,
+                              target_type="wallet", target_id=wallet_id, before=before,
+                              after=changes)
+    return redirect(back, "Saved; terminals get it with their next sync.")
