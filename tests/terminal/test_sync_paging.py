@@ -61,7 +61,7 @@ def client_for(server: FakeServer) -> SyncClient:
 
 def test_paged_full_snapshot_then_delta(tmp_path: Path, clock) -> None:
     term = offline_terminal(tmp_path, Page(wallets=[wallet("old", 5)]), clock)
-    term.db.conn.execute("UPDATE sync_state SET cursor = NULL")  # as if the cursor was too old
+    term.db.execute("UPDATE sync_state SET cursor = NULL")  # as if the cursor was too old
     server = FakeServer()
     report = run_cycle(term.db, client_for(server), clock)
     assert report.completed and report.snapshot_pages == 3
