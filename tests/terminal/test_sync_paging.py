@@ -104,3 +104,31 @@ def test_backoff_grows_with_jitter_and_honours_retry_after() -> None:
     assert backoff.next_delay(retry_after=30) >= 30
     backoff.reset()
     assert backoff.next_delay() <= 1
+
+
+def test_sync_worker_reports_and_drains_in_the_background(live_server, tmp_path: Path) -> None:
+    import threading
+
+    from terminal.core import Terminal
+    from terminal.sync.worker import SyncWorker
+
+    term = Terminal(tmp_path / "w")
+    school = live_server.demo["schools"][0]
+    assert term.enroll(live_server.url, school["enrollment_code"], "W").first_snapshot.completed
+    w = next(w for w in school["wallets"] if w["daily_limit"] is None)
+    reports = []
+    drained = threading.Event()
+
+    def on_report(report: Any) -> None:
+        reports.append(report)
+        if report.completed and report.queued == 0 and report.counts["applied"]:
+            drained.set()
+
+    worker = SyncWorker(term, interval=60, on_report=on_report)
+    worker.start()
+    term.record_sale(school["cashiers"][0]["cashier_id"],
+                     [(school["products"][0]["product_id"], 1)], uid=w["credential_uid"])
+    worker.wake()
+    assert drained.wait(30), reports
+    worker.stop()
+    assert term.status()["queued"] == 0
