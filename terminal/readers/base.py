@@ -75,7 +75,12 @@ class BraceletReader(abc.ABC):
             if self._sink is not None:
                 raise RuntimeError("reader already started")
             self._sink = sink
-        self._start()
+        try:
+            self._start()
+        except BaseException:
+            with self._lock:  # a failed start leaves the reader startable again
+                self._sink = None
+            raise
 
     def stop(self) -> None:
         self._stop()
