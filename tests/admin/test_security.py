@@ -1,0 +1,276 @@
+"""Roles, school isolation, CSRF, sessions and login limits, against the real app and database.
+
+Each role is tried on each page and each action; each action is also tried with another
+school's IDs typed into the URL or the form, and without a CSRF token.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from sync_server.storage.schema import admin_users, credentials, devices, wallets
+from tests.server.helpers import enroll, push, sale
+
+from .conftest import Session, as_role, audit_actions, csrf_of, login, query, scalar
+
+PAGES = ["/admin/", "/admin/sales", "/admin/sales.csv", "/admin/exceptions", "/admin/wallets",
+         "/admin/roster", "/admin/bracelets", "/admin/devices", "/admin/products",
+         "/admin/cashiers", "/admin/payments"]
+
+
+@dataclass
+class World:
+    """IDs of rows in both demo schools, including a device and a synced sale in each."""
+
+    demo: dict[str, Any]
+    device: list[str]
+    ref: list[str]
+
+    def ids(self, i: int) -> dict[str, str]:
+        s = self.demo["schools"][i]
+        return {"wallet": s["wallets"][10]["wallet_id"], "uid": s["wallets"][10]["credential_uid"],
+                "product": s["products"][0]["product_id"],
+                "cashier": s["cashiers"][1]["cashier_id"], "device": self.device[i],
+                "ref": self.ref[i]}
+
+
+async def make_world(client: Any, demo: dict[str, Any]) -> World:
+    devs, refs = [], []
+    for school in demo["schools"]:
+        dev = await enroll(client, school["enrollment_code"])
+        one = sale(school, 1, wallet=11)
+        await push(client, dev["device_token"], [one])
+        devs.append(dev["device_id"])
+        refs.append(one["ref"])
+    return World(demo, devs, refs)
+
+
+Action = tuple[str, Callable[[dict[str, str]], str], Callable[[dict[str, str]], dict[str, str]]]
+ACTIONS: list[Action] = [
+    ("topup", lambda i: f"/admin/wallets/{i['wallet']}/money",
+     lambda i: {"kind": "topup", "amount": "1.00", "reason": "cash at office"}),
+    ("freeze", lambda i: f"/admin/wallets/{i['wallet']}/settings",
+     lambda i: {"status": "frozen"}),
+    ("assign", lambda i: "/admin/bracelets/assign",
+     lambda i: {"wallet_id": i["wallet"], "uid": "04AABBCCDDEE01"}),
+    ("block", lambda i: f"/admin/bracelets/{i['uid']}/block", lambda i: {}),
+    ("replace", lambda i: f"/admin/bracelets/{i['uid']}/replace",
+     lambda i: {"new_uid": "04AABBCCDDEE02"}),
+    ("revoke", lambda i: f"/admin/devices/{i['device']}/revoke", lambda i: {}),
+    ("product", lambda i: f"/admin/products/{i['product']}", lambda i: {"price": "9.99"}),
+    ("pin", lambda i: f"/admin/cashiers/{i['cashier']}", lambda i: {"pin": "4321"}),
+    ("review", lambda i: f"/admin/exceptions/sales/{i['ref']}/review", lambda i: {"note": "ok"}),
+    ("reverse", lambda i: f"/admin/sales/{i['ref']}/reverse", lambda i: {"reason": "refund"}),
+]
+CREATES: list[tuple[str, dict[str, str]]] = [
+    ("/admin/products", {"name": "Tea", "category": "Drinks", "price": "2.00"}),
+    ("/admin/cashiers", {"name": "New cashier", "pin": "1234"}),
+    ("/admin/devices/enrollment-codes", {}),
+]
+
+
+async def state(db_url: str, ids: dict[str, str]) -> tuple[Any, ...]:
+    """What the actions above would change, to prove a refused action changed nothing."""
+    w = await query(db_url, sa.select(wallets.c.balance, wallets.c.status, wallets.c.version)
+                    .where(wallets.c.wallet_id == ids["wallet"]))
+    c = await query(db_url, sa.select(credentials.c.status, credentials.c.uid)
+                    .where(credentials.c.wallet_id == ids["wallet"]))
+    d = await scalar(db_url, sa.select(devices.c.status)
+                     .where(devices.c.device_id == ids["device"]))
+    return tuple(w), tuple(sorted(c)), d
+
+
+async def test_viewer_reads_every_page_but_changes_nothing(client: Any, demo: dict[str, Any],
+                                                           db_url: str) -> None:
+    world = await make_world(client, demo)
+    ids = world.ids(0)
+    viewer = await as_role(client, demo, "viewer")
+    for path in [*PAGES, f"/admin/wallets/{ids['wallet']}", f"/admin/sales/{ids['ref']}",
+                 f"/admin/bracelets/{ids['uid']}"]:
+        assert (await viewer.get(path)).status == 200, path
+    assert (await viewer.get("/admin/audit")).status == 403
+    assert (await viewer.get("/admin/schools")).status == 403
+    before = await state(db_url, ids)
+    for name, path, data in ACTIONS:
+        resp = await viewer.post(path(ids), data(ids))
+        assert resp.status == 403, name
+    for path, data in CREATES:
+        assert (await viewer.post(path, data)).status == 403, path
+    assert await state(db_url, ids) == before
+    # Read-only pages show no action forms at all.
+    page = await viewer.page(f"/admin/wallets/{ids['wallet']}")
+    assert page.count('method="post"') == 1  # only the log-out button
+    assert "/money" not in page and "/block" not in page
+
+
+@pytest.mark.parametrize("role", ["admin", "platform"])
+async def test_admin_roles_may_do_every_action_in_their_school(
+        client: Any, demo: dict[str, Any], db_url: str, role: str) -> None:
+    world = await make_world(client, demo)
+    ids = world.ids(0)
+    session = await as_role(client, demo, role)
+    for path in [*PAGES, "/admin/audit", f"/admin/wallets/{ids['wallet']}"]:
+        assert (await session.get(path)).status == 200, path
+    for name, path, data in ACTIONS:
+        resp = await session.post(path(ids), data(ids))
+        assert resp.status in (200, 303), (name, resp.status, await resp.text())
+        assert "pos_flash" not in resp.cookies or not resp.cookies["pos_flash"].value.startswith(
+            "err"), (name, resp.cookies["pos_flash"].value)
+    for path, data in CREATES:
+        assert (await session.post(path, data)).status in (200, 303), path
+    actions = await audit_actions(db_url, demo["schools"][0]["school_id"])
+    for expected in ("wallet_topup", "wallet_frozen", "bracelet_assigned", "bracelet_blocked",
+                     "device_revoked", "product_updated", "cashier_pin_reset", "sale_reviewed",
+                     "sale_reversed", "product_created", "cashier_created",
+                     "enrollment_code_created"):
+        assert expected in actions, expected
+
+
+@pytest.mark.parametrize("role", ["admin", "platform"])
+async def test_other_schools_ids_are_not_found_and_untouched(
+        client: Any, demo: dict[str, Any], db_url: str, role: str) -> None:
+    world = await make_world(client, demo)
+    theirs = world.ids(1)
+    session = await as_role(client, demo, role, school=0)  # platform admin looks at school 0
+    for path in (f"/admin/wallets/{theirs['wallet']}", f"/admin/sales/{theirs['ref']}",
+                 f"/admin/bracelets/{theirs['uid']}"):
+        assert (await session.get(path)).status == 404, path
+    csv = await (await session.get(f"/admin/sales.csv?wallet={theirs['wallet']}")).text()
+    assert theirs["ref"] not in csv and len(csv.strip().splitlines()) == 1
+    listing = await session.page(f"/admin/sales?device={theirs['device']}")
+    assert theirs["ref"] not in listing
+    before = await state(db_url, theirs)
+    for name, path, data in ACTIONS:
+        resp = await session.post(path(theirs), data(theirs))
+        assert resp.status == 404, (name, resp.status)
+    assert await state(db_url, theirs) == before
+    assert await audit_actions(db_url, demo["schools"][1]["school_id"]) == []
+
+
+async def test_school_admin_cannot_pick_another_school(client: Any, demo: dict[str, Any],
+                                                       db_url: str) -> None:
+    session = await as_role(client, demo, "admin", school=0)
+    other = demo["schools"][1]
+    resp = await session.post("/admin/schools/select", {"school_id": other["school_id"]})
+    assert resp.status == 403
+    mine, theirs = demo["schools"][0]["wallets"][1], other["wallets"][1]
+    page = await session.page(f"/admin/wallets?q={mine['display_name']}")
+    assert mine["wallet_id"] in page
+    page = await session.page(f"/admin/wallets?q={theirs['display_name']}")
+    assert theirs["wallet_id"] not in page
+
+
+async def test_posts_without_a_valid_csrf_token_are_refused(client: Any, demo: dict[str, Any],
+                                                            db_url: str) -> None:
+    world = await make_world(client, demo)
+    ids = world.ids(0)
+    session = await as_role(client, demo, "admin")
+    before = await state(db_url, ids)
+    for name, path, data in ACTIONS:
+        missing = await session.post(path(ids), data(ids), csrf=False)
+        wrong = await session.post(path(ids), {**data(ids), "csrf_token": "x" * 43}, csrf=False)
+        assert missing.status == wrong.status == 403, name
+    for path, data in CREATES:
+        assert (await session.post(path, data, csrf=False)).status == 403
+    cross = await session.post(ACTIONS[0][1](ids), ACTIONS[0][2](ids),
+                               headers={"Origin": "https://evil.example"})
+    assert cross.status == 403
+    assert (await session.post("/admin/logout", csrf=False)).status == 403
+    assert await state(db_url, ids) == before
+    # The login form needs its own token too.
+    admin = demo["schools"][0]["admin"]
+    resp = await client.post("/admin/login", data={"email": admin["email"],
+                                                   "password": admin["password"]},
+                             allow_redirects=False)
+    assert resp.status == 403
+
+
+async def test_pages_without_session_redirect_to_login(client: Any, demo: dict[str, Any]) -> None:
+    for path in [*PAGES, "/admin/audit", "/admin/schools"]:
+        resp = await client.get(path, allow_redirects=False)
+        assert resp.status == 303, path
+        assert resp.headers["Location"].startswith("/admin/login"), path
+    resp = await client.post("/admin/products", data={"name": "x"}, allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"].startswith("/admin/login")
+    page = await client.get("/admin/login")
+    assert page.status == 200 and 'name="csrf_token"' in await page.text()
+
+
+async def test_session_cookie_flags_logout_and_next(client: Any, demo: dict[str, Any],
+                                                    db_url: str) -> None:
+    admin = demo["schools"][0]["admin"]
+    page = await client.get("/admin/login?next=/admin/devices")
+    html = await page.text()
+    resp = await client.post("/admin/login", allow_redirects=False, data={
+        "email": admin["email"].upper(), "password": admin["password"],
+        "csrf_token": csrf_of(html), "next": "/admin/devices"})
+    assert resp.status == 303 and resp.headers["Location"] == "/admin/devices"
+    cookie = next(v for v in resp.headers.getall("Set-Cookie") if v.startswith("pos_admin="))
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/admin" in cookie
+    assert "Secure" not in cookie  # secure_cookies is off in tests (plain HTTP)
+    token = cookie.split(";")[0].split("=", 1)[1]
+    devices_page = await client.get("/admin/devices", allow_redirects=False)
+    assert devices_page.status == 200
+    session = Session(client, csrf_of(await devices_page.text()))
+    assert (await session.post("/admin/logout")).status == 303
+    # The old cookie no longer works: the session row is gone.
+    client.session.cookie_jar.update_cookies({"pos_admin": token})
+    assert (await client.get("/admin/", allow_redirects=False)).status == 303
+    assert "login" in await audit_actions(db_url) and "logout" in await audit_actions(db_url)
+    hashes = await query(db_url, sa.select(admin_users.c.password_hash))
+    assert all(h[0].startswith("$argon2id$") for h in hashes)
+
+
+async def test_open_redirect_after_login_is_refused(client: Any, demo: dict[str, Any]) -> None:
+    admin = demo["schools"][0]["admin"]
+    for target in ("https://evil.example/", "//evil.example/admin/", "/admin/../x"):
+        page = await client.get("/admin/login")
+        resp = await client.post("/admin/login", allow_redirects=False, data={
+            "email": admin["email"], "password": admin["password"],
+            "csrf_token": csrf_of(await page.text()), "next": target})
+        assert resp.headers["Location"] in ("/admin/", target if target.startswith(
+            "/admin/") and "//" not in target else "/admin/")
+        assert not resp.headers["Location"].startswith(("http", "//"))
+
+
+async def test_secure_cookie_when_configured(aiohttp_client: Any, db_url: str,
+                                             demo: dict[str, Any]) -> None:
+    from sync_server.app import create_app
+    from sync_server.config import ServerConfig
+
+    client = await aiohttp_client(create_app(ServerConfig(db_url=db_url, secure_cookies=True)))
+    page = await client.get("/admin/login")
+    cookie = next(v for v in page.headers.getall("Set-Cookie") if v.startswith("pos_login"))
+    assert "Secure" in cookie
+
+
+async def test_failed_logins_are_rate_limited_and_audited(client: Any, demo: dict[str, Any],
+                                                          db_url: str) -> None:
+    admin = demo["schools"][0]["admin"]
+    for _ in range(5):
+        await login(client, admin["email"], "wrong-password", expect=401)
+    # Even the right password waits now.
+    limited = await login(client, admin["email"], admin["password"], expect=429)
+    assert limited.csrf == ""
+    actions = await audit_actions(db_url)
+    assert actions.count("login_failed") == 5
+    unknown = await login(client, "nobody@nowhere.demo", "x", expect=429)  # same address
+    assert unknown.csrf == ""
+
+
+async def test_security_headers_and_no_cdn(client: Any, demo: dict[str, Any]) -> None:
+    session = await as_role(client, demo, "admin")
+    resp = await session.get("/admin/")
+    html = await resp.text()
+    assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
+    assert resp.headers["X-Frame-Options"] == "DENY"
+    assert not re.search(r'(src|href|action)="(https?:)?//', html)  # nothing from elsewhere
+    assert "<svg" in html  # the charts are inline SVG
+    css = await session.get("/admin/static/admin.css")
+    assert css.status == 200 and "font" in await css.text()
