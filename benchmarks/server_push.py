@@ -1,0 +1,279 @@
+"""Sales applied per second through the real HTTP endpoint, beside a plain-driver baseline.
+
+Setup per database: a school with 2,000 wallets, 10 enrolled devices. Each device pushes
+batches of 1,000 sales (900 new + 100 replays of its previous batch) concurrently with the
+others, to ``pos-server serve`` running as its own process. Baseline, same run, same database:
+the same rows (sales, seqs, transactions, postings, balance updates) written with the plain
+driver (sqlite3 / asyncpg), one transaction per batch of 1,000.
+Also: a batch of 1,000 fresh sales vs the same batch replayed (median of 3 each).
+
+Run: .venv/bin/python benchmarks/server_push.py [--rounds 5] [--db sqlite,postgresql]
+Targets (issue 2, 2-core machine): >= 15,000 sales/s on SQLite, >= 5,000 on PostgreSQL, and
+a replayed batch no slower than a fresh one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import database, pg_available, server  # noqa: E402
+from shared.ids import new_id, new_ref  # noqa: E402
+
+DEVICES, BATCH, REPLAYS, WALLETS = 10, 1000, 100, 2000
+TARGETS = {"sqlite": 15_000, "postgresql": 5_000}
+
+
+async def prepare(db_url: str) -> dict[str, Any]:
+    import sqlalchemy as sa
+
+    from sync_server import records
+    from sync_server.ledger.accounts import TOPUP_CLEARING, system_account
+    from sync_server.storage.engine import create_engine
+    from sync_server.storage.migrate import upgrade
+    from sync_server.storage.schema import accounts, ledger_txns, postings, wallets
+
+    await upgrade(db_url)
+    engine = create_engine(db_url)
+    now = datetime.now(UTC)
+    async with engine.begin() as conn:
+        school_id = await records.create_school(conn, "Bench School")
+        products = [(await records.create_product(conn, school_id, f"P{i}", 100 + 50 * i, "X"),
+                     100 + 50 * i) for i in range(10)]
+        cashier = await records.create_cashier(conn, school_id, "Bench", "1234")
+        wallet_ids = [new_id("wal") for _ in range(WALLETS)]
+        await conn.execute(sa.insert(accounts), [
+            {"account_id": w, "school_id": school_id, "kind": "wallet", "created_at": now}
+            for w in wallet_ids])
+        await conn.execute(sa.insert(wallets), [
+            {"wallet_id": w, "school_id": school_id, "display_name": f"S{i}",
+             "balance": 10_000_000, "daily_limit": None, "status": "active", "version": 2,
+             "created_at": now, "updated_at": now} for i, w in enumerate(wallet_ids)])
+        txn = new_id("txn")
+        await conn.execute(sa.insert(ledger_txns).values(
+            txn_id=txn, school_id=school_id, kind="topup", occurred_at=now, posted_at=now))
+        await conn.execute(sa.insert(postings), [
+            {"school_id": school_id, "txn_id": txn, "account_id": w, "amount": 10_000_000}
+            for w in wallet_ids] + [{"school_id": school_id, "txn_id": txn,
+                                     "account_id": system_account(school_id, TOPUP_CLEARING),
+                                     "amount": -10_000_000 * WALLETS}])
+        codes = [await records.create_enrollment_code(conn, school_id, timedelta(hours=1))
+                 for _ in range(DEVICES + 2)]
+    await engine.dispose()
+    return {"school_id": school_id, "products": products, "cashier": cashier,
+            "wallets": wallet_ids, "codes": codes}
+
+
+def make_sale(setup: dict[str, Any], seq: int, k: int) -> dict[str, Any]:
+    product, price = setup["products"][k % 10]
+    qty = 1 + k % 3
+    return {"ref": new_ref(), "seq": seq, "kind": "sale", "voids": None,
+            "created_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat(),
+            "cashier_id": setup["cashier"], "wallet_id": setup["wallets"][(seq * 31 + k) % WALLETS],
+            "credential_uid": None,
+            "lines": [{"product_id": product, "name": "x", "quantity": qty, "unit_price": price}],
+            "total": qty * price, "offline": True}
+
+
+class Device:
+    def __init__(self, token: str, setup: dict[str, Any]) -> None:
+        self.token, self.setup, self.seq = token, setup, 0
+        self.previous: list[dict[str, Any]] = []
+
+    def next_batch(self, replays: int) -> list[dict[str, Any]]:
+        fresh = []
+        for k in range(BATCH - replays):
+            self.seq += 1
+            fresh.append(make_sale(self.setup, self.seq, k))
+        batch = fresh + self.previous[:replays]
+        self.previous = fresh
+        return batch
+
+
+async def push(client: httpx.AsyncClient, url: str, token: str, body: bytes) -> dict[str, Any]:
+    resp = await client.post(f"{url}/api/v1/sync/sales", content=body, headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    resp.raise_for_status()
+    return dict(resp.json())
+
+
+async def endpoint_run(url: str, setup: dict[str, Any], rounds: int) -> dict[str, float]:
+    async with httpx.AsyncClient(timeout=120) as client:
+        devices = []
+        for code in setup["codes"][:DEVICES]:
+            resp = await client.post(f"{url}/api/v1/devices/enroll",
+                                     json={"enrollment_code": code, "name": "bench"})
+            devices.append(Device(resp.json()["device_token"], setup))
+        # Warm-up (untimed): gives every device a previous batch to replay from.
+        await asyncio.gather(*(push(client, url, d.token, json.dumps(
+            {"sales": d.next_batch(0)}).encode()) for d in devices))
+        bodies = [[json.dumps({"sales": d.next_batch(REPLAYS)}).encode() for _ in range(rounds)]
+                  for d in devices]
+
+        async def run_device(i: int) -> list[str]:
+            statuses = []
+            for body in bodies[i]:
+                result = await push(client, url, devices[i].token, body)
+                statuses += [r["status"] for r in result["results"]]
+                assert result["missing_seqs"] == []
+            return statuses
+
+        start = time.perf_counter()
+        statuses = [s for group in await asyncio.gather(*(run_device(i)
+                                                           for i in range(DEVICES)))
+                    for s in group]
+        elapsed = time.perf_counter() - start
+        assert statuses.count("duplicate") == DEVICES * rounds * REPLAYS, "replays not detected"
+
+        # Fresh batch vs the same batch replayed, one device alone.
+        solo = Device((await client.post(f"{url}/api/v1/devices/enroll", json={
+            "enrollment_code": setup["codes"][DEVICES], "name": "solo"})).json()["device_token"],
+            setup)
+        fresh_ms, replay_ms = [], []
+        for _ in range(3):
+            body = json.dumps({"sales": solo.next_batch(0)}).encode()
+            t0 = time.perf_counter()
+            await push(client, url, solo.token, body)
+            fresh_ms.append((time.perf_counter() - t0) * 1000)
+            t0 = time.perf_counter()
+            again = await push(client, url, solo.token, body)
+            replay_ms.append((time.perf_counter() - t0) * 1000)
+            assert {r["status"] for r in again["results"]} == {"duplicate"}
+    return {"sales": len(statuses), "seconds": elapsed, "rate": len(statuses) / elapsed,
+            "fresh_ms": statistics.median(fresh_ms), "replay_ms": statistics.median(replay_ms)}
+
+
+def _rows(setup: dict[str, Any], device_id: str, batch: list[dict[str, Any]], now: datetime,
+          ) -> tuple[list[tuple[Any, ...]], ...]:
+    sales, seqs, txns, posts, deltas = [], [], [], [], {}
+    revenue = f"{setup['school_id']}:revenue"
+    for s in batch:
+        txn = new_id("txn")
+        sales.append((setup["school_id"], s["ref"], device_id, s["seq"], "sale", None, now, now,
+                      s["cashier_id"], s["wallet_id"], None, json.dumps(s["lines"]), s["total"],
+                      True, "applied", None, None, "[]", 0, "h" * 64, txn, None, "2026-11-22"))
+        seqs.append((device_id, s["seq"], setup["school_id"], s["ref"]))
+        txns.append((txn, setup["school_id"], "sale", s["ref"], now, now))
+        posts += [(setup["school_id"], txn, s["wallet_id"], -s["total"]),
+                  (setup["school_id"], txn, revenue, s["total"])]
+        deltas[s["wallet_id"]] = deltas.get(s["wallet_id"], 0) - s["total"]
+    return sales, seqs, txns, posts, [(d, w) for w, d in sorted(deltas.items())]
+
+
+SALES_COLS = ("school_id, ref, device_id, seq, kind, voids_ref, created_at, received_at, "
+              "cashier_id, wallet_id, credential_uid, lines, total, offline, status, code, "
+              "detail, flags, balance_after, content_hash, txn_id, voided_by, business_day")
+
+
+async def baseline_run(db_url: str, setup: dict[str, Any], batches: int) -> float:
+    """The same rows with the plain driver: one transaction per batch of 1,000."""
+    device_id = new_id("dev")
+    now = datetime.now(UTC)
+    fake = Device("", setup)
+    fake.seq = 10_000_000
+    work = [_rows(setup, device_id, fake.next_batch(0), now) for _ in range(batches)]
+    ph = ", ".join(["?"] * 23)
+    if db_url.startswith("sqlite"):
+        import sqlite3
+
+        conn = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("INSERT INTO devices (device_id, school_id, name, token_hash, status, "
+                     "enrolled_at, acked_seq, max_seq) VALUES (?, ?, 'b', ?, 'active', ?, 0, 0)",
+                     (device_id, setup["school_id"], device_id, now.replace(tzinfo=None)))
+        naive = now.replace(tzinfo=None)
+        start = time.perf_counter()
+        for sales, seqs, txns, posts, deltas in work:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(f"INSERT INTO sales ({SALES_COLS}) VALUES ({ph})",
+                             [(*r[:6], naive, naive, *r[8:]) for r in sales])
+            conn.executemany("INSERT INTO device_seqs VALUES (?, ?, ?, ?)", seqs)
+            conn.executemany("INSERT INTO ledger_txns (txn_id, school_id, kind, sale_ref, "
+                             "occurred_at, posted_at) VALUES (?, ?, ?, ?, ?, ?)",
+                             [(*t[:4], naive, naive) for t in txns])
+            conn.executemany("INSERT INTO postings (school_id, txn_id, account_id, amount) "
+                             "VALUES (?, ?, ?, ?)", posts)
+            conn.executemany("UPDATE wallets SET balance = balance + ? WHERE wallet_id = ?",
+                             deltas)
+            conn.execute("COMMIT")
+        elapsed = time.perf_counter() - start
+        conn.close()
+        return batches * BATCH / elapsed
+
+    import asyncpg
+
+    conn = await asyncpg.connect(db_url)
+    await conn.execute("INSERT INTO devices (device_id, school_id, name, token_hash, status, "
+                       "enrolled_at, acked_seq, max_seq) VALUES ($1, $2, 'b', $3, 'active', $4, "
+                       "0, 0)", device_id, setup["school_id"], device_id, now)
+    pg_ph = ", ".join(f"${i}" for i in range(1, 24))
+    start = time.perf_counter()
+    for sales, seqs, txns, posts, deltas in work:
+        async with conn.transaction():
+            await conn.executemany(f"INSERT INTO sales ({SALES_COLS}) VALUES ({pg_ph})",
+                                   [(*r[:11], r[11], *r[12:17], r[17], *r[18:]) for r in sales])
+            await conn.executemany("INSERT INTO device_seqs VALUES ($1, $2, $3, $4)", seqs)
+            await conn.executemany("INSERT INTO ledger_txns (txn_id, school_id, kind, sale_ref, "
+                                   "occurred_at, posted_at) VALUES ($1, $2, $3, $4, $5, $6)", txns)
+            await conn.executemany("INSERT INTO postings (school_id, txn_id, account_id, amount) "
+                                   "VALUES ($1, $2, $3, $4)", posts)
+            await conn.executemany("UPDATE wallets SET balance = balance + $1 "
+                                   "WHERE wallet_id = $2", deltas)
+    elapsed = time.perf_counter() - start
+    await conn.close()
+    return batches * BATCH / elapsed
+
+
+def audit_ok(db_url: str) -> bool:
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-m", "sync_server", "audit-ledger", "--db", db_url,
+                          "--json"], capture_output=True, text=True)
+    return out.returncode == 0 and json.loads(out.stdout)["ok"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=5, help="batches per device (timed)")
+    parser.add_argument("--db", default="sqlite,postgresql")
+    args = parser.parse_args()
+    rows = []
+    for kind in args.db.split(","):
+        if kind == "postgresql" and not pg_available():
+            print("postgresql: skipped (no server at POS_TEST_PG_URL)")
+            continue
+        with database(kind) as db_url:
+            setup = asyncio.run(prepare(db_url))
+            with server(db_url) as url:
+                result = asyncio.run(endpoint_run(url, setup, args.rounds))
+            ok = audit_ok(db_url)
+            baseline = asyncio.run(baseline_run(db_url, setup, args.rounds * 2))
+        rows.append((kind, result, baseline, ok))
+    print(f"\n{'database':<11} {'endpoint sales/s':>16} {'baseline sales/s':>16} {'ratio':>6} "
+          f"{'target':>7} {'fresh ms':>9} {'replay ms':>9}  audit")
+    failed = False
+    for kind, r, baseline, ok in rows:
+        met = r["rate"] >= TARGETS[kind] and r["replay_ms"] <= r["fresh_ms"] and ok
+        failed |= not met
+        print(f"{kind:<11} {r['rate']:>16,.0f} {baseline:>16,.0f} {r['rate'] / baseline:>6.2f} "
+              f"{TARGETS[kind]:>7,} {r['fresh_ms']:>9.1f} {r['replay_ms']:>9.1f}  "
+              f"{'ok' if ok else 'FAILED'}  {'target met' if met else 'TARGET MISSED'}")
+    print(f"({DEVICES} devices x {args.rounds} batches x {BATCH} sales, {REPLAYS} replays per "
+          f"batch, {WALLETS} wallets; baseline: plain driver, same rows, one transaction/batch)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
