@@ -13,9 +13,9 @@ from markupsafe import Markup
 
 
 def bar_chart(points: Sequence[tuple[str, int]], *, title: str,
-              fmt: Callable[[int], str] = str, label_every: int = 1,
-              width: int = 640, height: int = 200) -> Markup:
-    left, right, top, bottom = 56, 8, 12, 28
+              fmt: Callable[[int], str] = str, label_every: int = 1, anchor_end: bool = True,
+              width: int = 520, height: int = 200) -> Markup:
+    left, right, top, bottom = 60, 8, 12, 30
     plot_w, plot_h = width - left - right, height - top - bottom
     peak = max([v for _, v in points] + [0])
     scale_max = _nice(peak)
@@ -37,8 +37,9 @@ def bar_chart(points: Sequence[tuple[str, int]], *, title: str,
         parts.append(f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" '
                      f'height="{h:.1f}"><title>{escape(label)}: {escape(fmt(value))}</title>'
                      f'</rect>')
-        if i % label_every == 0:
-            parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{height - 10}" '
+        # Days are labelled from the end (today always has a label), hours from midnight.
+        if ((n - 1 - i) if anchor_end else i) % label_every == 0:
+            parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{height - 8}" '
                          f'text-anchor="middle">{escape(label)}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every interpolated text is escaped above

@@ -57,7 +57,8 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
         hours[r.created_at.astimezone(tz).hour] += (-1 if r.kind == "void" else 1) * int(r.total)
     money = lambda v: format_minor(v, school.currency, with_code=False)  # noqa: E731
     hour_chart = bar_chart([(f"{h:02d}", max(hours[h], 0)) for h in range(24)],
-                           title="Sales per hour today", fmt=money, label_every=3)
+                           title="Sales per hour today", fmt=money, label_every=3,
+                           anchor_end=False)
     days = [today - timedelta(days=i) for i in range(DAYS - 1, -1, -1)]
     day_chart = bar_chart([(_short(d), max(per_day.get(d.isoformat(), (0, 0))[1], 0))
                            for d in days], title=f"Sales per day, last {DAYS} days",

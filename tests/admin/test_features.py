@@ -193,7 +193,7 @@ async def test_roster_import_reports_and_updates(client: Any, demo: dict[str, An
     assert resp.status == 400 and "missing: student_number, name" in await resp.text()
     entries = await query(db_url, sa.select(audit_log.c.after)
                           .where(audit_log.c.action == "roster_imported"))
-    assert [e.after for e in entries][0] == {"created": 2, "updated": 0, "unchanged": 0,
+    assert next(e.after for e in entries) == {"created": 2, "updated": 0, "unchanged": 0,
                                              "refused": 5}
 
 
