@@ -46,14 +46,13 @@ class DeviceRow:
 
 
 async def device_rows(conn: AsyncConnection, school_id: str) -> list[DeviceRow]:
-    latest = (sa.select(sales.c.device_id, sa.func.max(sales.c.seq).label("seq"))
-              .where(sales.c.school_id == school_id).group_by(sales.c.device_id).subquery())
+    # The latest sale of a device is the one at its max_seq: an index lookup per device.
     lags = {r.device_id: (r.received_at - r.created_at).total_seconds()
             for r in await conn.execute(
                 sa.select(sales.c.device_id, sales.c.created_at, sales.c.received_at)
-                .join(latest, sa.and_(sales.c.device_id == latest.c.device_id,
-                                      sales.c.seq == latest.c.seq))
-                .where(sales.c.school_id == school_id))}
+                .join(devices, sa.and_(devices.c.device_id == sales.c.device_id,
+                                       devices.c.max_seq == sales.c.seq))
+                .where(devices.c.school_id == school_id, sales.c.school_id == school_id))}
     now = utcnow()
     rows = []
     for d in await conn.execute(sa.select(devices).where(devices.c.school_id == school_id)

@@ -32,7 +32,7 @@ from ..storage.schema import (
 )
 from ..transactions import reading, writing
 from . import auditlog
-from .devices import device_rows
+from .devices import DeviceRow, device_rows
 from .render import FormError, redirect, render, text
 from .sales import has_flags
 from .scope import admin_of, found, require_write, school_of
@@ -59,15 +59,19 @@ def _payments_filter(school_id: str) -> sa.ColumnElement[bool]:
                           sa.cast(payment_events.c.flags, sa.String).notin_(["[]", ""])))
 
 
-async def open_gaps(conn: AsyncConnection, school_id: str) -> list[tuple[Any, int]]:
+async def open_gaps(conn: AsyncConnection, school_id: str,
+                    rows: list[DeviceRow] | None = None) -> list[tuple[Any, int]]:
+    if rows is None:
+        rows = await device_rows(conn, school_id)
     reviewed = {(r.device_id, int(r.seq)) for r in await conn.execute(
         sa.select(seq_gap_reviews.c.device_id, seq_gap_reviews.c.seq)
         .where(seq_gap_reviews.c.school_id == school_id))}
-    return [(d, seq) for d in await device_rows(conn, school_id) for seq in d.missing
+    return [(d, seq) for d in rows for seq in d.missing
             if (d.device_id, seq) not in reviewed]
 
 
-async def open_counts(conn: AsyncConnection, school_id: str) -> dict[str, int]:
+async def open_counts(conn: AsyncConnection, school_id: str,
+                      rows: list[DeviceRow] | None = None) -> dict[str, int]:
     def count(stmt: sa.Select[Any]) -> sa.Select[Any]:
         return sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())
 
@@ -83,7 +87,7 @@ async def open_counts(conn: AsyncConnection, school_id: str) -> dict[str, int]:
         sa.select(sa.func.count()).select_from(payment_conflicts)
         .where(payment_conflicts.c.school_id == school_id,
                payment_conflicts.c.reviewed_at.is_(None)))).scalar_one()
-    gaps = len(await open_gaps(conn, school_id))
+    gaps = len(await open_gaps(conn, school_id, rows))
     return {"sales": int(flagged), "conflicts": int(conflicts), "gaps": gaps,
             "payments": int(payments), "total": int(flagged + conflicts + gaps + payments)}
 
