@@ -19,13 +19,12 @@ from shared.money import format_minor
 from ..storage.schema import (
     cashiers,
     devices,
-    ledger_txns,
-    postings,
     sale_conflicts,
     sales,
     wallets,
 )
 from ..transactions import reading
+from .ledgerview import sale_entries
 from .render import page_number, parse_day, query_with, render
 from .scope import School, found, school_of
 
@@ -187,16 +186,7 @@ async def sale_detail(request: web.Request) -> web.StreamResponse:
         cashier = (await conn.execute(sa.select(cashiers.c.name).where(
             cashiers.c.school_id == school.school_id,
             cashiers.c.cashier_id == sale.cashier_id))).scalar_one_or_none()
-        txn_filter = [ledger_txns.c.sale_ref == ref]
-        if sale.txn_id:
-            txn_filter.append(ledger_txns.c.txn_id == sale.txn_id)
-        entries = (await conn.execute(
-            sa.select(ledger_txns.c.txn_id, ledger_txns.c.kind, ledger_txns.c.posted_at,
-                      ledger_txns.c.memo, ledger_txns.c.actor, postings.c.account_id,
-                      postings.c.amount)
-            .join(postings, postings.c.txn_id == ledger_txns.c.txn_id)
-            .where(ledger_txns.c.school_id == school.school_id, sa.or_(*txn_filter))
-            .order_by(ledger_txns.c.posted_at, postings.c.posting_id))).all()
+        entries = await sale_entries(conn, school.school_id, ref, sale.txn_id)
         conflicts = (await conn.execute(sa.select(sale_conflicts).where(
             sale_conflicts.c.school_id == school.school_id,
             sale_conflicts.c.ref == ref))).all()

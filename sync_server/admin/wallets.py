@@ -18,9 +18,10 @@ from shared.money import format_minor, parse_major
 from .. import records
 from ..ledger.accounts import ADJUSTMENTS, TOPUP_CLEARING
 from ..ledger.transfers import move
-from ..storage.schema import credentials, ledger_txns, postings, sales, wallets
+from ..storage.schema import credentials, sales, wallets
 from ..transactions import reading, writing
 from . import auditlog
+from .ledgerview import wallet_history
 from .render import FormError, page_number, query_with, redirect, render, text
 from .scope import School, admin_of, found, require_write, school_of
 
@@ -63,20 +64,9 @@ async def wallet_page(request: web.Request) -> web.StreamResponse:
     page = page_number(request)
     async with reading(request.app) as conn:
         wallet = await _wallet(conn, school, wallet_id)
-        entries = (await conn.execute(
-            sa.select(postings.c.posting_id, postings.c.amount, ledger_txns.c.txn_id,
-                      ledger_txns.c.kind, ledger_txns.c.sale_ref, ledger_txns.c.occurred_at,
-                      ledger_txns.c.posted_at, ledger_txns.c.memo, ledger_txns.c.actor)
-            .join(ledger_txns, ledger_txns.c.txn_id == postings.c.txn_id)
-            .where(postings.c.school_id == school.school_id, postings.c.account_id == wallet_id)
-            .order_by(postings.c.posting_id.desc())
-            .limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE))).all()
-        newer = 0
-        if entries and page > 1:
-            newer = int((await conn.execute(
-                sa.select(sa.func.coalesce(sa.func.sum(postings.c.amount), 0))
-                .where(postings.c.account_id == wallet_id,
-                       postings.c.posting_id > entries[0].posting_id))).scalar_one())
+        entries, newer = await wallet_history(conn, school.school_id, wallet_id,
+                                              limit=PAGE_SIZE + 1,
+                                              offset=(page - 1) * PAGE_SIZE)
         bracelets = (await conn.execute(
             sa.select(credentials).where(credentials.c.school_id == school.school_id,
                                          credentials.c.wallet_id == wallet_id)
