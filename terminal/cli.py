@@ -41,6 +41,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pos-terminal", parents=[common],
         description="Cafeteria POS terminal. Without a sub-command it opens the cashier app.")
+    gui = parser.add_argument_group("cashier app (no sub-command)")
+    gui.add_argument("--server", dest="gui_server", metavar="URL",
+                     help="enroll on first start against this sync server")
+    gui.add_argument("--enroll-code", dest="gui_code", metavar="CODE",
+                     help="one-time enrollment code used on first start")
+    gui.add_argument("--name", dest="gui_name", metavar="NAME",
+                     help="terminal name used on first start, e.g. 'Counter 1'")
+    gui.add_argument("--reader", dest="gui_reader", default="simulated",
+                     choices=["pcsc", "nfc", "wedge", "simulated"],
+                     help="bracelet reader (default: simulated, for the demo)")
+    gui.add_argument("--reader-device", dest="gui_reader_device", metavar="DEVICE",
+                     help="reader device (pcsc reader name, nfc path)")
+    gui.add_argument("--fullscreen", dest="gui_fullscreen", action="store_true",
+                     help="kiosk mode: fill the screen")
     sub = parser.add_subparsers(dest="command")
 
     p = sub.add_parser("enroll", parents=[common], help="enroll with a one-time code")
@@ -77,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     data_dir: Path = getattr(args, "data_dir", None) or default_data_dir()
 
     if args.command is None:
-        return _open_gui(data_dir)
+        return _open_gui(data_dir, args)
     if args.command == "reader-check":
         return _reader_check(args)
 
@@ -200,16 +214,18 @@ def _reader_check(args: argparse.Namespace) -> int:
     return int(check_reader(reader, args.seconds, echo))
 
 
-def _open_gui(data_dir: Path) -> int:
-    import importlib.util
-
-    if importlib.util.find_spec("terminal.app") is None:
-        return _fail("the cashier app is not installed yet; use a sub-command "
-                     "(enroll, sync, sell, void, status, reader-check)", EXIT_USAGE)
-    import importlib
-
-    app = importlib.import_module("terminal.app")
-    return int(app.main(data_dir))
+def _open_gui(data_dir: Path, args: argparse.Namespace) -> int:
+    try:
+        from terminal.app import AppOptions, main
+    except ImportError as exc:
+        return _fail(f"the cashier app cannot start ({exc.name or exc} is not installed); "
+                     "use a sub-command (enroll, sync, sell, void, status, reader-check)",
+                     EXIT_USAGE)
+    options = AppOptions(server=args.gui_server, enroll_code=args.gui_code,
+                         name=args.gui_name, reader=args.gui_reader,
+                         reader_device=args.gui_reader_device,
+                         fullscreen=args.gui_fullscreen)
+    return int(main(data_dir, options))
 
 
 def _emit(doc: dict[str, Any], as_json: bool, text: str) -> None:

@@ -25,6 +25,7 @@ from sqlite_utils import Database
 from shared.clock import rfc3339, utcnow
 from shared.ids import mask_uid, new_ref, normalize_uid
 from terminal.errors import AlreadyEnrolled, NotEnrolled, SaleRefused
+from terminal.selling.alerts import Alert, AlertFacts, alerts
 from terminal.selling.cart import Cart
 from terminal.selling.rules import SaleFacts, check_sale, refusal
 from terminal.store import outbox, snapshot, state
@@ -329,6 +330,61 @@ class Terminal:
 
     def needing_review(self) -> list[outbox.OutboxRow]:
         return outbox.needing_review(self.db.conn)
+
+    def search_wallets(self, text: str, limit: int = 30) -> list[WalletView]:
+        """Students whose name contains ``text`` (for a forgotten bracelet); the sale is then
+        recorded with ``wallet_id`` and no credential UID."""
+        needle = text.strip()
+        if not needle:
+            return []
+        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self.db.conn.execute(
+            "SELECT wallet_id FROM wallets WHERE display_name LIKE ? ESCAPE '\\'"
+            " ORDER BY display_name LIMIT ?", (f"%{escaped}%", limit)).fetchall()
+        views = [self.wallet_view(r[0]) for r in rows]
+        return [v for v in views if v is not None]
+
+    def bracelets(self, limit: int = 200) -> list[tuple[str, str, str]]:
+        """``(uid, display_name, status)`` of bracelets in the snapshot: only for the demo
+        panel of the simulated reader (a real counter never lists UIDs)."""
+        rows = self.db.conn.execute(
+            "SELECT c.uid, w.display_name, CASE WHEN c.status != 'active' THEN c.status"
+            " ELSE w.status END FROM credentials c JOIN wallets w USING (wallet_id)"
+            " ORDER BY w.display_name, c.uid LIMIT ?", (limit,)).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def alerts(self) -> list[Alert]:
+        """Banners for the cashier: device revoked, sales rejected or in conflict (until
+        dismissed), offline caps nearly reached, server unreachable."""
+        db = self.db
+        device = state.get_device(db)
+        sync = state.get_sync_state(db)
+        settings = sync.settings or state.SchoolSettings(
+            currency=device.currency if device else "SAR")
+        reviewed = int(state.get_local_setting(db, "reviewed_seq") or 0)
+        unreviewed = sum(1 for row in outbox.needing_review(db.conn) if row.seq > reviewed)
+        return alerts(AlertFacts(
+            currency=settings.currency, enrolled=device is not None,
+            server_reachable=sync.last_contact_ok is True,
+            ever_contacted=sync.last_contact_at is not None,
+            auth_problem=sync.auth_problem,
+            unanswered_total=outbox.unanswered_sales_total(db.conn),
+            offline_max_unsynced_total=settings.offline_max_unsynced_total,
+            hours_since_sync=_hours_since(sync.last_sync_at, self._clock()),
+            offline_max_hours=settings.offline_max_hours, unreviewed=unreviewed))
+
+    def dismiss_review(self) -> None:
+        """The cashier has seen the rejected/conflicting sales so far (they stay in history)."""
+        rows = outbox.needing_review(self.db.conn)
+        if rows:
+            state.set_local_setting(self.db, "reviewed_seq", str(max(r.seq for r in rows)))
+
+    def currency(self) -> str:
+        sync = state.get_sync_state(self.db)
+        if sync.settings is not None:
+            return sync.settings.currency
+        device = state.get_device(self.db)
+        return device.currency if device else "SAR"
 
     def set_reader(self, description: str) -> None:
         state.set_local_setting(self.db, "reader", description)

@@ -41,6 +41,19 @@ class Cart:
                 return
         self.lines.append(CartLine(product_id, name, quantity, unit_price))
 
+    def set_quantity(self, product_id: str, quantity: int) -> None:
+        """Change a line's quantity in place (the cashier's +/- buttons); 0 removes it."""
+        if quantity < 0:
+            raise ValueError("quantity cannot be negative")
+        if quantity == 0:
+            self.remove(product_id)
+            return
+        self.lines = [CartLine(line.product_id, line.name, quantity, line.unit_price)
+                      if line.product_id == product_id else line for line in self.lines]
+
+    def clear(self) -> None:
+        self.lines = []
+
     def remove(self, product_id: str) -> None:
         self.lines = [line for line in self.lines if line.product_id != product_id]
 

@@ -1,0 +1,69 @@
+"""What the cashier must be told about the terminal's state, in plain words.
+
+The cashier app shows these as banners. They are decided here, not in a widget, because
+"nearly at the offline cap" is a policy (the same numbers the offline rules use) and because a
+problem the cashier never sees is a problem nobody fixes. Pure function: no Qt, no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.money import format_minor
+
+NEARLY = 0.8  # warn once 80% of an offline cap is used
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    level: str    # "problem" (red: act now) or "warning" (amber: selling goes on)
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFacts:
+    currency: str
+    enrolled: bool
+    server_reachable: bool
+    ever_contacted: bool
+    auth_problem: str | None
+    unanswered_total: int
+    offline_max_unsynced_total: int
+    hours_since_sync: float | None
+    offline_max_hours: int
+    unreviewed: int              # rejected/conflicting sales the cashier has not dismissed
+
+
+def alerts(f: AlertFacts) -> list[Alert]:
+    """Most urgent first."""
+    out: list[Alert] = []
+    if not f.enrolled:
+        return out
+    if f.auth_problem is not None:
+        out.append(Alert("problem", "device_revoked",
+                         "This terminal is no longer authorized by the school "
+                         f"({f.auth_problem}). Sales stay saved here but cannot be sent. "
+                         "Call the school office."))
+    if f.unreviewed:
+        what = "sale was" if f.unreviewed == 1 else "sales were"
+        out.append(Alert("problem", "sales_need_review",
+                         f"{f.unreviewed} {what} rejected or in conflict on the server. "
+                         "Open History (F4) to see them."))
+    cap = f.offline_max_unsynced_total
+    if cap > 0 and f.unanswered_total >= NEARLY * cap:
+        waiting = format_minor(f.unanswered_total, f.currency)
+        out.append(Alert("problem", "offline_total_nearly",
+                         f"Offline limit nearly reached: {waiting} waiting to sync, "
+                         f"the limit is {format_minor(cap, f.currency)}. "
+                         "Connect the terminal to the network."))
+    hours = f.hours_since_sync
+    if f.offline_max_hours > 0 and hours is not None and hours >= NEARLY * f.offline_max_hours:
+        out.append(Alert("problem", "offline_hours_nearly",
+                         f"Not synced for {int(hours)} hours; selling stops after "
+                         f"{f.offline_max_hours} hours. Connect the terminal to the network."))
+    if f.auth_problem is None and f.ever_contacted and not f.server_reachable:
+        out.append(Alert("warning", "offline",
+                         "Offline: the server cannot be reached. Sales are saved on this "
+                         "terminal and will be sent automatically."))
+    return out

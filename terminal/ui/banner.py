@@ -1,0 +1,65 @@
+"""Problems the cashier must not miss, as coloured bars above every screen.
+
+The alerts themselves come from :meth:`Terminal.alerts` (a revoked device, sales the server
+rejected or found in conflict, offline caps nearly reached, the server unreachable); this
+widget only draws them, red for problems and amber for warnings. A rejected sale's bar has a
+"Seen" button, because it stays in history but should not shout forever.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from terminal.selling.alerts import Alert
+from terminal.ui import theme
+
+
+class Banner(QWidget):
+    dismiss_review = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._layout.setSpacing(1)
+        self.alerts: list[Alert] = []
+        self.setVisible(False)
+
+    def show_alerts(self, alerts: list[Alert]) -> None:
+        if alerts == self.alerts:
+            return
+        self.alerts = list(alerts)
+        while self._layout.count():
+            item = self._layout.takeAt(0)
+            widget = item.widget()
+            if widget is not None:
+                widget.deleteLater()
+        for alert in alerts:
+            self._layout.addWidget(self._bar(alert))
+        self.setVisible(bool(alerts))
+
+    def texts(self) -> list[str]:
+        return [alert.message for alert in self.alerts]
+
+    def _bar(self, alert: Alert) -> QFrame:
+        bar = QFrame()
+        bar.setObjectName("bannerBar")
+        problem = alert.level == "problem"
+        background = theme.PROBLEM if problem else theme.WARNING
+        foreground = "white" if problem else "black"
+        bar.setStyleSheet(f"#bannerBar {{ background: {background}; }}"
+                          f"#bannerBar QLabel {{ color: {foreground}; font-weight: bold;"
+                          " font-size: 12pt; }")
+        row = QHBoxLayout(bar)
+        row.setContentsMargins(10, 3, 6, 3)
+        label = QLabel(("\u26a0 " if problem else "") + alert.message)
+        label.setWordWrap(True)
+        row.addWidget(label, 1)
+        if alert.code == "sales_need_review":
+            seen = QPushButton("Seen")
+            seen.setMinimumHeight(32)
+            seen.setStyleSheet("min-height: 30px;")
+            seen.clicked.connect(self.dismiss_review.emit)
+            row.addWidget(seen)
+        return bar

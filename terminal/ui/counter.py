@@ -1,0 +1,160 @@
+"""The counter: one cashier, one cart, bracelet taps in, outcomes out.
+
+This is the Qt side of a sale, kept apart from any widget so tests and the benchmark can drive
+it directly. It decides nothing about money: the tap de-duplication is
+:class:`terminal.selling.taps.TapGuard`, the rules and the recording are
+:meth:`Terminal.record_sale`. Recording is a ~1 ms durable SQLite write, so it runs right here
+on the GUI thread (the cashier sees the result in the same frame); the network never does.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from PySide6.QtCore import QObject, Signal
+
+from shared.ids import mask_uid
+from terminal.core import Receipt, Terminal
+from terminal.errors import SaleRefused, TerminalError
+from terminal.selling.rules import MESSAGES
+from terminal.selling.taps import TapGuard
+from terminal.ui.cart_model import CartModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the result panel shows after a tap, a lookup sale or a void."""
+
+    kind: str                 # approved | refused | info | voided
+    name: str                 # the student's display name ("" when unknown)
+    message: str              # plain words: the refusal reason, or what happened
+    total: int | None = None
+    before: int | None = None
+    after: int | None = None
+    code: str | None = None   # refusal code
+    read_at: float | None = None   # perf_counter() of the reader's report (for timing)
+    offline: bool = False
+    receipt: Receipt | None = None
+
+
+class Counter(QObject):
+    outcome = Signal(object)          # Outcome
+    recorded = Signal(object)         # Receipt (sale or void) durably stored
+    cashier_changed = Signal(str, str)  # cashier_id, name ("" when locked)
+
+    def __init__(self, terminal: Terminal, guard: TapGuard | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.terminal = terminal
+        self.guard = guard or TapGuard()
+        self.cart = CartModel(terminal.currency())
+        self.cashier_id: str | None = None
+        self.cashier_name = ""
+        self.ignored_repeats = 0
+
+    # -- cashier
+
+    def log_in(self, cashier_id: str, name: str) -> None:
+        if cashier_id != self.cashier_id:
+            self.cart.clear()  # one cashier's order is not another's
+        self.cashier_id, self.cashier_name = cashier_id, name
+        self.cart.currency = self.terminal.currency()
+        self.cashier_changed.emit(cashier_id, name)
+
+    def lock(self) -> None:
+        """Keep the cart (the same cashier usually comes back), forget who is selling."""
+        self.cashier_id = None
+        self.cashier_changed.emit("", "")
+
+    @property
+    def locked(self) -> bool:
+        return self.cashier_id is None
+
+    # -- taps and sales
+
+    def on_tap(self, uid: str, read_at: float | None = None) -> None:
+        """A bracelet was read (already on the GUI thread)."""
+        if not self.guard.admit(uid):
+            self.ignored_repeats += 1
+            log.info("repeat read of %s within the window ignored", mask_uid(uid))
+            return
+        if self.cashier_id is None:
+            self.outcome.emit(Outcome("refused", "", "Log in first: the counter is locked.",
+                                      code="locked", read_at=read_at))
+            return
+        if self.cart.is_empty():
+            self._balance_inquiry(uid, read_at)
+            return
+        self.charge(uid=uid, read_at=read_at)
+
+    def charge(self, *, uid: str | None = None, wallet_id: str | None = None,
+               read_at: float | None = None) -> Outcome:
+        """Record the cart as a sale to a bracelet or (looked up by name) a wallet."""
+        if self.cashier_id is None:
+            result = Outcome("refused", "", MESSAGES["cashier_unknown"],
+                             code="cashier_unknown", read_at=read_at)
+            self.outcome.emit(result)
+            return result
+        try:
+            receipt = self.terminal.record_sale(self.cashier_id, self.cart.items(),
+                                                uid=uid, wallet_id=wallet_id)
+        except SaleRefused as refused:
+            result = self._refused(refused, uid=uid, wallet_id=wallet_id, read_at=read_at)
+        except TerminalError as error:
+            result = Outcome("refused", "", str(error), code="error", read_at=read_at)
+        else:
+            result = Outcome(
+                "approved", receipt.display_name, "Paid", total=receipt.total,
+                before=receipt.balance_estimate + receipt.total,
+                after=receipt.balance_estimate, read_at=read_at, offline=receipt.offline,
+                receipt=receipt)
+            self.cart.clear()
+            self.recorded.emit(receipt)
+        self.outcome.emit(result)
+        return result
+
+    def void(self, ref: str) -> Outcome:
+        if self.cashier_id is None:
+            result = Outcome("refused", "", MESSAGES["cashier_unknown"], code="cashier_unknown")
+        else:
+            try:
+                receipt = self.terminal.void(ref, self.cashier_id)
+            except SaleRefused as refused:
+                result = Outcome("refused", "", refused.message, code=refused.code)
+            else:
+                result = Outcome("voided", receipt.display_name,
+                                 "Sale voided: the money goes back to the student.",
+                                 total=receipt.total,
+                                 before=receipt.balance_estimate - receipt.total,
+                                 after=receipt.balance_estimate, receipt=receipt,
+                                 offline=receipt.offline)
+                self.recorded.emit(receipt)
+        self.outcome.emit(result)
+        return result
+
+    def _refused(self, refused: SaleRefused, *, uid: str | None, wallet_id: str | None,
+                 read_at: float | None) -> Outcome:
+        view = None
+        if uid is not None:
+            view = self.terminal.wallet_for_uid(uid)
+        elif wallet_id is not None:
+            view = self.terminal.wallet_view(wallet_id)
+        balance = view.balance_estimate if view is not None else None
+        return Outcome("refused", view.display_name if view else "", refused.message,
+                       total=self.cart.total, before=balance, after=balance,
+                       code=refused.code, read_at=read_at)
+
+    def _balance_inquiry(self, uid: str, read_at: float | None) -> None:
+        """A tap with an empty cart shows who it is and the balance; nothing is sold."""
+        view = self.terminal.wallet_for_uid(uid)
+        if view is None:
+            self.outcome.emit(Outcome("refused", "", MESSAGES["credential_unknown"],
+                                      code="credential_unknown", read_at=read_at))
+            return
+        self.outcome.emit(Outcome("info", view.display_name,
+                                  "Balance only: the cart is empty, nothing was charged.",
+                                  before=view.balance_estimate, after=view.balance_estimate,
+                                  read_at=read_at))

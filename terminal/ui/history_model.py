@@ -1,0 +1,119 @@
+"""This terminal's recent sales and voids with their sync status, as a Qt table model.
+
+The status words translate the outbox's own fields (``acked``, ``outcome``, flags) for a
+cashier; which sale may be voided is still the core's decision when the cashier tries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QColor
+
+from shared.money import format_minor
+from terminal.store.outbox import OutboxRow
+
+Index = QModelIndex | QPersistentModelIndex
+COLUMNS = ("#", "Time", "Student", "Items", "Amount", "Sync")
+
+
+def sync_status(row: OutboxRow) -> str:
+    """Plain words for where a sale is on its way to the server."""
+    if row.outcome is None:
+        return "waiting to sync"
+    if row.outcome == "applied":
+        flags = row.flags
+        return "synced (overdraft)" if "overdraft" in flags else "synced"
+    if row.outcome == "rejected":
+        return f"REJECTED: {row.detail or row.code or 'by the server'}"
+    if row.outcome == "conflict":
+        return f"CONFLICT: {row.detail or row.code or 'on the server'}"
+    return row.outcome
+
+
+def _time(created_at: str) -> str:
+    try:
+        return datetime.fromisoformat(created_at).strftime("%H:%M:%S")
+    except ValueError:
+        return created_at
+
+
+class HistoryModel(QAbstractTableModel):
+    def __init__(self, currency: str = "SAR",
+                 name_of: Callable[[str], str] | None = None, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.currency = currency
+        self.rows: list[OutboxRow] = []
+        self.voided: set[str] = set()
+        self._name_of = name_of or (lambda wallet_id: wallet_id)
+        self._names: dict[str, str] = {}
+
+    def set_rows(self, rows: list[OutboxRow]) -> None:
+        self.beginResetModel()
+        self.rows = list(rows)
+        self.voided = {r.voids for r in rows if r.kind == "void" and r.voids
+                       and r.outcome not in ("rejected", "conflict")}
+        self.endResetModel()
+
+    def row_at(self, index: int) -> OutboxRow | None:
+        return self.rows[index] if 0 <= index < len(self.rows) else None
+
+    def name(self, wallet_id: str) -> str:
+        if wallet_id not in self._names:
+            self._names[wallet_id] = self._name_of(wallet_id)
+        return self._names[wallet_id]
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return COLUMNS[section]
+        return None
+
+    def text(self, row: OutboxRow, column: int) -> str:
+        if column == 0:
+            return str(row.seq)
+        if column == 1:
+            return _time(row.created_at)
+        if column == 2:
+            how = "" if row.credential_uid else " (by name)"
+            return self.name(row.wallet_id) + how
+        if column == 3:
+            items = ", ".join(f"{line['quantity']}\u00d7 {line['name']}" for line in row.lines)
+            if row.kind == "void":
+                return f"VOID of #{self._seq_of(row.voids)}: {items}"
+            if row.ref in self.voided:
+                return f"(voided) {items}"
+            return items
+        if column == 4:
+            sign = "-" if row.kind == "void" else ""
+            return sign + format_minor(row.total, self.currency, with_code=False)
+        return sync_status(row)
+
+    def _seq_of(self, ref: str | None) -> str:
+        return next((str(r.seq) for r in self.rows if r.ref == ref), "?")
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        row = self.row_at(index.row()) if index.isValid() else None
+        if row is None:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.text(row, index.column())
+        if role == Qt.ItemDataRole.ForegroundRole:
+            if row.outcome in ("rejected", "conflict"):
+                return QColor("#b71c1c")
+            if row.kind == "void" or row.ref in self.voided:
+                return QColor("#757575")
+        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() in (0, 4):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.UserRole:
+            return row.ref
+        return None

@@ -1,0 +1,127 @@
+"""Cashier login by PIN, checked against the snapshot's hashes (so it works offline).
+
+The PIN is hashed with argon2, which takes tens of milliseconds on purpose, so the check runs
+on a worker thread. The PIN never leaves this widget except into :meth:`Terminal.verify_pin`
+and is never logged.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from terminal.core import Terminal
+from terminal.ui import theme
+from terminal.ui.workers import run_in_background
+
+
+class LoginView(QWidget):
+    logged_in = Signal(str, str)  # cashier_id, name
+
+    def __init__(self, terminal: Terminal, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.terminal = terminal
+        self.busy = False
+        outer = QHBoxLayout(self)
+        outer.setContentsMargins(40, 16, 40, 16)
+        outer.setSpacing(30)
+        left = QVBoxLayout()
+        title = QLabel("Who is selling?")
+        theme.set_role(title, "title")
+        left.addWidget(title)
+        self.cashiers = QListWidget()
+        self.cashiers.setStyleSheet("QListWidget::item { min-height: 48px; padding: 4px; }")
+        self.cashiers.currentRowChanged.connect(lambda _row: self.pin.setFocus())
+        left.addWidget(self.cashiers, 1)
+        outer.addLayout(left, 1)
+
+        right = QVBoxLayout()
+        right.addWidget(QLabel("PIN"))
+        self.pin = QLineEdit()
+        self.pin.setEchoMode(QLineEdit.EchoMode.Password)
+        self.pin.setMaxLength(12)
+        self.pin.setStyleSheet("font-size: 20pt;")
+        self.pin.returnPressed.connect(self.submit)
+        right.addWidget(self.pin)
+        pad = QGridLayout()
+        keys = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "\u232b", "0", "OK"]
+        for i, key in enumerate(keys):
+            button = QPushButton(key)
+            button.setMinimumSize(80, 52)
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            if key == "OK":
+                theme.set_role(button, "primary")
+                button.clicked.connect(self.submit)
+            elif key == "\u232b":
+                button.clicked.connect(self.pin.backspace)
+            else:
+                button.clicked.connect(lambda _=False, k=key: self.pin.insert(k))
+            pad.addWidget(button, i // 3, i % 3)
+        right.addLayout(pad)
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        theme.set_role(self.message, "error")
+        right.addWidget(self.message)
+        right.addStretch(1)
+        outer.addLayout(right, 1)
+
+    def reload(self, select_id: str | None = None) -> None:
+        """Cashiers come from the snapshot; reload after each sync (a new cashier appears)."""
+        current = select_id or self.selected_id()
+        self.cashiers.clear()
+        for cashier in self.terminal.cashiers():
+            item = QListWidgetItem(cashier.name)
+            item.setData(Qt.ItemDataRole.UserRole, cashier.cashier_id)
+            self.cashiers.addItem(item)
+            if cashier.cashier_id == current:
+                self.cashiers.setCurrentItem(item)
+        if self.cashiers.currentRow() < 0 and self.cashiers.count():
+            self.cashiers.setCurrentRow(0)
+        if not self.cashiers.count():
+            self.message.setText("No cashiers on this terminal yet: waiting for the first sync.")
+
+    def selected_id(self) -> str | None:
+        item = self.cashiers.currentItem()
+        return item.data(Qt.ItemDataRole.UserRole) if item else None
+
+    def select(self, cashier_id: str) -> None:
+        for row in range(self.cashiers.count()):
+            if self.cashiers.item(row).data(Qt.ItemDataRole.UserRole) == cashier_id:
+                self.cashiers.setCurrentRow(row)
+
+    def submit(self) -> None:
+        cashier_id = self.selected_id()
+        pin = self.pin.text()
+        if self.busy or cashier_id is None or not pin:
+            return
+        name = self.cashiers.currentItem().text()
+        self.busy = True
+        self.message.setText("Checking\u2026")
+        run_in_background(lambda: self.terminal.verify_pin(cashier_id, pin),
+                          lambda ok, error: self._done(cashier_id, name, ok, error),
+                          terminal=self.terminal)
+
+    def _done(self, cashier_id: str, name: str, ok: bool | None,
+              error: BaseException | None) -> None:
+        self.busy = False
+        self.pin.clear()
+        if error is not None or not ok:
+            self.message.setText("Wrong PIN. Try again." if error is None
+                                 else f"Could not check the PIN: {error}")
+            return
+        self.message.setText("")
+        self.logged_in.emit(cashier_id, name)
+
+    def showEvent(self, event: object) -> None:
+        super().showEvent(event)  # type: ignore[arg-type]
+        self.pin.setFocus()

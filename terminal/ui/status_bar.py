@@ -1,0 +1,76 @@
+"""Always-visible state of the terminal: online or not, what waits to be synced, when the
+last sync was, and whether the reader is there. Filled from :meth:`Terminal.status`, so it
+says exactly what ``pos-terminal status`` says."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QWidget
+
+from shared.money import format_minor
+from terminal.ui import theme
+
+
+def _ago(iso: str | None, now: datetime) -> str:
+    if not iso:
+        return "never"
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    seconds = max(0, int((now - moment).total_seconds()))
+    local = moment.astimezone().strftime("%H:%M")
+    if seconds < 60:
+        return f"{local} (just now)"
+    if seconds < 3600:
+        return f"{local} ({seconds // 60} min ago)"
+    return f"{local} ({seconds // 3600} h ago)"
+
+
+class StatusBar(QFrame):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("statusBar")
+        self.setStyleSheet("#statusBar { background: #263238; }"
+                           "#statusBar QLabel { color: white; font-size: 11pt; }")
+        self.setFixedHeight(34)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(8, 2, 8, 2)
+        layout.setSpacing(18)
+        self.network = QLabel()
+        self.queue = QLabel()
+        self.last_sync = QLabel()
+        self.reader = QLabel()
+        self.cashier = QLabel()
+        for label in (self.network, self.queue, self.last_sync, self.reader):
+            layout.addWidget(label)
+        layout.addStretch(1)
+        layout.addWidget(self.cashier)
+        self.online: bool | None = None
+        self.reader_connected = False
+
+    def show_status(self, status: dict[str, Any], currency: str,
+                    now: datetime | None = None) -> None:
+        now = now or datetime.now(UTC)
+        self.online = bool(status.get("server_reachable"))
+        colour = theme.ONLINE if self.online else theme.OFFLINE
+        text = "Online" if self.online else "Offline"
+        if status.get("device_revoked"):
+            text, colour = "Not authorized", theme.OFFLINE
+        self.network.setText(f'<span style="color:{colour}">\u25cf</span> {text}')
+        queued, total = int(status.get("queued") or 0), int(status.get("queued_total") or 0)
+        self.queue.setText(f"To sync: {queued} ({format_minor(total, currency)})"
+                           if queued else "All synced")
+        self.last_sync.setText(f"Last sync: {_ago(status.get('last_sync_at'), now)}")
+
+    def show_reader(self, connected: bool, message: str) -> None:
+        self.reader_connected = connected
+        colour = theme.ONLINE if connected else theme.OFFLINE
+        word = "Reader connected" if connected else "Reader NOT connected"
+        self.reader.setText(f'<span style="color:{colour}">\u25cf</span> {word}')
+        self.reader.setToolTip(message)
+
+    def show_cashier(self, name: str) -> None:
+        self.cashier.setText(f"Cashier: {name}" if name else "Locked")

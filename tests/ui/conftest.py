@@ -1,0 +1,98 @@
+"""Cashier-app test helpers: offscreen Qt, the real app on the real core, screenshots.
+
+``QT_QPA_PLATFORM`` must be set before any QApplication exists, hence at import time here.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from collections.abc import Callable, Iterator  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
+
+from terminal.core import Terminal  # noqa: E402
+from terminal.readers.simulated import SimulatedReader  # noqa: E402
+from terminal.sync.backoff import Backoff  # noqa: E402
+from terminal.ui import theme  # noqa: E402
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
+SIZE = (1024, 600)
+
+SETTINGS = {"currency": "SAR", "offline_max_sale": 5000, "offline_max_unsynced_total": 20000,
+            "offline_max_hours": 72, "overdraft_limit": 0, "timezone": "Asia/Riyadh"}
+PRODUCTS = [
+    {"product_id": "water", "name": "Water 330ml", "price": 150, "category": "Drinks",
+     "active": True},
+    {"product_id": "juice", "name": "Orange juice", "price": 300, "category": "Drinks",
+     "active": True},
+    {"product_id": "meal", "name": "Chicken wrap", "price": 1200, "category": "Meals",
+     "active": True},
+]
+CASHIERS = [{"cashier_id": "cash1", "name": "Amal", "pin_hash": "x", "active": True}]
+
+
+@pytest.fixture(autouse=True)
+def _themed(qapp: QApplication) -> None:
+    theme.apply(qapp)
+
+
+def screenshot(widget: QWidget, name: str) -> Path:
+    """Save what the widget shows now (for a person to look at; gitignored)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    QApplication.processEvents()
+    assert widget.grab().save(str(path)), f"could not save {path}"
+    return path
+
+
+@pytest.fixture
+def shot() -> Callable[[QWidget, str], Path]:
+    return screenshot
+
+
+def offline_terminal(data_dir: Path, server_url: str, wallets: list[dict[str, Any]],
+                     credentials: list[dict[str, Any]], **kwargs: Any) -> Terminal:
+    """An enrolled terminal with a snapshot written through the real snapshot code, pointed
+    at ``server_url`` (which may be a server that never answers)."""
+    from shared.protocol import SnapshotResponse
+    from terminal.store import snapshot, state
+
+    term = Terminal(data_dir, **kwargs)
+    now = datetime.now(UTC)
+    state.save_device(term.db, state.Device(
+        device_id="dev_ui", device_token="t", school_id="sch", currency="SAR",
+        server_url=server_url, name="ui", enrolled_at=now.isoformat()))
+    page = SnapshotResponse.model_validate({
+        "cursor": "c1", "full": True, "more": False, "server_time": now.isoformat(),
+        "settings": SETTINGS, "wallets": wallets, "credentials": credentials,
+        "products": PRODUCTS, "cashiers": CASHIERS})
+    epoch = state.next_epoch(term.db)
+    snapshot.apply_page(term.db, page, epoch)
+    snapshot.finish_pull(term.db, epoch=epoch, cursor="c1", full=True, at=now, server_time=now)
+    state.record_contact(term.db, now, ok=True)
+    state.record_synced(term.db, now)
+    return term
+
+
+def wallet(wallet_id: str, name: str, balance: int) -> dict[str, Any]:
+    return {"wallet_id": wallet_id, "display_name": name, "balance": balance,
+            "daily_limit": None, "status": "active",
+            "balance_as_of": datetime.now(UTC).isoformat()}
+
+
+@pytest.fixture
+def fast_backoff() -> Backoff:
+    return Backoff(base=0.2, cap=0.5)
+
+
+@pytest.fixture
+def sim_reader() -> Iterator[SimulatedReader]:
+    reader = SimulatedReader()
+    yield reader

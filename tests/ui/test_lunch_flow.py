@@ -1,0 +1,214 @@
+"""A whole lunch service through the real app: real core, real server in-process, simulated
+reader tapped from another thread (as hardware would), offscreen at 1024x600."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+from pytestqt.qtbot import QtBot
+
+from shared.money import format_minor
+from terminal.app import AppOptions, create_window
+from terminal.core import Terminal
+from terminal.readers.simulated import SimulatedReader
+from terminal.store import snapshot
+from terminal.sync.backoff import Backoff
+from terminal.ui.main_window import MainWindow
+from tests.ui.conftest import SIZE, screenshot
+
+
+def tap(reader: SimulatedReader, uid: str) -> None:
+    """Tap from a non-GUI thread, like a reader's worker does."""
+    thread = threading.Thread(target=reader.tap, args=(uid,))
+    thread.start()
+    thread.join()
+
+
+def add(window: MainWindow, qtbot: QtBot, product_id: str, times: int = 1) -> None:
+    button = window.sale_view.product_buttons[product_id]
+    for _ in range(times):
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def wait_result(window: MainWindow, qtbot: QtBot, kind: str, before: int) -> None:
+    panel = window.sale_view.result
+    qtbot.waitUntil(lambda: panel.outcome is not None and panel.paint_count > before
+                    and panel.state == kind, timeout=5000)
+
+
+def test_lunch_flow(qtbot: QtBot, live_server: Any, tmp_path: Path) -> None:
+    school = live_server.demo["schools"][0]
+    products = {p["name"]: p for p in school["products"]}
+    wallets = [w for w in school["wallets"] if w["status"] == "active" and w["daily_limit"] is None]
+    wallets.sort(key=lambda w: w["balance"])
+    poor = wallets[0]            # refused for balance
+    rich = wallets[-4:]          # plenty for everything else
+    cashier = school["cashiers"][0]
+    water, wrap, rice = products["Water 330ml"], products["Chicken wrap"], products["Rice & chicken"]
+
+    reader = SimulatedReader()
+    terminal = Terminal(tmp_path / "term", http_timeout=3.0)
+    window = create_window(tmp_path / "term", AppOptions(
+        server=live_server.url, enroll_code=school["enrollment_code"], name="Counter 1",
+        sync_interval=0.5), terminal=terminal, reader=reader,
+        backoff=Backoff(base=0.2, cap=0.5))
+    qtbot.addWidget(window)
+    window.resize(*SIZE)
+    window.show()
+    screenshot(window, "enroll")
+    window.start()  # not enrolled: enrolls by itself with the given code
+
+    # -- enrollment, then login by PIN (a wrong one first)
+    qtbot.waitUntil(lambda: window.current_view() is window.login_view, timeout=20000)
+    assert window.status_bar.reader_connected
+    login = window.login_view
+    login.select(cashier["cashier_id"])
+    qtbot.keyClicks(login.pin, "999999")
+    qtbot.keyClick(login.pin, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: "Wrong PIN" in login.message.text(), timeout=5000)
+    assert window.current_view() is login
+    screenshot(window, "login")
+    qtbot.keyClicks(login.pin, cashier["pin"])
+    qtbot.keyClick(login.pin, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.current_view() is window.sale_view, timeout=5000)
+    sale = window.sale_view
+    assert window.status_bar.cashier.text().endswith(cashier["name"])
+    assert len(sale.product_buttons) == len(school["products"])
+
+    # -- sale 1: two wraps and a water by bracelet
+    add(window, qtbot, wrap["product_id"], 2)
+    add(window, qtbot, water["product_id"])
+    total1 = 2 * wrap["price"] + water["price"]
+    assert sale.cart.total == total1
+    assert sale.result.state == "waiting" and "Tap bracelet" in sale.result.headline.text()
+    screenshot(window, "sale")
+    painted = sale.result.paint_count
+    tap(reader, rich[0]["credential_uid"])
+    wait_result(window, qtbot, "approved", painted)
+    result = sale.result
+    assert result.name.text() == rich[0]["display_name"]
+    assert format_minor(rich[0]["balance"], "SAR") in result.amounts.text()
+    assert format_minor(rich[0]["balance"] - total1, "SAR") in result.amounts.text()
+    assert sale.cart.is_empty()
+    screenshot(window, "approved")
+
+    # -- the same bracelet read again at once, with the next order on the counter: ignored
+    add(window, qtbot, water["product_id"])
+    tap(reader, rich[0]["credential_uid"])
+    qtbot.wait(200)
+    assert window.counter.ignored_repeats == 1
+    assert sale.cart.total == water["price"]  # nothing charged
+    # ...while the next student is served immediately
+    painted = sale.result.paint_count
+    tap(reader, rich[1]["credential_uid"])
+    wait_result(window, qtbot, "approved", painted)
+    assert result.name.text() == rich[1]["display_name"]
+
+    # -- refused for balance: the reason in plain words, the cart kept
+    count = poor["balance"] // rice["price"] + 1
+    add(window, qtbot, rice["product_id"], count)
+    if sale.cart.total > 5000:  # the school's per-sale cap would answer first
+        sale.cart.clear()
+        add(window, qtbot, water["product_id"], poor["balance"] // water["price"] + 1)
+    painted = sale.result.paint_count
+    tap(reader, poor["credential_uid"])
+    wait_result(window, qtbot, "refused", painted)
+    assert result.headline.text() == "REFUSED"
+    assert result.detail.text().startswith("Not enough balance")
+    assert result.name.text() == poor["display_name"]
+    assert not sale.cart.is_empty()
+    screenshot(window, "refused")
+    qtbot.keyClick(sale, Qt.Key.Key_Escape)  # clear the cart
+    assert sale.cart.is_empty()
+
+    # -- manual lookup by name (forgotten bracelet): no credential UID recorded
+    add(window, qtbot, water["product_id"], 2)
+    qtbot.keyClick(sale, Qt.Key.Key_F3)
+    dialog = window.lookup_dialog
+    assert dialog is not None
+    who = rich[2]
+    qtbot.keyClicks(dialog.query, who["display_name"])
+    assert dialog.results.count() >= 1
+    screenshot(dialog, "lookup")
+    painted = sale.result.paint_count
+    qtbot.keyClick(dialog.query, Qt.Key.Key_Return)
+    wait_result(window, qtbot, "approved", painted)
+    by_hand = terminal.history(1)[0]
+    assert by_hand.credential_uid is None
+    assert by_hand.wallet_id == who["wallet_id"] or result.name.text() == who["display_name"]
+    assert by_hand.total == 2 * water["price"]
+
+    # -- void of the first sale, with confirmation
+    qtbot.keyClick(sale, Qt.Key.Key_F4)
+    assert window.current_view() is window.history_view
+    history = window.history_view
+    first = next(r for r in history.model.rows if r.seq == 1)
+    history.select_ref(first.ref)
+    qtbot.keyClick(history.table, Qt.Key.Key_V)
+    box = history.confirm_box
+    assert box is not None
+    qtbot.mouseClick(box.button(QMessageBox.StandardButton.No), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: history.confirm_box is None)
+    assert not any(r.kind == "void" for r in terminal.history(10))
+    qtbot.keyClick(history.table, Qt.Key.Key_V)
+    box = history.confirm_box
+    assert box is not None
+    qtbot.mouseClick(box.button(QMessageBox.StandardButton.Yes), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: any(r.kind == "void" for r in terminal.history(10)))
+    texts = [history.model.text(r, 3) for r in history.model.rows]
+    assert any(t.startswith("VOID of #1") for t in texts)
+    assert any(t.startswith("(voided)") for t in texts)
+    qtbot.waitUntil(lambda: all(r.outcome == "applied" for r in terminal.history(10)),
+                    timeout=10000)
+    history.reload()
+    screenshot(window, "history")
+    qtbot.keyClick(history.table, Qt.Key.Key_Escape)
+    assert window.current_view() is sale
+
+    # -- the network goes: sales go on, the banner says so
+    qtbot.waitUntil(lambda: terminal.status()["queued"] == 0, timeout=10000)
+    live_server.stop()
+    window.sync_now()
+    qtbot.waitUntil(lambda: window.status_bar.online is False, timeout=10000)
+    qtbot.waitUntil(lambda: any("Offline" in t for t in window.banner.texts()), timeout=5000)
+    offline_buyer = rich[3]
+    for _ in range(2):
+        add(window, qtbot, water["product_id"])
+        painted = sale.result.paint_count
+        tap(reader, offline_buyer["credential_uid"])
+        wait_result(window, qtbot, "approved", painted)
+        qtbot.wait(1100)  # same bracelet again: after the de-duplication window
+    assert "saved offline" in result.detail.text()
+    window.refresh_status()
+    assert window.status_bar.queue.text().startswith("To sync: 2")
+    screenshot(window, "offline")
+
+    # -- back online: the queue drains and balances come back from the server
+    live_server.start()
+    window.sync_now()
+    qtbot.waitUntil(lambda: terminal.status()["queued"] == 0 and window.status_bar.online,
+                    timeout=20000)
+    qtbot.waitUntil(lambda: not window.banner.texts(), timeout=5000)
+    assert window.status_bar.queue.text() == "All synced"
+    row = snapshot.get_wallet(terminal.db, offline_buyer["wallet_id"])
+    assert row is not None
+    assert row.balance == offline_buyer["balance"] - 2 * water["price"]  # from the server
+    assert terminal.balance_estimate(offline_buyer["wallet_id"]) == row.balance
+    first_buyer = snapshot.get_wallet(terminal.db, rich[0]["wallet_id"])
+    assert first_buyer is not None and first_buyer.balance == rich[0]["balance"]  # voided
+    # a tap with an empty cart shows the refreshed balance, charging nothing
+    qtbot.wait(1100)
+    painted = sale.result.paint_count
+    tap(reader, offline_buyer["credential_uid"])
+    wait_result(window, qtbot, "info", painted)
+    assert format_minor(row.balance, "SAR") in result.amounts.text()
+
+    # -- lock and switch cashier
+    qtbot.keyClick(sale, Qt.Key.Key_F12)
+    assert window.current_view() is window.login_view
+    assert window.counter.locked
+    window.shutdown()
