@@ -9,7 +9,7 @@ from aiohttp import web
 
 from shared.clock import utcnow
 from shared.ids import new_id
-from shared.protocol import MAX_SALES_PER_PUSH, EnrollRequest, SaleResult, SalesPush
+from shared.protocol import MAX_SALES_PER_PUSH, EnrollRequest, SalesPush
 
 from .. import __version__, snapshot
 from ..keys import config_key, dialect_key, enroll_limiter_key, engine_key, write_lock_key
@@ -93,7 +93,7 @@ async def push_sales(request: web.Request) -> web.Response:
         clock_skew=timedelta(seconds=app[config_key].clock_skew_seconds),
         write_lock=app.get(write_lock_key))
     return web.json_response({
-        "results": [_result_json(r) for r in outcome.results],
+        "results": outcome.results,
         "acked_seq": outcome.acked_seq, "missing_seqs": outcome.missing_seqs,
         "server_time": utcnow().isoformat(timespec="milliseconds"),
     })
@@ -110,13 +110,6 @@ async def _seen(request: web.Request, device_id: str) -> None:
     finally:
         if lock is not None:
             lock.release()
-
-
-def _result_json(result: SaleResult) -> dict[str, object]:
-    data = result.model_dump()
-    if data["original_status"] is None:  # only replays carry it
-        del data["original_status"]
-    return data
 
 
 def _app_version(request: web.Request) -> str | None:

@@ -1,5 +1,6 @@
-"""Writing balanced transactions: the only place postings and wallet balances change.
+"""Writing postings: the only place the journal and wallet balances change.
 
+A posting moves a positive amount from one account to another, so it cannot be unbalanced.
 Balances move with ``balance = balance + :delta`` in SQL, in the same transaction as the
 postings, never read-modify-write in Python (a balance drift bug lost real money in a festival
 system that did it the other way).
@@ -8,63 +9,63 @@ system that did it the other way).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..storage.schema import ledger_txns, postings, wallets
+from ..storage.bulk import bulk_insert
+from ..storage.schema import postings, wallets
 
 
-class UnbalancedTransaction(ValueError):
+class InvalidPosting(ValueError):
     pass
 
 
 @dataclass(frozen=True, slots=True)
-class Txn:
-    txn_id: str
+class Posting:
+    posting_id: str
     school_id: str
     kind: str
+    from_account: str
+    to_account: str
+    amount: int
     occurred_at: datetime
     posted_at: datetime
-    entries: Sequence[tuple[str, int]]  # (account_id, signed amount)
     sale_ref: str | None = None
     memo: str | None = None
     actor: str | None = None
 
     def check(self) -> None:
-        if sum(amount for _, amount in self.entries) != 0:
-            raise UnbalancedTransaction(f"transaction {self.txn_id} does not sum to zero")
-        if len(self.entries) < 2:
-            raise UnbalancedTransaction(f"transaction {self.txn_id} needs two entries")
+        if self.amount <= 0:
+            raise InvalidPosting(f"posting {self.posting_id}: amount must be positive")
+        if self.from_account == self.to_account:
+            raise InvalidPosting(f"posting {self.posting_id}: needs two different accounts")
 
 
-async def post(conn: AsyncConnection, txns: Iterable[Txn], wallet_ids: set[str]) -> None:
-    """Insert transactions and postings and move the cached balance of every wallet touched.
+async def post(conn: AsyncConnection, items: Iterable[Posting], wallet_ids: set[str]) -> None:
+    """Insert postings and move the cached balance of every wallet they touch.
 
-    ``wallet_ids`` names the accounts that are wallets (others are system accounts, whose
-    balances are derived from postings when needed). The caller holds the wallets' locks.
+    ``wallet_ids`` names the accounts that are wallets (system accounts' balances are derived
+    from the journal when needed). The caller holds those wallets' locks.
     """
-    txn_rows, posting_rows = [], []
+    rows = []
     deltas: dict[str, int] = defaultdict(int)
-    for txn in txns:
-        txn.check()
-        txn_rows.append({
-            "txn_id": txn.txn_id, "school_id": txn.school_id, "kind": txn.kind,
-            "sale_ref": txn.sale_ref, "occurred_at": txn.occurred_at,
-            "posted_at": txn.posted_at, "memo": txn.memo, "actor": txn.actor,
-        })
-        for account_id, amount in txn.entries:
-            posting_rows.append({"school_id": txn.school_id, "txn_id": txn.txn_id,
-                                 "account_id": account_id, "amount": amount})
-            if account_id in wallet_ids:
-                deltas[account_id] += amount
-    if not txn_rows:
+    for p in items:
+        p.check()
+        rows.append({"posting_id": p.posting_id, "school_id": p.school_id, "kind": p.kind,
+                     "from_account": p.from_account, "to_account": p.to_account,
+                     "amount": p.amount, "sale_ref": p.sale_ref, "occurred_at": p.occurred_at,
+                     "posted_at": p.posted_at, "memo": p.memo, "actor": p.actor})
+        if p.to_account in wallet_ids:
+            deltas[p.to_account] += p.amount
+        if p.from_account in wallet_ids:
+            deltas[p.from_account] -= p.amount
+    if not rows:
         return
-    await conn.execute(sa.insert(ledger_txns), txn_rows)
-    await conn.execute(sa.insert(postings), posting_rows)
+    await bulk_insert(conn, postings, rows)
     changed = [{"w": w, "d": d} for w, d in sorted(deltas.items()) if d]
     if changed:
         await conn.execute(
@@ -73,6 +74,16 @@ async def post(conn: AsyncConnection, txns: Iterable[Txn], wallet_ids: set[str])
             .values(balance=wallets.c.balance + sa.bindparam("d", type_=sa.BigInteger)),
             changed,
         )
+
+
+def wallet_entries(wallet_id: str) -> sa.Select[tuple[object, ...]]:
+    """A wallet's journal as signed entries (+ received, - sent), newest first."""
+    signed = sa.case((postings.c.to_account == wallet_id, postings.c.amount),
+                     else_=-postings.c.amount)
+    return (sa.select(postings, signed.label("signed_amount"))
+            .where(sa.or_(postings.c.to_account == wallet_id,
+                          postings.c.from_account == wallet_id))
+            .order_by(postings.c.posted_at.desc(), postings.c.posting_id.desc()))
 
 
 async def lock_wallets(conn: AsyncConnection, school_id: str,

@@ -23,8 +23,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.clock import utcnow
-from shared.protocol import Sale, SaleResult
+from shared.protocol import Sale
 
+from ..storage.bulk import bulk_insert
 from ..storage.schema import (
     cashiers,
     credentials,
@@ -45,6 +46,7 @@ from .judge import (
     CredentialState,
     StoredSale,
     WalletState,
+    Result,
     judge_batch,
 )
 from .postings import lock_wallets, post
@@ -56,7 +58,7 @@ CHUNK = 900  # stays under every driver's bound-parameter limit
 
 @dataclass(frozen=True, slots=True)
 class PushOutcome:
-    results: list[SaleResult]
+    results: list[Result]
     acked_seq: int
     missing_seqs: list[int]
 
@@ -213,15 +215,13 @@ async def _load_context(conn: AsyncConnection, school_id: str, device_id: str,
 
 async def _write(conn: AsyncConnection, school_id: str, device_id: str,
                  fx: BatchEffects) -> None:
-    if fx.new_sales:
-        await conn.execute(sa.insert(sales), fx.new_sales)
-    if fx.new_conflicts:
-        await conn.execute(sa.insert(sale_conflicts), fx.new_conflicts)
+    await bulk_insert(conn, sales, fx.new_sales)
+    await bulk_insert(conn, sale_conflicts, fx.new_conflicts)
     if fx.new_seqs:
-        await conn.execute(sa.insert(device_seqs), [
+        await bulk_insert(conn, device_seqs, [
             {"device_id": device_id, "seq": seq, "school_id": school_id, "ref": ref}
             for seq, ref in sorted(fx.new_seqs.items())])
-    await post(conn, fx.txns, fx.touched_wallets)
+    await post(conn, fx.postings, fx.touched_wallets)
     if fx.voided:
         await conn.execute(
             sa.update(sales)

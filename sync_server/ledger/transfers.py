@@ -17,7 +17,7 @@ from shared.ids import new_id
 from ..storage.schema import wallets
 from . import versions
 from .accounts import system_account
-from .postings import Txn, lock_wallets, post
+from .postings import Posting, lock_wallets, post
 
 
 class WalletNotFound(LookupError):
@@ -26,7 +26,7 @@ class WalletNotFound(LookupError):
 
 @dataclass(frozen=True, slots=True)
 class Transfer:
-    txn_id: str
+    txn_id: str  # the posting's ID
     balance_after: int
 
 
@@ -41,12 +41,17 @@ async def move(conn: AsyncConnection, *, school_id: str, wallet_id: str, amount:
     locked = await lock_wallets(conn, school_id, [wallet_id])
     if wallet_id not in locked:
         raise WalletNotFound(wallet_id)
+    if amount == 0:
+        raise ValueError("a transfer moves a non-zero amount")
     now = utcnow()
-    txn = Txn(txn_id=new_id("txn"), school_id=school_id, kind=kind,
-              occurred_at=occurred_at or now, posted_at=now, memo=memo, actor=actor,
-              sale_ref=sale_ref,
-              entries=[(wallet_id, amount), (system_account(school_id, counter_kind), -amount)])
-    await post(conn, [txn], {wallet_id})
+    counter = system_account(school_id, counter_kind)
+    posting = Posting(
+        posting_id=new_id("pst"), school_id=school_id, kind=kind,
+        from_account=counter if amount > 0 else wallet_id,
+        to_account=wallet_id if amount > 0 else counter, amount=abs(amount),
+        occurred_at=occurred_at or now, posted_at=now, sale_ref=sale_ref, memo=memo,
+        actor=actor)
+    await post(conn, [posting], {wallet_id})
     version = await versions.bump(conn, school_id)
     await versions.stamp(conn, wallets, wallets.c.wallet_id, [wallet_id], version)
-    return Transfer(txn.txn_id, int(locked[wallet_id].balance) + amount)
+    return Transfer(posting.posting_id, int(locked[wallet_id].balance) + amount)

@@ -253,7 +253,9 @@ async def test_batch_with_repeated_ref_applies_it_once(
     engine = create_engine(db_url)
     async with engine.connect() as conn:
         n = (await conn.execute(sa.select(sa.func.count()).select_from(postings)
-                                .where(postings.c.account_id == body["wallet_id"]))).scalar_one()
+                                .where(sa.or_(postings.c.to_account == body["wallet_id"],
+                                              postings.c.from_account == body["wallet_id"])))
+                     ).scalar_one()
         stored = (await conn.execute(sa.select(sa.func.count()).select_from(sales))).scalar_one()
     await engine.dispose()
     assert n == 2  # the demo top-up and this sale
