@@ -24,12 +24,14 @@ class EnrollView(QWidget):
         self.terminal = terminal
         self.busy = False
         outer = QVBoxLayout(self)
-        outer.setContentsMargins(150, 30, 150, 30)
+        outer.setContentsMargins(120, 30, 120, 30)
         title = QLabel("Set up this terminal")
         theme.set_role(title, "title")
         outer.addWidget(title)
-        outer.addWidget(QLabel("Enter the server address and the one-time enrollment code "
-                               "from the school's admin console."))
+        intro = QLabel("Enter the server address and the one-time enrollment code "
+                       "from the school's admin console.")
+        intro.setWordWrap(True)
+        outer.addWidget(intro)
         form = QFormLayout()
         self.server = QLineEdit()
         self.server.setPlaceholderText("https://pos.school.example")

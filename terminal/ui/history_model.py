@@ -36,7 +36,8 @@ def sync_status(row: OutboxRow) -> str:
 
 def _time(created_at: str) -> str:
     try:
-        return datetime.fromisoformat(created_at).strftime("%H:%M:%S")
+        # The terminal's clock zone, like the status bar (a kiosk runs in the school's zone).
+        return datetime.fromisoformat(created_at).astimezone().strftime("%H:%M:%S")
     except ValueError:
         return created_at
 

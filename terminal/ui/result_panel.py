@@ -11,7 +11,7 @@ import time
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPaintEvent
-from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from shared.money import format_minor
 from terminal.ui import theme
@@ -46,6 +46,9 @@ class ResultPanel(QFrame):
         self.detail.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.detail.setWordWrap(True)
         for label in (self.headline, self.name, self.amounts, self.detail):
+            # A long name or amount must never widen the window past 1024 px: the text is
+            # cut at the panel's edge instead (names are short; amounts fit at this size).
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
             layout.addWidget(label)
         self.show_waiting(0)
 
@@ -81,7 +84,7 @@ class ResultPanel(QFrame):
     def show_outcome(self, outcome: Outcome) -> None:
         self.outcome = outcome
         self.state = outcome.kind
-        self._style(COLOURS[outcome.kind], "white", 30)
+        self._style(COLOURS[outcome.kind], "white", 28)
         headline = HEADLINES[outcome.kind]
         if outcome.kind == "approved" and outcome.total is not None:
             headline = f"APPROVED  {self.money(outcome.total)}"

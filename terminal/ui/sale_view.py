@@ -99,10 +99,10 @@ class SaleView(QWidget):
         right.addWidget(self.table, 1)
 
         buttons = QHBoxLayout()
-        self.minus_button = QPushButton("\u2212  (-)")
-        self.plus_button = QPushButton("+  (+)")
-        self.remove_button = QPushButton("Remove (Del)")
-        self.clear_button = QPushButton("Clear (Esc)")
+        self.minus_button = QPushButton("\u2212")
+        self.plus_button = QPushButton("+")
+        self.remove_button = QPushButton("Remove Del")
+        self.clear_button = QPushButton("Clear Esc")
         theme.set_role(self.clear_button, "danger")
         for button in (self.minus_button, self.plus_button, self.remove_button,
                        self.clear_button):
@@ -215,7 +215,7 @@ class SaleView(QWidget):
         button = QPushButton(f"{product.name}\n{key}{price}")
         theme.set_role(button, "product")
         button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        button.setMinimumWidth(150)
+        button.setMinimumWidth(110)
         button.clicked.connect(lambda: self.add_product(product))
         self.product_buttons[product.product_id] = button
         return button

@@ -54,6 +54,12 @@ class StatusBar(QFrame):
     def show_status(self, status: dict[str, Any], currency: str,
                     now: datetime | None = None) -> None:
         now = now or datetime.now(UTC)
+        if not status.get("enrolled"):
+            self.online = None
+            self.network.setText("Not enrolled")
+            self.queue.setText("")
+            self.last_sync.setText("")
+            return
         self.online = bool(status.get("server_reachable"))
         colour = theme.ONLINE if self.online else theme.OFFLINE
         text = "Online" if self.online else "Offline"

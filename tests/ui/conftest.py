@@ -9,18 +9,18 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from collections.abc import Callable, Iterator  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
-import pytest  # noqa: E402
-from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
+import pytest
+from PySide6.QtWidgets import QApplication, QWidget
 
-from terminal.core import Terminal  # noqa: E402
-from terminal.readers.simulated import SimulatedReader  # noqa: E402
-from terminal.sync.backoff import Backoff  # noqa: E402
-from terminal.ui import theme  # noqa: E402
+from terminal.core import Terminal
+from terminal.readers.simulated import SimulatedReader
+from terminal.sync.backoff import Backoff
+from terminal.ui import theme
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
 SIZE = (1024, 600)

@@ -48,7 +48,8 @@ def test_lunch_flow(qtbot: QtBot, live_server: Any, tmp_path: Path) -> None:
     poor = wallets[0]            # refused for balance
     rich = wallets[-4:]          # plenty for everything else
     cashier = school["cashiers"][0]
-    water, wrap, rice = products["Water 330ml"], products["Chicken wrap"], products["Rice & chicken"]
+    water, wrap = products["Water 330ml"], products["Chicken wrap"]
+    rice = products["Rice & chicken"]
 
     reader = SimulatedReader()
     terminal = Terminal(tmp_path / "term", http_timeout=3.0)
@@ -59,6 +60,8 @@ def test_lunch_flow(qtbot: QtBot, live_server: Any, tmp_path: Path) -> None:
     qtbot.addWidget(window)
     window.resize(*SIZE)
     window.show()
+    assert window.minimumSizeHint().width() <= SIZE[0]
+    assert (window.width(), window.height()) == SIZE
     screenshot(window, "enroll")
     window.start()  # not enrolled: enrolls by itself with the given code
 
@@ -85,6 +88,7 @@ def test_lunch_flow(qtbot: QtBot, live_server: Any, tmp_path: Path) -> None:
     total1 = 2 * wrap["price"] + water["price"]
     assert sale.cart.total == total1
     assert sale.result.state == "waiting" and "Tap bracelet" in sale.result.headline.text()
+    assert (window.width(), window.height()) == SIZE
     screenshot(window, "sale")
     painted = sale.result.paint_count
     tap(reader, rich[0]["credential_uid"])
@@ -94,6 +98,7 @@ def test_lunch_flow(qtbot: QtBot, live_server: Any, tmp_path: Path) -> None:
     assert format_minor(rich[0]["balance"], "SAR") in result.amounts.text()
     assert format_minor(rich[0]["balance"] - total1, "SAR") in result.amounts.text()
     assert sale.cart.is_empty()
+    assert (window.width(), window.height()) == SIZE
     screenshot(window, "approved")
 
     # -- the same bracelet read again at once, with the next order on the counter: ignored
@@ -185,6 +190,7 @@ def test_lunch_flow(qtbot: QtBot, live_server: Any, tmp_path: Path) -> None:
     assert "saved offline" in result.detail.text()
     window.refresh_status()
     assert window.status_bar.queue.text().startswith("To sync: 2")
+    assert (window.width(), window.height()) == SIZE
     screenshot(window, "offline")
 
     # -- back online: the queue drains and balances come back from the server
