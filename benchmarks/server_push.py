@@ -42,7 +42,7 @@ async def prepare(db_url: str) -> dict[str, Any]:
     from sync_server.ledger.accounts import TOPUP_CLEARING, system_account
     from sync_server.storage.engine import create_engine
     from sync_server.storage.migrate import upgrade
-    from sync_server.storage.schema import accounts, ledger_txns, postings, wallets
+    from sync_server.storage.schema import accounts, postings, wallets
 
     await upgrade(db_url)
     engine = create_engine(db_url)
@@ -60,14 +60,10 @@ async def prepare(db_url: str) -> dict[str, Any]:
             {"wallet_id": w, "school_id": school_id, "display_name": f"S{i}",
              "balance": 10_000_000, "daily_limit": None, "status": "active", "version": 2,
              "created_at": now, "updated_at": now} for i, w in enumerate(wallet_ids)])
-        txn = new_id("txn")
-        await conn.execute(sa.insert(ledger_txns).values(
-            txn_id=txn, school_id=school_id, kind="topup", occurred_at=now, posted_at=now))
         await conn.execute(sa.insert(postings), [
-            {"school_id": school_id, "txn_id": txn, "account_id": w, "amount": 10_000_000}
-            for w in wallet_ids] + [{"school_id": school_id, "txn_id": txn,
-                                     "account_id": system_account(school_id, TOPUP_CLEARING),
-                                     "amount": -10_000_000 * WALLETS}])
+            {"posting_id": new_id("pst"), "school_id": school_id, "kind": "topup",
+             "from_account": system_account(school_id, TOPUP_CLEARING), "to_account": w,
+             "amount": 10_000_000, "occurred_at": now, "posted_at": now} for w in wallet_ids])
         codes = [await records.create_enrollment_code(conn, school_id, timedelta(hours=1))
                  for _ in range(DEVICES + 2)]
     await engine.dispose()
@@ -156,21 +152,23 @@ async def endpoint_run(url: str, setup: dict[str, Any], rounds: int) -> dict[str
 
 def _rows(setup: dict[str, Any], device_id: str, batch: list[dict[str, Any]], now: datetime,
           ) -> tuple[list[tuple[Any, ...]], ...]:
-    sales, seqs, txns, posts, deltas = [], [], [], [], {}
+    sales, seqs, posts, deltas = [], [], [], {}
     revenue = f"{setup['school_id']}:revenue"
     for s in batch:
-        txn = new_id("txn")
+        pid = new_id("pst")
         sales.append((setup["school_id"], s["ref"], device_id, s["seq"], "sale", None, now, now,
                       s["cashier_id"], s["wallet_id"], None, json.dumps(s["lines"]), s["total"],
-                      True, "applied", None, None, "[]", 0, "h" * 64, txn, None, "2026-11-22"))
+                      True, "applied", None, None, "[]", 0, "h" * 64, pid, None, "2026-11-22"))
         seqs.append((device_id, s["seq"], setup["school_id"], s["ref"]))
-        txns.append((txn, setup["school_id"], "sale", s["ref"], now, now))
-        posts += [(setup["school_id"], txn, s["wallet_id"], -s["total"]),
-                  (setup["school_id"], txn, revenue, s["total"])]
+        posts.append((pid, setup["school_id"], "sale", s["wallet_id"], revenue, s["total"],
+                      s["ref"], now, now))
         deltas[s["wallet_id"]] = deltas.get(s["wallet_id"], 0) - s["total"]
-    return sales, seqs, txns, posts, [(d, w) for w, d in sorted(deltas.items())]
+    return sales, seqs, posts, [(d, w) for w, d in sorted(deltas.items())]
 
 
+POSTING_SQL = ("INSERT INTO postings (posting_id, school_id, kind, from_account, to_account, "
+               "amount, sale_ref, occurred_at, posted_at) VALUES ({}, {}, {}, {}, {}, {}, {}, "
+               "{}, {})")
 SALES_COLS = ("school_id, ref, device_id, seq, kind, voids_ref, created_at, received_at, "
               "cashier_id, wallet_id, credential_uid, lines, total, offline, status, code, "
               "detail, flags, balance_after, content_hash, txn_id, voided_by, business_day")
@@ -195,16 +193,13 @@ async def baseline_run(db_url: str, setup: dict[str, Any], batches: int) -> floa
                      (device_id, setup["school_id"], device_id, now.replace(tzinfo=None)))
         naive = now.replace(tzinfo=None)
         start = time.perf_counter()
-        for sales, seqs, txns, posts, deltas in work:
+        for sales, seqs, posts, deltas in work:
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany(f"INSERT INTO sales ({SALES_COLS}) VALUES ({ph})",
                              [(*r[:6], naive, naive, *r[8:]) for r in sales])
             conn.executemany("INSERT INTO device_seqs VALUES (?, ?, ?, ?)", seqs)
-            conn.executemany("INSERT INTO ledger_txns (txn_id, school_id, kind, sale_ref, "
-                             "occurred_at, posted_at) VALUES (?, ?, ?, ?, ?, ?)",
-                             [(*t[:4], naive, naive) for t in txns])
-            conn.executemany("INSERT INTO postings (school_id, txn_id, account_id, amount) "
-                             "VALUES (?, ?, ?, ?)", posts)
+            conn.executemany(POSTING_SQL.replace("$", "?").format(*"?" * 9),
+                             [(*p[:7], naive, naive) for p in posts])
             conn.executemany("UPDATE wallets SET balance = balance + ? WHERE wallet_id = ?",
                              deltas)
             conn.execute("COMMIT")
@@ -220,15 +215,13 @@ async def baseline_run(db_url: str, setup: dict[str, Any], batches: int) -> floa
                        "0, 0)", device_id, setup["school_id"], device_id, now)
     pg_ph = ", ".join(f"${i}" for i in range(1, 24))
     start = time.perf_counter()
-    for sales, seqs, txns, posts, deltas in work:
+    for sales, seqs, posts, deltas in work:
         async with conn.transaction():
             await conn.executemany(f"INSERT INTO sales ({SALES_COLS}) VALUES ({pg_ph})",
                                    [(*r[:11], r[11], *r[12:17], r[17], *r[18:]) for r in sales])
             await conn.executemany("INSERT INTO device_seqs VALUES ($1, $2, $3, $4)", seqs)
-            await conn.executemany("INSERT INTO ledger_txns (txn_id, school_id, kind, sale_ref, "
-                                   "occurred_at, posted_at) VALUES ($1, $2, $3, $4, $5, $6)", txns)
-            await conn.executemany("INSERT INTO postings (school_id, txn_id, account_id, amount) "
-                                   "VALUES ($1, $2, $3, $4)", posts)
+            await conn.executemany(POSTING_SQL.format(*(f"${i}" for i in range(1, 10))),
+                                   posts)
             await conn.executemany("UPDATE wallets SET balance = balance + $1 "
                                    "WHERE wallet_id = $2", deltas)
     elapsed = time.perf_counter() - start

@@ -20,6 +20,7 @@ from shared.ids import new_id, normalize_uid
 
 from .ledger import versions
 from .ledger.accounts import SYSTEM_KINDS, system_account
+from .ledger.postings import lock_wallets
 from .secrets import code_hash, hash_password, new_enrollment_code
 from .storage.schema import (
     accounts,
@@ -89,6 +90,9 @@ async def update_wallet(conn: AsyncConnection, school_id: str, wallet_id: str,
         raise RecordError(f"cannot change {', '.join(sorted(set(changes) - allowed))}")
     if changes.get("status") not in (None, "active", "frozen", "closed"):
         raise RecordError("status must be active, frozen or closed")
+    # Wallet before school: the lock order every sales batch uses (no deadlock between them).
+    if not await lock_wallets(conn, school_id, [wallet_id]):
+        raise RecordError("no such wallet in this school")
     version = await versions.bump(conn, school_id)
     result = await conn.execute(
         sa.update(wallets)

@@ -137,15 +137,16 @@ def _result(ref: str, status: str, flags: list[str] | None = None,
 
 
 def judge_batch(ctx: BatchContext, sales: list[Sale], received_at: datetime,
-                ) -> tuple[list[Result], BatchEffects]:
+                digests: list[str] | None = None) -> tuple[list[Result], BatchEffects]:
     effects = BatchEffects()
-    results = [_judge_one(ctx, effects, sale, received_at) for sale in sales]
+    hashes = digests or [content_hash(sale) for sale in sales]
+    results = [_judge_one(ctx, effects, sale, digest, received_at)
+               for sale, digest in zip(sales, hashes, strict=True)]
     return results, effects
 
 
-def _judge_one(ctx: BatchContext, fx: BatchEffects, sale: Sale,
+def _judge_one(ctx: BatchContext, fx: BatchEffects, sale: Sale, digest: str,
                received_at: datetime) -> Result:
-    digest = content_hash(sale)
     prior = ctx.stored.get(sale.ref)
     if prior is not None:
         if prior.content_hash == digest:

@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -45,11 +46,13 @@ class Posting:
             raise InvalidPosting(f"posting {self.posting_id}: needs two different accounts")
 
 
-async def post(conn: AsyncConnection, items: Iterable[Posting], wallet_ids: set[str]) -> None:
+async def post(conn: AsyncConnection, items: Iterable[Posting], wallet_ids: set[str],
+               version: int | None = None) -> None:
     """Insert postings and move the cached balance of every wallet they touch.
 
     ``wallet_ids`` names the accounts that are wallets (system accounts' balances are derived
-    from the journal when needed). The caller holds those wallets' locks.
+    from the journal when needed). The caller holds those wallets' locks. With ``version``,
+    the same UPDATE stamps the wallets for the next snapshot delta (one pass, not two).
     """
     rows = []
     deltas: dict[str, int] = defaultdict(int)
@@ -68,10 +71,12 @@ async def post(conn: AsyncConnection, items: Iterable[Posting], wallet_ids: set[
     await bulk_insert(conn, postings, rows)
     changed = [{"w": w, "d": d} for w, d in sorted(deltas.items()) if d]
     if changed:
+        values: dict[str, Any] = {
+            "balance": wallets.c.balance + sa.bindparam("d", type_=sa.BigInteger)}
+        if version is not None:
+            values["version"] = version
         await conn.execute(
-            sa.update(wallets)
-            .where(wallets.c.wallet_id == sa.bindparam("w"))
-            .values(balance=wallets.c.balance + sa.bindparam("d", type_=sa.BigInteger)),
+            sa.update(wallets).where(wallets.c.wallet_id == sa.bindparam("w")).values(values),
             changed,
         )
 

@@ -1,7 +1,7 @@
 """Applying a pushed batch exactly once: lock, load, judge, write, all in one transaction.
 
 Lock order, the same everywhere in the server: the device row, then wallets sorted by ID, then
-the school row (taken last by :func:`versions.bump`). Everything the judgement reads is read
+the school row (taken by :func:`versions.bump` just before the writes). Everything the judgement reads is read
 *after* those locks, so a concurrent push of the same refs (two server processes, a terminal
 retrying through a proxy) sees the other's committed outcome. A race that still slips through
 (the same ref with a different wallet) hits the unique index on (school, ref) and the batch is
@@ -47,6 +47,7 @@ from .judge import (
     StoredSale,
     WalletState,
     Result,
+    content_hash,
     judge_batch,
 )
 from .postings import lock_wallets, post
@@ -67,12 +68,16 @@ async def apply_push(engine: AsyncEngine, school_id: str, device_id: str, batch:
                      *, clock_skew: timedelta = timedelta(minutes=5),
                      write_lock: asyncio.Lock | None = None) -> PushOutcome:
     """Apply one pushed batch; retried whole on unique-index races and deadlocks."""
+    # Pure CPU work before any lock: it overlaps another batch's database I/O.
+    digests = [content_hash(sale) for sale in batch]
     for attempt in range(1, RETRIES + 1):
         try:
             if write_lock is None:
-                return await _apply_once(engine, school_id, device_id, batch, clock_skew)
+                return await _apply_once(engine, school_id, device_id, batch, digests,
+                                         clock_skew)
             async with write_lock:
-                return await _apply_once(engine, school_id, device_id, batch, clock_skew)
+                return await _apply_once(engine, school_id, device_id, batch, digests,
+                                         clock_skew)
         except (IntegrityError, DBAPIError) as exc:
             if attempt == RETRIES or not _retryable(exc):
                 raise
@@ -90,7 +95,7 @@ def _retryable(exc: DBAPIError) -> bool:
 
 
 async def _apply_once(engine: AsyncEngine, school_id: str, device_id: str, batch: list[Sale],
-                      clock_skew: timedelta) -> PushOutcome:
+                      digests: list[str], clock_skew: timedelta) -> PushOutcome:
     async with engine.begin() as conn:
         now = utcnow()
         device = (await conn.execute(
@@ -104,8 +109,11 @@ async def _apply_once(engine: AsyncEngine, school_id: str, device_id: str, batch
             return PushOutcome([], int(device.acked_seq), missing)
 
         ctx = await _load_context(conn, school_id, device_id, batch, now, clock_skew)
-        results, effects = judge_batch(ctx, batch, now)
-        await _write(conn, school_id, device_id, effects)
+        results, effects = judge_batch(ctx, batch, now, digests)
+        # The school row's lock is taken here, late, so batches of one school only queue for
+        # the write phase; wallets are stamped with this version by the balance UPDATE.
+        version = await versions.bump(conn, school_id) if effects.touched_wallets else None
+        await _write(conn, school_id, device_id, effects, version)
 
         acked, missing = seqs.advance(
             int(device.acked_seq), await seqs.stored_above(conn, device_id, device.acked_seq))
@@ -113,10 +121,6 @@ async def _apply_once(engine: AsyncEngine, school_id: str, device_id: str, batch
         await conn.execute(
             sa.update(devices).where(devices.c.device_id == device_id)
             .values(acked_seq=acked, max_seq=max_seq, last_seen_at=now, last_push_at=now))
-        if effects.touched_wallets:
-            version = await versions.bump(conn, school_id)
-            await versions.stamp(conn, wallets, wallets.c.wallet_id,
-                                 sorted(effects.touched_wallets), version)
         return PushOutcome(results, acked, missing)
 
 
@@ -214,14 +218,14 @@ async def _load_context(conn: AsyncConnection, school_id: str, device_id: str,
 
 
 async def _write(conn: AsyncConnection, school_id: str, device_id: str,
-                 fx: BatchEffects) -> None:
+                 fx: BatchEffects, version: int | None) -> None:
     await bulk_insert(conn, sales, fx.new_sales)
     await bulk_insert(conn, sale_conflicts, fx.new_conflicts)
     if fx.new_seqs:
         await bulk_insert(conn, device_seqs, [
             {"device_id": device_id, "seq": seq, "school_id": school_id, "ref": ref}
             for seq, ref in sorted(fx.new_seqs.items())])
-    await post(conn, fx.postings, fx.touched_wallets)
+    await post(conn, fx.postings, fx.touched_wallets, version)
     if fx.voided:
         await conn.execute(
             sa.update(sales)

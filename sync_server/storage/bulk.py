@@ -35,7 +35,26 @@ async def bulk_insert(conn: AsyncConnection, table: sa.Table,
         return
     columns = tuple(rows[0])
     sql, processors = _compiled(table, columns, conn.dialect)
-    pairs = list(zip(columns, processors, strict=True))
-    params = [tuple(proc(row[name]) if proc else row[name] for name, proc in pairs)
-              for row in rows]
+    # Rows of one batch share many values (every row's received_at, a sale's created_at on its
+    # sale and posting rows): process each distinct hashable value once.
+    memo: list[dict[Any, Any]] = [{} for _ in columns]
+    params = []
+    for row in rows:
+        values = []
+        for i, name in enumerate(columns):
+            value, proc = row[name], processors[i]
+            if proc is not None and value is not None:
+                try:
+                    cached = memo[i].get(value, _MISSING)
+                except TypeError:  # unhashable (JSON lists): process every time
+                    value = proc(value)
+                else:
+                    if cached is _MISSING:
+                        cached = memo[i][value] = proc(value)
+                    value = cached
+            values.append(value)
+        params.append(tuple(values))
     await conn.exec_driver_sql(sql, params)
+
+
+_MISSING = object()
