@@ -116,7 +116,8 @@ Demo running: server {url}  (admin console {url}/admin)
   platform     {demo['platform_admin']['email']} / {demo['platform_admin']['password']}
   all demo data (bracelet UIDs, wallets, products): {seed_file}
 Sell from a shell:
-  {' '.join(terminal_cmd)} sell --cashier {cashier['cashier_id']} --uid {wallet['credential_uid']} --item {product['product_id']} --json
+  {' '.join(terminal_cmd)} sell --cashier {cashier['cashier_id']} \\
+      --uid {wallet['credential_uid']} --item {product['product_id']} --json
   {' '.join(terminal_cmd)} sync --json
 Ctrl-C stops the demo.
 """, flush=True)

@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -139,11 +139,11 @@ async def _audit(config: ServerConfig, args: argparse.Namespace) -> int:
     lines = [f"{s['school_id']}: postings sum {s['postings_sum']}, {s['wallets']} wallets, "
              f"{len(s['balance_mismatches'])} mismatches, gaps on {len(s['missing_seqs'])} "
              f"device(s)" for s in report["schools"]]
-    _emit(args, report, "\n".join(lines + ["ok" if report["ok"] else "NOT OK"]))
+    _emit(args, report, "\n".join([*lines, "ok" if report["ok"] else "NOT OK"]))
     return 0 if report["ok"] else 1
 
 
-_COMMANDS: dict[str, Callable[[ServerConfig, argparse.Namespace], Awaitable[int]]] = {
+_COMMANDS: dict[str, Callable[[ServerConfig, argparse.Namespace], Coroutine[Any, Any, int]]] = {
     "migrate": _migrate, "seed-demo": _seed_demo, "enrollment-code": _enrollment_code,
     "revoke-device": _revoke_device, "audit-ledger": _audit,
 }

@@ -34,9 +34,11 @@ class ServerConfig:
         default=10, metadata=_meta("POS_ENROLL_FAILURES_PER_MINUTE",
                                    "failed enrollments per client address per minute before 429"))
     secure_cookies: bool = field(
-        default=False, metadata=_meta("POS_SECURE_COOKIES", "mark admin cookies Secure (behind TLS)"))
+        default=False,
+        metadata=_meta("POS_SECURE_COOKIES", "mark admin cookies Secure (behind TLS)"))
     clock_skew_seconds: int = field(
-        default=300, metadata=_meta("POS_CLOCK_SKEW_SECONDS", "created_at this far ahead is flagged"))
+        default=300,
+        metadata=_meta("POS_CLOCK_SKEW_SECONDS", "created_at this far ahead is flagged"))
 
     @property
     def enrollment_ttl(self) -> timedelta:

@@ -92,7 +92,7 @@ def wallet_entries(wallet_id: str) -> sa.Select[tuple[object, ...]]:
 
 
 async def lock_wallets(conn: AsyncConnection, school_id: str,
-                       wallet_ids: Iterable[str]) -> dict[str, sa.Row[tuple[object, ...]]]:
+                       wallet_ids: Iterable[str]) -> dict[str, sa.Row[Any]]:
     """Lock this school's wallets in one fixed (sorted) order and return their rows.
 
     Sorted locking is what keeps concurrent batches from deadlocking on PostgreSQL (measured:
@@ -109,4 +109,4 @@ async def lock_wallets(conn: AsyncConnection, school_id: str,
         .order_by(wallets.c.wallet_id)
         .with_for_update()
     )
-    return {row.wallet_id: row for row in rows}
+    return {str(row.wallet_id): row for row in rows}  # type: ignore[misc]

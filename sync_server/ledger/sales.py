@@ -1,11 +1,11 @@
 """Applying a pushed batch exactly once: lock, load, judge, write, all in one transaction.
 
 Lock order, the same everywhere in the server: the device row, then wallets sorted by ID, then
-the school row (taken by :func:`versions.bump` just before the writes). Everything the judgement reads is read
-*after* those locks, so a concurrent push of the same refs (two server processes, a terminal
-retrying through a proxy) sees the other's committed outcome. A race that still slips through
-(the same ref with a different wallet) hits the unique index on (school, ref) and the batch is
-retried from the start, where it finds the winner's row.
+the school row (taken by :func:`versions.bump` just before the writes). Everything the
+judgement reads is read after the first two, so a concurrent push of the same refs (two
+server processes, a terminal retrying through a proxy) sees the other's committed outcome.
+A race that still slips through (the same ref with a different wallet) hits the unique index
+on (school, ref) and the batch is retried from the start, where it finds the winner's row.
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ from .judge import (
     BatchContext,
     BatchEffects,
     CredentialState,
+    Result,
     StoredSale,
     WalletState,
-    Result,
     content_hash,
     judge_batch,
 )

@@ -1,1 +1,1 @@
-"""Storage: SQLAlchemy Core tables, the async engine for SQLite or PostgreSQL, Alembic migrations."""
+"""Storage: Core tables, the async engine for SQLite or PostgreSQL, Alembic migrations."""

@@ -8,7 +8,7 @@ exactly as in ordinary Core statements) before handing plain tuples to the drive
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 @lru_cache(maxsize=64)
 def _compiled(table: sa.Table, columns: tuple[str, ...],
-              dialect: sa.Dialect) -> tuple[str, list[Callable[[Any], Any] | None]]:
+              dialect: sa.Dialect) -> tuple[str, list[Any]]:
     stmt = sa.insert(table).values({name: sa.bindparam(name) for name in columns})
     compiled = stmt.compile(dialect=dialect)
     order = compiled.positiontup or list(columns)

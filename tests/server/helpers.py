@@ -21,7 +21,7 @@ def auth(token: str) -> dict[str, str]:
 
 def sale(school: dict[str, Any], seq: int, *, wallet: int = 1, items: tuple[int, ...] = (0,),
          qty: int = 1, ref: str | None = None, created_at: datetime | None = None,
-         cashier: int = 0, uid: str | None | bool = True, **override: Any) -> dict[str, Any]:
+         cashier: int = 0, uid: str | bool | None = True, **override: Any) -> dict[str, Any]:
     """A well-formed sale of demo products ``items`` to demo wallet ``wallet``."""
     w = school["wallets"][wallet]
     lines = [{"product_id": school["products"][i]["product_id"],

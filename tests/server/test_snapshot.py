@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sync_server import records, snapshot as snapshot_mod
+from sync_server import records
+from sync_server import snapshot as snapshot_mod
 from sync_server.storage.engine import create_engine
 
 from .helpers import enroll, snapshot
@@ -17,7 +18,8 @@ async def test_full_snapshot_has_everything_for_this_school_only(
     full = await snapshot(client, device["device_token"])
     assert full["full"] is True and full["more"] is False
     assert {w["wallet_id"] for w in full["wallets"]} == {w["wallet_id"] for w in school["wallets"]}
-    assert not {w["wallet_id"] for w in other["wallets"]} & {w["wallet_id"] for w in full["wallets"]}
+    sent = {w["wallet_id"] for w in full["wallets"]}
+    assert not {w["wallet_id"] for w in other["wallets"]} & sent
     by_id = {w["wallet_id"]: w for w in full["wallets"]}
     for w in school["wallets"]:
         assert by_id[w["wallet_id"]]["balance"] == w["balance"]
