@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 
@@ -75,11 +75,10 @@ class MainWindow(QMainWindow):
             reader, SimulatedReader) else None
         self.lookup_dialog: LookupDialog | None = None
 
-        # wiring: every cross-thread signal is queued, so its slot runs on this thread
-        queued = Qt.ConnectionType.QueuedConnection
-        self.reader_bridge.tapped.connect(self.counter.on_tap, queued)
-        self.reader_bridge.state_changed.connect(self._reader_state, queued)
-        self.sync.report.connect(self._sync_report, queued)
+        # wiring: the bridges emit on this (the GUI) thread only; see workers.py for why
+        self.reader_bridge.tapped.connect(self.counter.on_tap)
+        self.reader_bridge.state_changed.connect(self._reader_state)
+        self.sync.report.connect(self._sync_report)
         self.enroll_view.enrolled.connect(self._enrolled)
         self.login_view.logged_in.connect(self._logged_in)
         self.counter.recorded.connect(self._recorded)
