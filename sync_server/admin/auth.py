@@ -51,9 +51,10 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _cookie_kwargs(request: web.Request) -> dict[str, object]:
-    return {"path": "/admin", "httponly": True, "samesite": "Lax",
-            "secure": request.app[config_key].secure_cookies}
+def _set_cookie(request: web.Request, response: web.StreamResponse, name: str, value: str,
+                max_age: int | None = None) -> None:
+    response.set_cookie(name, value, path="/admin", httponly=True, samesite="Lax",
+                        secure=request.app[config_key].secure_cookies, max_age=max_age)
 
 
 # ------------------------------------------------------------------------- middleware
@@ -148,7 +149,7 @@ def _login_form(request: web.Request, error: str | None, status: int = 200,
     response = render(request, "login.html",
                       {"csrf_token": token, "error": error, "email": email,
                        "next": request.query.get("next", "")}, status=status)
-    response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, **_cookie_kwargs(request))
+    _set_cookie(request, response, LOGIN_CSRF_COOKIE, token, max_age=3600)
     return response
 
 
@@ -202,7 +203,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     safe_next = nxt if nxt.startswith("/admin/") and not nxt.startswith("/admin/login") \
         and "//" not in nxt and "\\" not in nxt else "/admin/"
     response = redirect(safe_next)
-    response.set_cookie(SESSION_COOKIE, token, **_cookie_kwargs(request))
+    _set_cookie(request, response, SESSION_COOKIE, token)
     response.del_cookie(LOGIN_CSRF_COOKIE, path="/admin")
     return response
 

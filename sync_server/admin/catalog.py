@@ -87,6 +87,7 @@ async def product_update(request: web.Request) -> web.StreamResponse:
             products.c.school_id == school.school_id,
             products.c.product_id == product_id))).first()
         found(row)
+        assert row is not None
         changes = {k: v for k, v in changes.items() if row._mapping[k] != v}
         if not changes:
             raise Refused("/admin/products", "Nothing changed.")

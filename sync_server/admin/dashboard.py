@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -77,7 +78,7 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
         "generated": datetime.now(tz)})
 
 
-def _quarter_hour(dialect: str) -> sa.ColumnElement[int]:
+def _quarter_hour(dialect: str) -> sa.ColumnElement[Any]:
     """The UTC quarter-hour of ``created_at`` as an integer, computed in SQL.
 
     Every time zone's offset is a multiple of 15 minutes, so quarter-hours map exactly onto

@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from aiohttp import web
+from aiohttp.web_request import FileField
 
 from shared.money import parse_major
 
@@ -75,7 +76,7 @@ def parse_rows(data: str, school: School) -> tuple[list[ParsedRow], list[RowOutc
         if len(good) + len(refused) >= MAX_ROWS:
             raise ValueError(f"more than {MAX_ROWS} rows: split the file")
         row = {k: (v or "").strip() for k, v in raw.items() if k is not None}
-        if raw.get(None):  # type: ignore[call-overload]
+        if raw.get(None):
             refused.append(RowOutcome(line, row.get("student_number", ""), row.get("name", ""),
                                       "refused", ["more cells than columns"]))
             continue
@@ -132,7 +133,7 @@ async def roster_import(request: web.Request) -> web.StreamResponse:
     upload = form.get("file")
     filename = getattr(upload, "filename", None) or "upload.csv"
     try:
-        if upload is None or isinstance(upload, str):
+        if not isinstance(upload, FileField):
             raise ValueError("choose a CSV file to import")
         blob = upload.file.read(MAX_BYTES + 1)
         if len(blob) > MAX_BYTES:

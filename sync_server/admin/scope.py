@@ -63,10 +63,9 @@ def admin_of(request: web.Request) -> Admin:
 
 def school_of(request: web.Request) -> School:
     """The school this request works on (loaded by the middleware), or off to the picker."""
-    school = request.get(school_key)
-    if school is None:
+    if school_key not in request:
         raise web.HTTPSeeOther("/admin/schools")
-    return school
+    return request[school_key]
 
 
 def require_write(request: web.Request) -> None:
