@@ -21,9 +21,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from terminal_common import enroll_offline, load_pages, percentile, snapshot_pages, uid_of  # noqa: E402
+from terminal_common import enroll_offline, load_pages, percentile, snapshot_pages, uid_of
 
-from terminal.core import Terminal  # noqa: E402
+from terminal.core import Terminal
 
 
 def main() -> None:
