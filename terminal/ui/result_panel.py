@@ -85,10 +85,9 @@ class ResultPanel(QFrame):
         self.outcome = outcome
         self.state = outcome.kind
         self._style(COLOURS[outcome.kind], "white", 28)
-        headline = HEADLINES[outcome.kind]
-        if outcome.kind == "approved" and outcome.total is not None:
-            headline = f"APPROVED  {self.money(outcome.total)}"
-        self.headline.setText(headline)
+        # The amount is not in the headline: "APPROVED 125.50 SAR" at this size does not fit
+        # the panel at 1024x600 (seen in the screenshots), so it goes on the detail line.
+        self.headline.setText(HEADLINES[outcome.kind])
         self.name.setText(outcome.name or "Unknown bracelet")
         if outcome.before is not None and outcome.after is not None \
                 and outcome.before != outcome.after:
@@ -98,7 +97,10 @@ class ResultPanel(QFrame):
             self.amounts.setText(f"Balance {self.money(outcome.before)}")
         else:
             self.amounts.setText("")
-        detail = outcome.message if outcome.kind != "approved" else ""
+        if outcome.kind == "approved":
+            detail = f"Paid {self.money(outcome.total)}" if outcome.total is not None else ""
+        else:
+            detail = outcome.message
         if outcome.offline and outcome.kind in ("approved", "voided"):
             detail = (detail + " " if detail else "") + "(saved offline, will sync)"
         self.detail.setText(detail)
