@@ -20,6 +20,7 @@ import json
 import statistics
 import sys
 import time
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import database, pg_available, server  # noqa: E402
-from shared.ids import new_id, new_ref  # noqa: E402
+from benchmarks._common import database, pg_available, server
+from shared.ids import new_id, new_ref
 
 DEVICES, BATCH, REPLAYS, WALLETS = 10, 1000, 100, 2000
 TARGETS = {"sqlite": 15_000, "postgresql": 5_000}
@@ -104,23 +105,26 @@ async def push(client: httpx.AsyncClient, url: str, token: str, body: bytes) -> 
     return dict(resp.json())
 
 
-async def endpoint_run(url: str, setup: dict[str, Any], rounds: int) -> dict[str, float]:
+async def endpoint_run(urls: list[str], setup: dict[str, Any], rounds: int) -> dict[str, float]:
+    """Devices are spread over the server processes round-robin, as a proxy would."""
+    url = urls[0]
     async with httpx.AsyncClient(timeout=120) as client:
         devices = []
         for code in setup["codes"][:DEVICES]:
             resp = await client.post(f"{url}/api/v1/devices/enroll",
                                      json={"enrollment_code": code, "name": "bench"})
             devices.append(Device(resp.json()["device_token"], setup))
+        home = [urls[i % len(urls)] for i in range(DEVICES)]
         # Warm-up (untimed): gives every device a previous batch to replay from.
-        await asyncio.gather(*(push(client, url, d.token, json.dumps(
-            {"sales": d.next_batch(0)}).encode()) for d in devices))
+        await asyncio.gather(*(push(client, home[i], d.token, json.dumps(
+            {"sales": d.next_batch(0)}).encode()) for i, d in enumerate(devices)))
         bodies = [[json.dumps({"sales": d.next_batch(REPLAYS)}).encode() for _ in range(rounds)]
                   for d in devices]
 
         async def run_device(i: int) -> list[str]:
             statuses = []
             for body in bodies[i]:
-                result = await push(client, url, devices[i].token, body)
+                result = await push(client, home[i], devices[i].token, body)
                 statuses += [r["status"] for r in result["results"]]
                 assert result["missing_seqs"] == []
             return statuses
@@ -241,26 +245,31 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="batches per device (timed)")
     parser.add_argument("--db", default="sqlite,postgresql")
+    parser.add_argument("--servers", default="1",
+                        help="server process counts to measure, e.g. 1,2 (one per core is the "
+                             "production layout; devices are spread over them)")
     args = parser.parse_args()
     rows = []
     for kind in args.db.split(","):
         if kind == "postgresql" and not pg_available():
             print("postgresql: skipped (no server at POS_TEST_PG_URL)")
             continue
-        with database(kind) as db_url:
-            setup = asyncio.run(prepare(db_url))
-            with server(db_url) as url:
-                result = asyncio.run(endpoint_run(url, setup, args.rounds))
-            ok = audit_ok(db_url)
-            baseline = asyncio.run(baseline_run(db_url, setup, args.rounds * 2))
-        rows.append((kind, result, baseline, ok))
-    print(f"\n{'database':<11} {'endpoint sales/s':>16} {'baseline sales/s':>16} {'ratio':>6} "
+        for n in (int(x) for x in args.servers.split(",")):
+            with database(kind) as db_url:
+                setup = asyncio.run(prepare(db_url))
+                with ExitStack() as stack:
+                    urls = [stack.enter_context(server(db_url)) for _ in range(n)]
+                    result = asyncio.run(endpoint_run(urls, setup, args.rounds))
+                ok = audit_ok(db_url)
+                baseline = asyncio.run(baseline_run(db_url, setup, args.rounds * 2))
+            rows.append((f"{kind} x{n}", kind, result, baseline, ok))
+    print(f"\n{'database':<13} {'endpoint sales/s':>16} {'baseline sales/s':>16} {'ratio':>6} "
           f"{'target':>7} {'fresh ms':>9} {'replay ms':>9}  audit")
     failed = False
-    for kind, r, baseline, ok in rows:
+    for label, kind, r, baseline, ok in rows:
         met = r["rate"] >= TARGETS[kind] and r["replay_ms"] <= r["fresh_ms"] and ok
         failed |= not met
-        print(f"{kind:<11} {r['rate']:>16,.0f} {baseline:>16,.0f} {r['rate'] / baseline:>6.2f} "
+        print(f"{label:<13} {r['rate']:>16,.0f} {baseline:>16,.0f} {r['rate'] / baseline:>6.2f} "
               f"{TARGETS[kind]:>7,} {r['fresh_ms']:>9.1f} {r['replay_ms']:>9.1f}  "
               f"{'ok' if ok else 'FAILED'}  {'target met' if met else 'TARGET MISSED'}")
     print(f"({DEVICES} devices x {args.rounds} batches x {BATCH} sales, {REPLAYS} replays per "

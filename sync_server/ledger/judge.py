@@ -88,7 +88,7 @@ class BatchContext:
     foreign_wallets: set[str]                  # exist, but in another school
     credentials: dict[str, CredentialState]    # this school's, by UID
     cashiers: set[str]
-    prices: dict[str, list[tuple[datetime, int]]]  # product -> [(valid_from, price)] ascending
+    prices: dict[str, list[tuple[float, int]]]  # product -> [(valid_from epoch s, price)] asc
     stored: dict[str, StoredSale]              # by ref: batch refs and void targets
     conflicts: dict[tuple[str, str], None]     # (ref, content_hash) already kept as conflicts
     seqs: dict[int, str]                       # this device's seq -> ref, for batch seqs
@@ -263,7 +263,8 @@ def _sale_flags(ctx: BatchContext, sale: Sale, wallet: WalletState, day: str) ->
     limit = wallet.daily_limit
     if limit is not None and ctx.day_spend.get((sale.wallet_id, day), 0) + sale.total > limit:
         flags.append("daily_limit_exceeded")
-    if any(line.unit_price != price_at(ctx.prices[line.product_id], sale.created_at)
+    moment = sale.created_at.timestamp()
+    if any(line.unit_price != price_at(ctx.prices[line.product_id], moment)
            for line in sale.lines):
         flags.append("price_mismatch")
     return flags
@@ -302,9 +303,13 @@ def business_day(moment: datetime, tz: ZoneInfo) -> str:
     return moment.astimezone(tz).date().isoformat()
 
 
-def price_at(history: list[tuple[datetime, int]], moment: datetime) -> int:
-    """Catalog price in force at ``moment`` (the earliest known price before any history)."""
+def price_at(history: list[tuple[float, int]], moment: float) -> int:
+    """Catalog price in force at ``moment`` (epoch seconds; the earliest known price before
+    any history). Epoch floats, because comparing aware datetimes of different tzinfo objects
+    made this the slowest step of judging."""
     price = history[0][1]
+    if len(history) == 1:
+        return price
     for valid_from, value in history:
         if valid_from <= moment:
             price = value

@@ -181,7 +181,7 @@ async def _load_context(conn: AsyncConnection, school_id: str, device_id: str,
     product_ids = {line.product_id for s in batch for line in s.lines}
     known_products = set(await _column_in(conn, products.c.product_id, products.c.product_id,
                                           product_ids, products.c.school_id == school_id))
-    prices: dict[str, list[tuple[datetime, int]]] = {p: [] for p in known_products}
+    prices: dict[str, list[tuple[float, int]]] = {p: [] for p in known_products}
     for chunk in _chunks(known_products):
         rows = await conn.execute(
             sa.select(product_prices.c.product_id, product_prices.c.valid_from,
@@ -189,7 +189,7 @@ async def _load_context(conn: AsyncConnection, school_id: str, device_id: str,
             .where(product_prices.c.product_id.in_(chunk))
             .order_by(product_prices.c.product_id, product_prices.c.valid_from))
         for r in rows:
-            prices[r.product_id].append((r.valid_from, int(r.price)))
+            prices[r.product_id].append((r.valid_from.timestamp(), int(r.price)))
     for pid in [p for p, history in prices.items() if not history]:
         del prices[pid]  # a product with no price history cannot be judged: treat as unknown
 
