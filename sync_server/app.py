@@ -19,7 +19,7 @@ from .api.device_routes import routes as device_routes
 from .api.problems import problems_middleware
 from .api.webhooks import routes as webhook_routes
 from .config import ServerConfig
-from .keys import config_key, dialect_key, enroll_limiter_key, engine_key, write_lock_key
+from .keys import config_key, dialect_key, engine_key, enroll_limiter_key, write_lock_key
 from .ratelimit import FailureLimiter
 from .storage.engine import create_engine, dialect_of
 from .storage.migrate import pending

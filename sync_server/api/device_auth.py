@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from aiohttp import web
 
-from ..keys import engine_key
 from ..secrets import token_hash
 from ..storage.schema import devices
+from ..transactions import reading
 from .problems import ProblemError
 
 
@@ -27,7 +27,7 @@ async def authenticate(request: web.Request) -> Device:
         raise ProblemError(401, "unauthenticated", "Device token required",
                            "send Authorization: Bearer <device_token>",
                            headers={"WWW-Authenticate": "Bearer"})
-    async with request.app[engine_key].connect() as conn:
+    async with reading(request.app) as conn:
         row = (await conn.execute(
             sa.select(devices.c.device_id, devices.c.school_id, devices.c.status)
             .where(devices.c.token_hash == token_hash(token.strip())))).first()

@@ -12,10 +12,11 @@ from shared.ids import new_id
 from shared.protocol import MAX_SALES_PER_PUSH, EnrollRequest, SalesPush
 
 from .. import __version__, snapshot
-from ..keys import config_key, dialect_key, enroll_limiter_key, engine_key, write_lock_key
+from ..keys import config_key, dialect_key, engine_key, enroll_limiter_key, write_lock_key
 from ..ledger.sales import apply_push
 from ..secrets import code_hash, new_device_token, token_hash
 from ..storage.schema import devices, enrollment_codes, schools
+from ..transactions import reading, writing
 from .device_auth import authenticate
 from .problems import ProblemError, parse_body
 
@@ -25,7 +26,7 @@ routes = web.RouteTableDef()
 @routes.get("/api/v1/health")
 async def health(request: web.Request) -> web.Response:
     try:
-        async with request.app[engine_key].connect() as conn:
+        async with reading(request.app) as conn:
             await conn.execute(sa.text("SELECT 1"))
     except Exception as exc:
         raise ProblemError(503, "database-unavailable", "Database unavailable",
@@ -45,7 +46,7 @@ async def enroll(request: web.Request) -> web.Response:
     body = await parse_body(request, EnrollRequest)
     now = utcnow()
     device_id, token = new_id("dev"), new_device_token()
-    async with request.app[engine_key].begin() as conn:
+    async with writing(request.app) as conn:
         claimed = await conn.execute(
             sa.update(enrollment_codes)
             .where(enrollment_codes.c.code_hash == code_hash(body.enrollment_code),
@@ -100,16 +101,9 @@ async def push_sales(request: web.Request) -> web.Response:
 
 
 async def _seen(request: web.Request, device_id: str) -> None:
-    lock = request.app.get(write_lock_key)
-    if lock is not None:
-        await lock.acquire()
-    try:
-        async with request.app[engine_key].begin() as conn:
-            await conn.execute(sa.update(devices).where(devices.c.device_id == device_id)
-                               .values(last_seen_at=utcnow(), app_version=_app_version(request)))
-    finally:
-        if lock is not None:
-            lock.release()
+    async with writing(request.app) as conn:
+        await conn.execute(sa.update(devices).where(devices.c.device_id == device_id)
+                           .values(last_seen_at=utcnow(), app_version=_app_version(request)))
 
 
 def _app_version(request: web.Request) -> str | None:

@@ -20,6 +20,7 @@ SELECT prev + 1 AS gap_start, seq - 1 AS gap_end FROM (
 async def audit(engine: AsyncEngine) -> dict[str, Any]:
     report: dict[str, Any] = {"ok": True, "schools": []}
     async with engine.connect() as conn:
+        conn = await conn.execution_options(readonly=True)  # SQLite: BEGIN DEFERRED
         school_ids = (await conn.execute(
             sa.select(schools.c.school_id).order_by(schools.c.school_id))).scalars().all()
         for school_id in school_ids:
