@@ -102,10 +102,17 @@ async def update_wallet(conn: AsyncConnection, school_id: str, wallet_id: str,
         raise RecordError("no such wallet in this school")
 
 
+def _uid(raw: str) -> str:
+    try:
+        return normalize_uid(raw)
+    except ValueError as exc:
+        raise RecordError(str(exc)) from None
+
+
 async def assign_credential(conn: AsyncConnection, school_id: str, wallet_id: str,
                             uid: str) -> str:
     """Give a bracelet to a wallet. An active bracelet belongs to at most one wallet."""
-    uid = normalize_uid(uid)
+    uid = _uid(uid)
     found = (await conn.execute(
         sa.select(wallets.c.wallet_id).where(wallets.c.school_id == school_id,
                                              wallets.c.wallet_id == wallet_id))).first()
@@ -132,7 +139,7 @@ async def block_credential(conn: AsyncConnection, school_id: str, uid: str,
     version = await versions.bump(conn, school_id)
     result = await conn.execute(
         sa.update(credentials)
-        .where(credentials.c.school_id == school_id, credentials.c.uid == normalize_uid(uid))
+        .where(credentials.c.school_id == school_id, credentials.c.uid == _uid(uid))
         .values(status="blocked", blocked_at=at or utcnow(), version=version))
     if result.rowcount != 1:
         raise RecordError("no such bracelet in this school")
@@ -196,6 +203,8 @@ async def update_cashier(conn: AsyncConnection, school_id: str, cashier_id: str,
         changes["pin_hash"] = hash_password(pin)
     if active is not None:
         changes["active"] = active
+    if not changes:
+        return
     version = await versions.bump(conn, school_id)
     result = await conn.execute(
         sa.update(cashiers)
