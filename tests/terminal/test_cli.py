@@ -75,13 +75,6 @@ def test_data_dir_flag_and_env_and_python_dash_m(tmp_path: Path) -> None:
     assert status["device_id"] == "dev_test"
 
 
-def test_no_sub_command_without_gui_exits_2(tmp_path: Path) -> None:
-    done = pos_terminal(tmp_path)
-    if (ROOT / "terminal" / "app.py").exists():
-        return  # the GUI exists now; opening it is the app's own tests' business
-    assert done.returncode == 2 and done.stderr.count("\n") == 1
-
-
 def test_sell_loads_neither_httpx_nor_pydantic_nor_qt(tmp_path: Path) -> None:
     data_dir = ready(tmp_path)
     _raise_hours(data_dir)
