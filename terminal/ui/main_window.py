@@ -216,7 +216,7 @@ class MainWindow(QMainWindow):
 
     def _reader_state(self, state: str, message: str) -> None:
         connected = state == ReaderState.CONNECTED.value
-        self.status_bar.show_reader(connected, message)
+        self.status_bar.show_reader(connected, message, self.reader.kind)
         if self.terminal.status()["enrolled"]:
             self.terminal.set_reader(f"{self.reader.kind}: {message}")
 

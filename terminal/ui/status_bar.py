@@ -71,10 +71,13 @@ class StatusBar(QFrame):
                            if queued else "All synced")
         self.last_sync.setText(f"Last sync: {_ago(status.get('last_sync_at'), now)}")
 
-    def show_reader(self, connected: bool, message: str) -> None:
+    def show_reader(self, connected: bool, message: str, kind: str = "") -> None:
+        """``kind`` names the active reader (pcsc, nfc, wedge, simulated) so the cashier and
+        the installer can see which path the bracelets come through."""
         self.reader_connected = connected
         colour = theme.ONLINE if connected else theme.OFFLINE
-        word = "Reader connected" if connected else "Reader NOT connected"
+        name = f"Reader ({kind})" if kind else "Reader"
+        word = f"{name} connected" if connected else f"{name} NOT connected"
         self.reader.setText(f'<span style="color:{colour}">\u25cf</span> {word}')
         self.reader.setToolTip(message)
 
