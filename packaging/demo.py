@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
+from shared.health import ServerDidNotStart, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -55,16 +55,10 @@ def main() -> int:
     server = subprocess.Popen([*server_cmd, "serve", "--db", db_url, "--port", str(args.port)])
     procs = [server]
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                sys.exit("demo: the server did not start (is the port in use? try --port)")
-            time.sleep(0.3)
+        try:
+            wait_until_healthy(url, process=server)
+        except ServerDidNotStart as exc:
+            sys.exit(f"demo: {exc} (is the port in use? try --port)")
 
         status = run_json(*terminal_cmd, "status", "--json")
         if not status.get("enrolled"):

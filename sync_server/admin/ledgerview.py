@@ -1,8 +1,9 @@
-"""Reading the ledger for display: a wallet's history and a sale's postings.
+"""Reading the journal for display: a wallet's history and a sale's postings.
 
-The only admin module that knows how the journal is laid out: one posting per movement, a
-positive ``amount`` from ``from_account`` to ``to_account``. Pages show it the double-entry way
-an accountant reads it: one signed line per account touched.
+The only admin module that knows how postings are laid out: one row per movement with
+``from_account``/``to_account`` and a positive amount. Both views show one signed line per
+account touched. Lookups go through indexed columns only (the accounts, or posting IDs that
+the sale rows carry), so a page stays fast however long the journal grows.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..storage.schema import postings
+from ..storage.schema import postings, sales
+
+REVERSAL_PREFIX = "reversal:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,13 +56,23 @@ async def wallet_history(conn: AsyncConnection, school_id: str, wallet_id: str, 
     return entries, newer
 
 
-async def sale_entries(conn: AsyncConnection, school_id: str, ref: str,
-                       posting_id: str | None) -> list[Entry]:
-    """Everything posted for a sale: its own posting, a void's, an admin reversal."""
+async def sale_entries(conn: AsyncConnection, school_id: str, txn_id: str | None,
+                       voided_by: str | None) -> list[Entry]:
+    """Everything posted for a sale: its own posting, and the void's or admin reversal's."""
+    ids = [txn_id] if txn_id else []
+    if voided_by and voided_by.startswith(REVERSAL_PREFIX):
+        ids.append(voided_by.removeprefix(REVERSAL_PREFIX))
+    elif voided_by:
+        void_txn = (await conn.execute(
+            sa.select(sales.c.txn_id).where(sales.c.school_id == school_id,
+                                            sales.c.ref == voided_by))).scalar_one_or_none()
+        if void_txn:
+            ids.append(void_txn)
+    if not ids:
+        return []
     p = postings.c
-    match = [p.sale_ref == ref] + ([p.posting_id == posting_id] if posting_id else [])
     rows = (await conn.execute(
-        sa.select(postings).where(p.school_id == school_id, sa.or_(*match))
+        sa.select(postings).where(p.school_id == school_id, p.posting_id.in_(ids))
         .order_by(p.posted_at, p.posting_id))).all()
     out: list[Entry] = []
     for r in rows:

@@ -186,7 +186,7 @@ async def sale_detail(request: web.Request) -> web.StreamResponse:
         cashier = (await conn.execute(sa.select(cashiers.c.name).where(
             cashiers.c.school_id == school.school_id,
             cashiers.c.cashier_id == sale.cashier_id))).scalar_one_or_none()
-        entries = await sale_entries(conn, school.school_id, ref, sale.txn_id)
+        entries = await sale_entries(conn, school.school_id, sale.txn_id, sale.voided_by)
         conflicts = (await conn.execute(sa.select(sale_conflicts).where(
             sale_conflicts.c.school_id == school.school_id,
             sale_conflicts.c.ref == ref))).all()

@@ -7,13 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from shared.health import wait_until_healthy
 from tests.conftest import free_port
 
 from .helpers import sale
@@ -105,15 +105,7 @@ def test_serve_logs_requests_revoke_works_and_sigterm_stops_cleanly(
                              str(port)], stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
+        wait_until_healthy(base, process=proc)
         school = demo["schools"][0]
         enrolled = httpx.post(f"{base}/api/v1/devices/enroll",
                               json={"enrollment_code": school["enrollment_code"], "name": "T1"})

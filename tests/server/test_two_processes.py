@@ -12,7 +12,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from shared.health import wait_until_healthy
 from tests.conftest import DatabaseFactory, free_port
 
 from .helpers import sale
@@ -39,16 +39,8 @@ def two_servers(pg_factory: DatabaseFactory, tmp_path: Path) -> Iterator[tuple[s
                                       stderr=subprocess.STDOUT))
         urls.append(f"http://127.0.0.1:{port}")
     try:
-        for url in urls:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, (tmp_path / "server0.log").read_text()
-                time.sleep(0.2)
+        for url, proc in zip(urls, procs, strict=True):
+            wait_until_healthy(url, process=proc)
         yield db_url, urls
     finally:
         for proc in procs:
