@@ -106,7 +106,7 @@ class DatabaseFactory:
         for name in reversed(self._made):
             try:
                 asyncio.run(_pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            except Exception:  # noqa: S110 - best effort cleanup of a scratch database
+            except Exception:
                 pass
 
 
