@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import re
 
-import uuid6
+import uuid_utils
 
 UID_PATTERN = re.compile(r"^[0-9A-F]{8,20}$")
 
 
 def new_ref() -> str:
     """A new sale reference: a UUIDv7 string, unique without coordination."""
-    return str(uuid6.uuid7())
+    return str(uuid_utils.uuid7())
 
 
 def new_id(prefix: str) -> str:
     """An opaque, time-ordered ID with a short prefix saying what it names (``wal_…``)."""
-    return f"{prefix}_{uuid6.uuid7().hex}"
+    return f"{prefix}_{uuid_utils.uuid7().hex}"
 
 
 def normalize_uid(raw: str) -> str:

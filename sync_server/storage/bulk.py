@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,24 +36,26 @@ async def bulk_insert(conn: AsyncConnection, table: sa.Table,
         return
     columns = tuple(rows[0])
     sql, processors = _compiled(table, columns, conn.dialect)
+    take = itemgetter(*columns)
     # Rows of one batch share many values (every row's received_at, a sale's created_at on its
-    # sale and posting rows): process each distinct hashable value once.
-    memo: list[dict[Any, Any]] = [{} for _ in columns]
+    # sale and posting rows): process each distinct hashable value once. Columns without a
+    # bind processor are taken as they are, in C, by ``itemgetter``.
+    fix = [(i, proc, {}) for i, proc in enumerate(processors) if proc is not None]
     params = []
     for row in rows:
-        values = []
-        for i, name in enumerate(columns):
-            value, proc = row[name], processors[i]
-            if proc is not None and value is not None:
-                try:
-                    cached = memo[i].get(value, _MISSING)
-                except TypeError:  # unhashable (JSON lists): process every time
-                    value = proc(value)
-                else:
-                    if cached is _MISSING:
-                        cached = memo[i][value] = proc(value)
-                    value = cached
-            values.append(value)
+        values = list(take(row)) if len(columns) > 1 else [take(row)]
+        for i, proc, memo in fix:
+            value = values[i]
+            if value is None:
+                continue
+            try:
+                cached = memo.get(value, _MISSING)
+            except TypeError:  # unhashable (JSON lists): process every time
+                values[i] = proc(value)
+                continue
+            if cached is _MISSING:
+                cached = memo[value] = proc(value)
+            values[i] = cached
         params.append(tuple(values))
     await conn.exec_driver_sql(sql, params)
 
