@@ -40,7 +40,8 @@ async def bulk_insert(conn: AsyncConnection, table: sa.Table,
     # Rows of one batch share many values (every row's received_at, a sale's created_at on its
     # sale and posting rows): process each distinct hashable value once. Columns without a
     # bind processor are taken as they are, in C, by ``itemgetter``.
-    fix = [(i, proc, {}) for i, proc in enumerate(processors) if proc is not None]
+    fix: list[tuple[int, Any, dict[Any, Any]]] = [
+        (i, proc, {}) for i, proc in enumerate(processors) if proc is not None]
     params = []
     for row in rows:
         values = list(take(row)) if len(columns) > 1 else [take(row)]

@@ -32,7 +32,7 @@ class Banner(QWidget):
         self.alerts = list(alerts)
         while self._layout.count():
             item = self._layout.takeAt(0)
-            widget = item.widget()
+            widget = item.widget() if item is not None else None
             if widget is not None:
                 widget.deleteLater()
         for alert in alerts:

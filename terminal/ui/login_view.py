@@ -41,7 +41,7 @@ class LoginView(QWidget):
         left.addWidget(title)
         self.cashiers = QListWidget()
         self.cashiers.setStyleSheet("QListWidget::item { min-height: 48px; padding: 4px; }")
-        self.cashiers.currentRowChanged.connect(lambda _row: self.pin.setFocus())
+        self.cashiers.currentRowChanged.connect(self._focus_pin)
         left.addWidget(self.cashiers, 1)
         outer.addLayout(left, 1)
 
@@ -75,6 +75,9 @@ class LoginView(QWidget):
         right.addStretch(1)
         outer.addLayout(right, 1)
 
+
+    def _focus_pin(self, _row: int) -> None:
+        self.pin.setFocus()
     def reload(self, select_id: str | None = None) -> None:
         """Cashiers come from the snapshot; reload after each sync (a new cashier appears)."""
         current = select_id or self.selected_id()

@@ -129,7 +129,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ screens
 
-    def current_view(self) -> QWidget:
+    def current_view(self) -> QWidget | None:
         return self.stack.currentWidget()
 
     def show_login(self) -> None:

@@ -7,7 +7,9 @@ the :class:`CartModel`, and bracelet taps go to the :class:`Counter`, which asks
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from functools import partial
+
+from PySide6.QtCore import Qt, QTimer, Signal, SignalInstance
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -135,7 +137,8 @@ class SaleView(QWidget):
         self._install_shortcuts()
         self._total_changed(self.cart.total)
 
-    def _header_button(self, row: QHBoxLayout, text: str, signal: Signal) -> QPushButton:
+    def _header_button(self, row: QHBoxLayout, text: str,
+                       signal: SignalInstance) -> QPushButton:
         button = QPushButton(text)
         button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         button.clicked.connect(signal.emit)
@@ -164,7 +167,7 @@ class SaleView(QWidget):
             "Ctrl+L": self.lock_requested.emit,
         }
         for number in range(1, 10):
-            keys[str(number)] = lambda n=number: self.add_nth(n)
+            keys[str(number)] = partial(self.add_nth, number)
         self.shortcuts = []
         for key, action in keys.items():
             shortcut = QShortcut(QKeySequence(key), self)
@@ -185,6 +188,8 @@ class SaleView(QWidget):
             self.tabs.removeTab(0)
         while self.pages.count():
             page = self.pages.widget(0)
+            if page is None:
+                break
             self.pages.removeWidget(page)
             page.deleteLater()
         self.product_buttons.clear()
