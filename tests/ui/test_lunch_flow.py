@@ -67,7 +67,8 @@ def test_lunch_flow(qtbot: QtBot, live_server: Any, tmp_path: Path) -> None:
 
     # -- enrollment, then login by PIN (a wrong one first)
     qtbot.waitUntil(lambda: window.current_view() is window.login_view, timeout=20000)
-    assert window.status_bar.reader_connected
+    # The reader reports its state from its own thread, through the GUI thread's inbox.
+    qtbot.waitUntil(lambda: window.status_bar.reader_connected, timeout=5000)
     assert "Reader (simulated) connected" in window.status_bar.reader.text()
     login = window.login_view
     login.select(cashier["cashier_id"])
