@@ -46,6 +46,13 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
 
 Timestamp = UtcDateTime
 
+
+def review_columns() -> list[sa.Column[Any]]:
+    """Who marked a row reviewed, when and why: every table the exceptions queue lists."""
+    return [sa.Column("reviewed_at", Timestamp, nullable=True),
+            sa.Column("reviewed_by", sa.String(64), nullable=True),
+            sa.Column("review_note", sa.String(1000), nullable=True)]
+
 schools = sa.Table(
     "schools", metadata,
     sa.Column("school_id", sa.String(64), primary_key=True),
@@ -232,9 +239,7 @@ sales = sa.Table(
     sa.Column("txn_id", sa.String(64), nullable=True),  # its posting's ID
     sa.Column("voided_by", sa.String(64), nullable=True),  # ref of the void that reversed it
     sa.Column("business_day", sa.String(10), nullable=False),  # school-local YYYY-MM-DD
-    sa.Column("reviewed_at", Timestamp, nullable=True),
-    sa.Column("reviewed_by", sa.String(64), nullable=True),
-    sa.Column("review_note", sa.String(1000), nullable=True),
+    *review_columns(),
     sa.Index("ix_sales_school_received", "school_id", "received_at"),
     sa.Index("ix_sales_school_wallet", "school_id", "wallet_id"),
 )
@@ -251,9 +256,7 @@ sale_conflicts = sa.Table(
     sa.Column("content_hash", sa.String(64), nullable=False),
     sa.Column("payload", sa.JSON, nullable=False),
     sa.Column("received_at", Timestamp, nullable=False),
-    sa.Column("reviewed_at", Timestamp, nullable=True),
-    sa.Column("reviewed_by", sa.String(64), nullable=True),
-    sa.Column("review_note", sa.String(1000), nullable=True),
+    *review_columns(),
     sa.Index("ux_sale_conflicts_ref_hash", "school_id", "ref", "content_hash", unique=True),
 )
 
@@ -335,9 +338,7 @@ payment_events = sa.Table(
     sa.Column("txn_id", sa.String(64), nullable=True),
     sa.Column("content_hash", sa.String(64), nullable=False),
     sa.Column("payload", sa.JSON, nullable=False),
-    sa.Column("reviewed_at", Timestamp, nullable=True),
-    sa.Column("reviewed_by", sa.String(64), nullable=True),
-    sa.Column("review_note", sa.String(1000), nullable=True),
+    *review_columns(),
     sa.Index("ix_payment_events_school_received", "school_id", "received_at"),
 )
 
@@ -351,9 +352,7 @@ payment_conflicts = sa.Table(
     sa.Column("content_hash", sa.String(64), nullable=False),
     sa.Column("payload", sa.JSON, nullable=False),
     sa.Column("received_at", Timestamp, nullable=False),
-    sa.Column("reviewed_at", Timestamp, nullable=True),
-    sa.Column("reviewed_by", sa.String(64), nullable=True),
-    sa.Column("review_note", sa.String(1000), nullable=True),
+    *review_columns(),
     sa.Index("ux_payment_conflicts_event_hash", "event_id", "content_hash", unique=True),
 )
 
