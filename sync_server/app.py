@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from aiohttp_remotes import XForwardedStrict
 
 from shared.protocol import MAX_BODY_BYTES
 
@@ -38,11 +39,24 @@ def create_app(config: ServerConfig) -> web.Application:
     app[enroll_limiter_key] = FailureLimiter(config.enroll_failures_per_minute)
     if app[dialect_key] == "sqlite":
         app[write_lock_key] = asyncio.Lock()
+    if config.trusted_proxies:
+        _trust_proxies(app, config.trusted_proxies)
     app.cleanup_ctx.append(_database)
     app.add_routes(device_routes)
     app.add_routes(webhook_routes)
     setup_admin(app)
     return app
+
+
+def _trust_proxies(app: web.Application, proxies: str) -> None:
+    """Behind a TLS proxy every peer is the proxy: without this, one client's failed attempts
+    would rate-limit every terminal of the school. aiohttp-remotes rewrites ``request.remote``
+    from X-Forwarded-For sent by the listed proxies and refuses anyone else (400), except the
+    health endpoint, which monitoring may call directly. Placed inside the problem middleware so
+    the refusal is problem+json on the API."""
+    trusted = [[p.strip() for p in proxies.split(",") if p.strip()]]
+    tool = XForwardedStrict(trusted, white_paths=["/api/v1/health"])
+    app.middlewares.insert(1, tool.middleware)
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

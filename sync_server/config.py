@@ -36,6 +36,11 @@ class ServerConfig:
     secure_cookies: bool = field(
         default=False,
         metadata=_meta("POS_SECURE_COOKIES", "mark admin cookies Secure (behind TLS)"))
+    trusted_proxies: str | None = field(
+        default=None,
+        metadata=_meta("POS_TRUSTED_PROXIES",
+                       "comma-separated proxy addresses whose X-Forwarded-For is believed; "
+                       "then every other peer is refused (health checks excepted)"))
     clock_skew_seconds: int = field(
         default=300,
         metadata=_meta("POS_CLOCK_SKEW_SECONDS", "created_at this far ahead is flagged"))
