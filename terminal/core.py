@@ -91,6 +91,9 @@ class Terminal:
         self._http_timeout = http_timeout
         self._local = threading.local()
         self._sync_lock = threading.Lock()
+        from terminal.pins import PinAttempts
+
+        self.pin_attempts = PinAttempts()
 
     # ------------------------------------------------------------------ store
 
@@ -276,13 +279,19 @@ class Terminal:
     # ------------------------------------------------------------------ looking things up
 
     def verify_pin(self, cashier_id: str, pin: str) -> bool:
-        """Check a cashier's PIN against the snapshot's hash (argon2), offline."""
+        """Check a cashier's PIN against the snapshot's hash (argon2), offline.
+
+        Raises :class:`terminal.pins.PinLockout` while that cashier is locked out after
+        repeated wrong PINs (the PIN is then not even checked).
+        """
         from terminal.pins import verify_pin_hash
 
+        self.pin_attempts.check(cashier_id)
         cashier = snapshot.get_cashier(self.db, cashier_id)
-        if cashier is None or not cashier.active:
-            return False
-        return verify_pin_hash(cashier.pin_hash, pin)
+        ok = (cashier is not None and cashier.active
+              and verify_pin_hash(cashier.pin_hash, pin))
+        self.pin_attempts.record(cashier_id, ok)
+        return ok
 
     def wallet_for_uid(self, uid: str) -> WalletView | None:
         """What the screen shows when a bracelet is tapped, before the sale."""

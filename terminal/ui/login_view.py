@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from terminal.core import Terminal
+from terminal.pins import PinLockout
 from terminal.ui import theme
 from terminal.ui.workers import run_in_background
 
@@ -118,6 +119,9 @@ class LoginView(QWidget):
               error: BaseException | None) -> None:
         self.busy = False
         self.pin.clear()
+        if isinstance(error, PinLockout):
+            self.message.setText(str(error))
+            return
         if error is not None or not ok:
             self.message.setText("Wrong PIN. Try again." if error is None
                                  else f"Could not check the PIN: {error}")
