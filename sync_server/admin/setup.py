@@ -32,6 +32,7 @@ from . import (
     roster,
     sales,
     schools,
+    settings,
     wallets,
 )
 
@@ -60,7 +61,7 @@ def setup_admin(app: web.Application) -> None:
     app.router.add_static("/admin/static", HERE / "static", name="admin-static")
     app.router.add_get("/admin", _to_dashboard)
     for module in (auth, schools, dashboard, sales, exceptions, wallets, roster, bracelets,
-                   devices, catalog, payments, audit):
+                   devices, catalog, payments, settings, audit):
         app.add_routes(module.routes)
 
 

@@ -1,0 +1,86 @@
+"""School settings: the offline caps and overdraft limit terminals enforce.
+
+These bound how much a school can lose while terminals sell offline (DESIGN.md: per-sale and
+total offline caps, like Stripe Terminal and Square). A change goes through
+:func:`records.update_settings`, so it reaches every terminal with the next snapshot delta.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from aiohttp import web
+
+from shared.money import format_minor, parse_major
+
+from .. import records
+from ..storage.schema import schools
+from ..transactions import reading, writing
+from . import auditlog
+from .render import FormError, Refused, redirect, render, text
+from .scope import School, require_write, school_of
+
+routes = web.RouteTableDef()
+MONEY_FIELDS = ("offline_max_sale", "offline_max_unsynced_total", "overdraft_limit")
+MAX_AMOUNT = 10**9
+MAX_OFFLINE_HOURS = 24 * 30
+
+
+async def _current(conn: Any, school_id: str) -> dict[str, int]:
+    row = (await conn.execute(sa.select(
+        schools.c.offline_max_sale, schools.c.offline_max_unsynced_total,
+        schools.c.offline_max_hours, schools.c.overdraft_limit)
+        .where(schools.c.school_id == school_id))).one()
+    return {k: int(v) for k, v in row._mapping.items()}
+
+
+def _parse(form: Any, school: School) -> dict[str, int]:
+    values: dict[str, int] = {}
+    for name in MONEY_FIELDS:
+        try:
+            amount = parse_major(text(form, name, max_len=20), school.currency)
+        except ValueError as exc:
+            raise FormError(f"{name.replace('_', ' ')}: {exc}") from None
+        if not 0 <= amount <= MAX_AMOUNT:
+            raise FormError(f"{name.replace('_', ' ')} must be zero or more")
+        values[name] = amount
+    raw_hours = text(form, "offline_max_hours", max_len=5)
+    if not raw_hours.isdigit() or not 1 <= int(raw_hours) <= MAX_OFFLINE_HOURS:
+        raise FormError(f"offline hours must be a whole number from 1 to {MAX_OFFLINE_HOURS}")
+    values["offline_max_hours"] = int(raw_hours)
+    if values["offline_max_sale"] > values["offline_max_unsynced_total"]:
+        raise FormError("the per-sale cap cannot exceed the total unsynced cap")
+    return values
+
+
+@routes.get("/admin/settings")
+async def settings_page(request: web.Request) -> web.StreamResponse:
+    school = school_of(request)
+    async with reading(request.app) as conn:
+        current = await _current(conn, school.school_id)
+    return render(request, "settings.html", {"current": current})
+
+
+@routes.post("/admin/settings")
+async def settings_update(request: web.Request) -> web.StreamResponse:
+    require_write(request)
+    school = school_of(request)
+    form = await request.post()
+    try:
+        wanted = _parse(form, school)
+    except FormError as exc:
+        return redirect("/admin/settings", f"Not saved: {exc}.", error=True)
+    async with writing(request.app) as conn:
+        before = await _current(conn, school.school_id)
+        changes = {k: v for k, v in wanted.items() if before[k] != v}
+        if not changes:
+            raise Refused("/admin/settings", "Nothing changed.")
+        await records.update_settings(conn, school.school_id, **changes)
+        await auditlog.record(conn, request, "settings_updated", school_id=school.school_id,
+                              target_type="school", target_id=school.school_id,
+                              before={k: before[k] for k in changes}, after=changes)
+    cap = format_minor(wanted["offline_max_sale"], school.currency)
+    return redirect("/admin/settings",
+                    f"Settings saved (offline cap per sale {cap}); terminals get them at "
+                    "their next sync.")
