@@ -14,6 +14,9 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLay
 from terminal.selling.alerts import Alert
 from terminal.ui import theme
 
+MAX_BARS = 2
+LABEL_MIN_WIDTH = 760
+
 
 class Banner(QWidget):
     dismiss_review = Signal()
@@ -35,14 +38,18 @@ class Banner(QWidget):
             widget = item.widget() if item is not None else None
             if widget is not None:
                 widget.deleteLater()
-        for alert in alerts:
-            self._layout.addWidget(self._bar(alert))
+        # At most two bars, most urgent first: the sale screen must keep fitting 1024x600
+        # whatever goes wrong at once; the rest are counted on the last bar.
+        shown = alerts[:MAX_BARS]
+        for i, alert in enumerate(shown):
+            more = len(alerts) - len(shown) if i == len(shown) - 1 else 0
+            self._layout.addWidget(self._bar(alert, more))
         self.setVisible(bool(alerts))
 
     def texts(self) -> list[str]:
         return [alert.message for alert in self.alerts]
 
-    def _bar(self, alert: Alert) -> QFrame:
+    def _bar(self, alert: Alert, more: int = 0) -> QFrame:
         bar = QFrame()
         bar.setObjectName("bannerBar")
         problem = alert.level == "problem"
@@ -53,8 +60,12 @@ class Banner(QWidget):
                           " font-size: 12pt; }")
         row = QHBoxLayout(bar)
         row.setContentsMargins(10, 3, 6, 3)
-        label = QLabel(("\u26a0 " if problem else "") + alert.message)
+        suffix = f" (+{more} more)" if more else ""
+        label = QLabel(("\u26a0 " if problem else "") + alert.message + suffix)
         label.setWordWrap(True)
+        # A wrapping label's minimum height is taken at its minimum width, where it wraps into
+        # many lines; that alone pushed the window past 600 px. The screen is 1024 wide.
+        label.setMinimumWidth(LABEL_MIN_WIDTH)
         row.addWidget(label, 1)
         if alert.code == "sales_need_review":
             seen = QPushButton("Seen")

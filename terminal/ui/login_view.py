@@ -34,7 +34,7 @@ class LoginView(QWidget):
         self.terminal = terminal
         self.busy = False
         outer = QHBoxLayout(self)
-        outer.setContentsMargins(40, 16, 40, 16)
+        outer.setContentsMargins(40, 8, 40, 8)
         outer.setSpacing(30)
         left = QVBoxLayout()
         title = QLabel("Who is selling?")
@@ -55,6 +55,8 @@ class LoginView(QWidget):
         self.pin.returnPressed.connect(self.submit)
         right.addWidget(self.pin)
         pad = QGridLayout()
+        pad.setVerticalSpacing(8)  # the pad and two problem banners must fit in 600 px
+        pad.setHorizontalSpacing(12)
         keys = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "\u232b", "0", "OK"]
         for i, key in enumerate(keys):
             button = QPushButton(key)
@@ -71,14 +73,17 @@ class LoginView(QWidget):
         right.addLayout(pad)
         self.message = QLabel()
         self.message.setWordWrap(True)
+        # Measured at a sane width, so a long message (a PIN lockout) cannot make the view,
+        # and with it the window, taller than the 600 px screen.
+        self.message.setMinimumWidth(300)
         theme.set_role(self.message, "error")
         right.addWidget(self.message)
         right.addStretch(1)
         outer.addLayout(right, 1)
 
-
     def _focus_pin(self, _row: int) -> None:
         self.pin.setFocus()
+
     def reload(self, select_id: str | None = None) -> None:
         """Cashiers come from the snapshot; reload after each sync (a new cashier appears)."""
         current = select_id or self.selected_id()
