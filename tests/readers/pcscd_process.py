@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import tempfile
 import time
 
 
@@ -12,29 +13,51 @@ class Pcscd:
     def __init__(self) -> None:
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, attempts: int = 2) -> None:
+        """Start pcscd and wait for vpcd's reader; one retry, because in one CI run out of
+        three the reader never appeared (pcscd up, vpcd's fixed port apparently not ready
+        yet). A second failure raises with what pcscd said."""
+        for attempt in range(1, attempts + 1):
+            if self._start_once():
+                return
+            said = self._stop_and_collect()
+            if attempt == attempts:
+                raise RuntimeError("pcscd started but the vpcd virtual reader did not appear "
+                                   f"in 5 s ({attempts} tries); pcscd said: {said[-800:]!r}")
+            time.sleep(1.0)
+
+    def _start_once(self) -> bool:
         from smartcard import scard
 
+        # stderr to a file, not a pipe: nobody reads a pipe during a test, and a full one
+        # would block pcscd mid-test.
+        self._log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
-            ["pcscd", "--foreground"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            ["pcscd", "--foreground"], stdout=subprocess.DEVNULL, stderr=self._log
         )
         deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                err = (
-                    self.process.stderr.read().decode(errors="replace")
-                    if self.process.stderr
-                    else ""
-                )
-                raise RuntimeError(f"pcscd exited at start: {err.strip()}")
+                raise RuntimeError(f"pcscd exited at start: {self._said().strip()}")
             hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
             if hresult == scard.SCARD_S_SUCCESS:
                 _, readers = scard.SCardListReaders(context, [])
                 scard.SCardReleaseContext(context)
                 if any("Virtual PCD" in r for r in readers or []):
-                    return
+                    return True
             time.sleep(0.02)
-        raise RuntimeError("pcscd started but the vpcd virtual reader did not appear in 5 s")
+        return False
+
+    def _stop_and_collect(self) -> str:
+        self.stop()
+        return self._said()
+
+    def _said(self) -> str:
+        log = getattr(self, "_log", None)
+        if log is None:
+            return ""
+        log.seek(0)
+        return str(log.read().decode(errors="replace"))
 
     def stop(self) -> None:
         process, self.process = self.process, None
