@@ -99,7 +99,7 @@ class BatchContext:
 class BatchEffects:
     """Everything the batch writes, gathered so the writes can be a few bulk statements."""
 
-    new_sales: list[dict[str, Any]] = field(default_factory=list)
+    new_sales: dict[str, dict[str, Any]] = field(default_factory=dict)  # by ref
     new_conflicts: list[dict[str, Any]] = field(default_factory=list)
     new_seqs: dict[int, str] = field(default_factory=dict)
     postings: list[Posting] = field(default_factory=list)
@@ -220,11 +220,10 @@ def _apply(ctx: BatchContext, fx: BatchEffects, sale: Sale, digest: str,
         delta = sale.total
         target = ctx.stored[sale.voids or ""]
         target.voided_by = sale.ref
-        if not target.is_new:
+        if target.is_new:  # voided in the batch that records it: mark the row before insert
+            fx.new_sales[target.ref]["voided_by"] = sale.ref
+        else:
             fx.voided[target.ref] = sale.ref
-        for row in fx.new_sales:  # a sale voided in the batch that recorded it
-            if row["ref"] == target.ref:
-                row["voided_by"] = sale.ref
         spend_key = (sale.wallet_id, target.business_day)
         spend_delta = -sale.total
     if sale.created_at - ctx.now > ctx.clock_skew:
@@ -285,7 +284,7 @@ def _record(ctx: BatchContext, fx: BatchEffects, sale: Sale, digest: str, receiv
         credential_uid=sale.credential_uid, lines=lines, total=sale.total, voided_by=None,
         business_day=day, is_new=True,
     )
-    fx.new_sales.append({
+    fx.new_sales[sale.ref] = {
         "school_id": ctx.school_id, "ref": sale.ref, "device_id": ctx.device_id,
         "seq": sale.seq, "kind": sale.kind, "voids_ref": sale.voids,
         "created_at": sale.created_at, "received_at": received_at,
@@ -294,7 +293,7 @@ def _record(ctx: BatchContext, fx: BatchEffects, sale: Sale, digest: str, receiv
         "offline": sale.offline, "status": status, "code": reject, "detail": detail,
         "flags": flags, "balance_after": balance_after, "content_hash": digest,
         "txn_id": txn_id, "voided_by": None, "business_day": day,
-    })
+    }
     return _result(sale.ref, status, flags, balance_after, reject, detail)
 
 

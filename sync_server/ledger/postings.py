@@ -81,16 +81,6 @@ async def post(conn: AsyncConnection, items: Iterable[Posting], wallet_ids: set[
         )
 
 
-def wallet_entries(wallet_id: str) -> sa.Select[tuple[object, ...]]:
-    """A wallet's journal as signed entries (+ received, - sent), newest first."""
-    signed = sa.case((postings.c.to_account == wallet_id, postings.c.amount),
-                     else_=-postings.c.amount)
-    return (sa.select(postings, signed.label("signed_amount"))
-            .where(sa.or_(postings.c.to_account == wallet_id,
-                          postings.c.from_account == wallet_id))
-            .order_by(postings.c.posted_at.desc(), postings.c.posting_id.desc()))
-
-
 async def lock_wallets(conn: AsyncConnection, school_id: str,
                        wallet_ids: Iterable[str]) -> dict[str, sa.Row[Any]]:
     """Lock this school's wallets in one fixed (sorted) order and return their rows.

@@ -219,7 +219,7 @@ async def _load_context(conn: AsyncConnection, school_id: str, device_id: str,
 
 async def _write(conn: AsyncConnection, school_id: str, device_id: str,
                  fx: BatchEffects, version: int | None) -> None:
-    await bulk_insert(conn, sales, fx.new_sales)
+    await bulk_insert(conn, sales, list(fx.new_sales.values()))
     await bulk_insert(conn, sale_conflicts, fx.new_conflicts)
     if fx.new_seqs:
         await bulk_insert(conn, device_seqs, [

@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shared.clock import utcnow
 from shared.ids import new_id
 
-from ..storage.schema import wallets
 from . import versions
 from .accounts import system_account
 from .postings import Posting, lock_wallets, post
@@ -51,7 +50,7 @@ async def move(conn: AsyncConnection, *, school_id: str, wallet_id: str, amount:
         to_account=wallet_id if amount > 0 else counter, amount=abs(amount),
         occurred_at=occurred_at or now, posted_at=now, sale_ref=sale_ref, memo=memo,
         actor=actor)
-    await post(conn, [posting], {wallet_id})
+    # Wallet locked above, school row now: the lock order of every sales push.
     version = await versions.bump(conn, school_id)
-    await versions.stamp(conn, wallets, wallets.c.wallet_id, [wallet_id], version)
+    await post(conn, [posting], {wallet_id}, version)
     return Transfer(posting.posting_id, int(locked[wallet_id].balance) + amount)

@@ -23,11 +23,3 @@ async def bump(conn: AsyncConnection, school_id: str) -> int:
         .returning(schools.c.version)
     )
     return int(result.scalar_one())
-
-
-async def stamp(conn: AsyncConnection, table: sa.Table, key: sa.Column[str], ids: list[str],
-                version: int) -> None:
-    """Mark rows as changed at ``version`` so the next snapshot delta carries them."""
-    if ids:
-        await conn.execute(
-            sa.update(table).where(key.in_(sorted(set(ids)))).values(version=version))
