@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,23 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("server did not start")
+from benchmarks._common import server  # noqa: E402
 
 
 def main() -> None:
@@ -58,14 +43,9 @@ def main() -> None:
             [str(BIN / "pos-server"), "seed-demo", "--db", db_url, "--json"], check=True,
             capture_output=True, text=True).stdout)
         school = demo["schools"][0]
-        port = free_port()
-        server = subprocess.Popen([str(BIN / "pos-server"), "serve", "--db", db_url,
-                                   "--host", "127.0.0.1", "--port", str(port)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            wait_port(port)
+        with server(db_url) as url:
             term = Terminal(Path(tmp) / "term")
-            term.enroll(f"http://127.0.0.1:{port}", school["enrollment_code"], "bench")
+            term.enroll(url, school["enrollment_code"], "bench")
             rng = random.Random(1)
             wallets = [w for w in school["wallets"] if w.get("status", "active") == "active"]
             product = school["products"][0]
@@ -88,9 +68,6 @@ def main() -> None:
             assert report.completed, report.error
             assert report.queued == 0 and report.counts["applied"] == args.sales, report
             term.close()
-        finally:
-            server.terminate()
-            server.wait(30)
     print(f"terminal_catchup: {args.sales} queued sales drained in {elapsed:.2f} s "
           f"({args.sales / elapsed:.0f} sales/s; pushes of 1,000 + snapshot pull)")
     print(f"  target < 2 s: {'OK' if elapsed < 2 else 'OVER TARGET'}")
