@@ -47,6 +47,20 @@ async def _current(conn: AsyncConnection, school_id: str, uid: str) -> Any:
         credentials.c.school_id == school_id, credentials.c.uid == uid))).first()
 
 
+async def _existing(conn: AsyncConnection, school_id: str, uid: str) -> Any:
+    """This school's bracelet, or 404 (another school's UID looks exactly like a missing one)."""
+    row = await _current(conn, school_id, uid)
+    found(row)
+    return row
+
+
+def _path_uid(request: web.Request) -> str:
+    try:
+        return normalize_uid(request.match_info["uid"])
+    except ValueError:
+        raise web.HTTPNotFound(text="not a bracelet UID") from None
+
+
 @routes.get("/admin/bracelets")
 async def bracelet_list(request: web.Request) -> web.StreamResponse:
     school = school_of(request)
@@ -72,10 +86,7 @@ async def bracelet_list(request: web.Request) -> web.StreamResponse:
 @routes.get("/admin/bracelets/{uid}")
 async def bracelet_page(request: web.Request) -> web.StreamResponse:
     school = school_of(request)
-    try:
-        uid = normalize_uid(request.match_info["uid"])
-    except ValueError:
-        raise web.HTTPNotFound(text="not a bracelet UID") from None
+    uid = _path_uid(request)
     async with reading(request.app) as conn:
         current = (await conn.execute(
             sa.select(credentials, wallets.c.display_name)
@@ -126,12 +137,8 @@ async def block(request: web.Request) -> web.StreamResponse:
     school = school_of(request)
     form = await request.post()
     async with writing(request.app) as conn:
-        try:
-            uid = normalize_uid(request.match_info["uid"])
-        except ValueError:
-            raise web.HTTPNotFound(text="not a bracelet UID") from None
-        before = await _current(conn, school.school_id, uid)
-        found(before)
+        uid = _path_uid(request)
+        before = await _existing(conn, school.school_id, uid)
         back = f"/admin/wallets/{before.wallet_id}"
         if before.status == "blocked":
             return redirect(back, "That bracelet was already blocked.", error=True)
@@ -152,12 +159,8 @@ async def replace(request: web.Request) -> web.StreamResponse:
     school = school_of(request)
     form = await request.post()
     async with writing(request.app) as conn:
-        try:
-            old = normalize_uid(request.match_info["uid"])
-        except ValueError:
-            raise web.HTTPNotFound(text="not a bracelet UID") from None
-        before = await _current(conn, school.school_id, old)
-        found(before)
+        old = _path_uid(request)
+        before = await _existing(conn, school.school_id, old)
         back = f"/admin/wallets/{before.wallet_id}"
         try:
             new = _uid(text(form, "new_uid", max_len=40, label="new bracelet UID"))
