@@ -57,6 +57,22 @@ def shot() -> Callable[[QWidget, str], Path]:
     return screenshot
 
 
+def open_app(qtbot: Any, data_dir: Path, server_url: str, enroll_code: str, name: str,
+             reader: SimulatedReader) -> tuple[Any, Terminal]:
+    """The real app on the real core, shown at 1024x600, set to enroll itself with ``enroll_code``
+    when started (the caller calls ``window.start()``), syncing every half second."""
+    from terminal.app import AppOptions, create_window
+
+    terminal = Terminal(data_dir, http_timeout=3.0)
+    window = create_window(data_dir, AppOptions(
+        server=server_url, enroll_code=enroll_code, name=name, sync_interval=0.5),
+        terminal=terminal, reader=reader, backoff=Backoff(base=0.2, cap=0.5))
+    qtbot.addWidget(window)
+    window.resize(*SIZE)
+    window.show()
+    return window, terminal
+
+
 def offline_terminal(data_dir: Path, server_url: str, wallets: list[dict[str, Any]],
                      credentials: list[dict[str, Any]], **kwargs: Any) -> Terminal:
     """An enrolled terminal with a snapshot written through the real snapshot code, pointed

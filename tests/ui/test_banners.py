@@ -14,11 +14,8 @@ from pytestqt.qtbot import QtBot
 
 from sync_server import records
 from sync_server.storage.engine import create_engine
-from terminal.app import AppOptions, create_window
-from terminal.core import Terminal
 from terminal.readers.simulated import SimulatedReader
-from terminal.sync.backoff import Backoff
-from tests.ui.conftest import SIZE, screenshot
+from tests.ui.conftest import SIZE, open_app, screenshot
 
 
 def server_side(db_url: str, change: Any) -> None:
@@ -41,14 +38,8 @@ def test_rejected_sale_and_revoked_device_show_as_banners(qtbot: QtBot, live_ser
                    if w["status"] == "active" and w["daily_limit"] is None)
     water = next(p for p in school["products"] if p["name"] == "Water 330ml")
     reader = SimulatedReader()
-    terminal = Terminal(tmp_path / "term", http_timeout=3.0)
-    window = create_window(tmp_path / "term", AppOptions(
-        server=live_server.url, enroll_code=school["enrollment_code"], name="Counter 9",
-        sync_interval=0.5), terminal=terminal, reader=reader,
-        backoff=Backoff(base=0.2, cap=0.5))
-    qtbot.addWidget(window)
-    window.resize(*SIZE)
-    window.show()
+    window, terminal = open_app(qtbot, tmp_path / "term", live_server.url,
+                                school["enrollment_code"], "Counter 9", reader)
     window.start()
     qtbot.waitUntil(lambda: window.current_view() is window.login_view, timeout=20000)
     window.login_view.select(cashier["cashier_id"])

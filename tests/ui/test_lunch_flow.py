@@ -12,13 +12,10 @@ from PySide6.QtWidgets import QMessageBox
 from pytestqt.qtbot import QtBot
 
 from shared.money import format_minor
-from terminal.app import AppOptions, create_window
-from terminal.core import Terminal
 from terminal.readers.simulated import SimulatedReader
 from terminal.store import snapshot
-from terminal.sync.backoff import Backoff
 from terminal.ui.main_window import MainWindow
-from tests.ui.conftest import SIZE, screenshot
+from tests.ui.conftest import SIZE, open_app, screenshot
 
 
 def tap(reader: SimulatedReader, uid: str) -> None:
@@ -52,14 +49,8 @@ def test_lunch_flow(qtbot: QtBot, live_server: Any, tmp_path: Path) -> None:
     rice = products["Rice & chicken"]
 
     reader = SimulatedReader()
-    terminal = Terminal(tmp_path / "term", http_timeout=3.0)
-    window = create_window(tmp_path / "term", AppOptions(
-        server=live_server.url, enroll_code=school["enrollment_code"], name="Counter 1",
-        sync_interval=0.5), terminal=terminal, reader=reader,
-        backoff=Backoff(base=0.2, cap=0.5))
-    qtbot.addWidget(window)
-    window.resize(*SIZE)
-    window.show()
+    window, terminal = open_app(qtbot, tmp_path / "term", live_server.url,
+                                school["enrollment_code"], "Counter 1", reader)
     assert window.minimumSizeHint().width() <= SIZE[0]
     assert (window.width(), window.height()) == SIZE
     screenshot(window, "enroll")
