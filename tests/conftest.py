@@ -77,30 +77,29 @@ class DatabaseFactory:
             self.demo = asyncio.run(_prepare(f"sqlite:///{path}"))
             self._template = str(path)
         else:
-            name = f"pos_tpl_{uuid.uuid4().hex[:12]}"
-            asyncio.run(_pg_exec(f'CREATE DATABASE "{name}"'))
-            self._made.append(name)
-            self.demo = asyncio.run(_prepare(_pg_database_url(name)))
-            self._template = name
+            self._template = self._create_pg("pos_tpl")
+            self.demo = asyncio.run(_prepare(_pg_database_url(self._template)))
 
     def new(self) -> str:
         if self.kind == "sqlite":
             path = self.workdir / f"db-{uuid.uuid4().hex[:8]}.db"
             shutil.copyfile(self._template, path)
             return f"sqlite:///{path}"
-        name = f"pos_t_{uuid.uuid4().hex[:12]}"
-        asyncio.run(_pg_exec(f'CREATE DATABASE "{name}" TEMPLATE "{self._template}"'))
-        self._made.append(name)
-        return _pg_database_url(name)
+        return _pg_database_url(self._create_pg("pos_t", template=self._template))
 
     def new_empty(self) -> str:
         """A database with no schema at all (for migration tests)."""
         if self.kind == "sqlite":
             return f"sqlite:///{self.workdir / f'empty-{uuid.uuid4().hex[:8]}.db'}"
-        name = f"pos_e_{uuid.uuid4().hex[:12]}"
-        asyncio.run(_pg_exec(f'CREATE DATABASE "{name}"'))
+        return _pg_database_url(self._create_pg("pos_e"))
+
+    def _create_pg(self, prefix: str, template: str | None = None) -> str:
+        """A new scratch database, remembered so teardown drops it."""
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        clause = f' TEMPLATE "{template}"' if template else ""
+        asyncio.run(_pg_exec(f'CREATE DATABASE "{name}"{clause}'))
         self._made.append(name)
-        return _pg_database_url(name)
+        return name
 
     def teardown(self) -> None:
         for name in reversed(self._made):
