@@ -60,12 +60,12 @@ def _trust_proxies(app: web.Application, proxies: str) -> None:
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    config = app[config_key]
-    behind = await pending(config.db_url)
+    engine = create_engine(app[config_key].db_url)
+    behind = await pending(engine)
     if behind:
+        await engine.dispose()
         raise SchemaOutOfDate(
             f"database schema is {len(behind)} migration(s) behind: run `pos-server migrate`")
-    engine = create_engine(config.db_url)
     app[engine_key] = engine
     yield
     await engine.dispose()

@@ -75,11 +75,10 @@ async def _with_engine(config: ServerConfig,
                        work: Callable[[AsyncEngine], Awaitable[Any]]) -> Any:
     from .storage.migrate import pending
 
-    behind = await pending(config.db_url)
-    if behind:
-        raise CommandError("database schema is behind: run `pos-server migrate` first")
     engine = create_engine(config.db_url)
     try:
+        if await pending(engine):
+            raise CommandError("database schema is behind: run `pos-server migrate` first")
         return await work(engine)
     finally:
         await engine.dispose()

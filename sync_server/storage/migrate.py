@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .engine import create_engine
 
@@ -34,14 +35,11 @@ async def upgrade(url: str, revision: str = "head") -> str | None:
         await engine.dispose()
 
 
-async def pending(url: str) -> list[str]:
-    """Revisions not yet applied (``serve`` applies them; ``/health`` stays honest)."""
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as conn:
-            current = await conn.run_sync(_current)
-    finally:
-        await engine.dispose()
+async def pending(engine: AsyncEngine) -> list[str]:
+    """Revisions not yet applied to the database behind ``engine`` (the app and the CLI refuse
+    to work on an old schema; ``migrate`` and ``serve`` apply them)."""
+    async with engine.connect() as conn:
+        current = await conn.run_sync(_current)
     script = ScriptDirectory.from_config(alembic_config())
     return [rev.revision for rev in script.iterate_revisions("head", current)]
 
