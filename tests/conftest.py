@@ -238,20 +238,9 @@ class LiveServer:
 
     def enrollment_code(self, school: int = 0) -> str:
         """A fresh code for demo school ``school`` (the seeded one is single-use)."""
-        from sync_server.records import create_enrollment_code
-        from sync_server.storage.engine import create_engine
+        from tests.server.conftest_helpers import new_code
 
-        async def make() -> str:
-            engine = create_engine(self.db_url)
-            try:
-                async with engine.begin() as conn:
-                    return await create_enrollment_code(
-                        conn, self.demo["schools"][school]["school_id"],
-                        self.config.enrollment_ttl)
-            finally:
-                await engine.dispose()
-
-        return asyncio.run(make())
+        return asyncio.run(new_code(self.db_url, self.demo["schools"][school]["school_id"]))
 
 
 @pytest.fixture
