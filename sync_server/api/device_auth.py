@@ -35,6 +35,10 @@ async def authenticate(request: web.Request) -> Device:
         raise ProblemError(401, "unauthenticated", "Unknown device token",
                            "enroll this terminal again", headers={"WWW-Authenticate": "Bearer"})
     if row.status != "active":
-        raise ProblemError(403, "device-revoked", "Device revoked",
-                           "an administrator revoked this terminal; its queue is kept")
+        raise revoked()
     return Device(row.device_id, row.school_id)
+
+
+def revoked() -> ProblemError:
+    return ProblemError(403, "device-revoked", "Device revoked",
+                        "an administrator revoked this terminal; its queue is kept")

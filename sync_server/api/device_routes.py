@@ -13,11 +13,11 @@ from shared.protocol import MAX_SALES_PER_PUSH, EnrollRequest, SalesPush
 
 from .. import __version__, snapshot
 from ..keys import config_key, dialect_key, engine_key, enroll_limiter_key, write_lock_key
-from ..ledger.sales import apply_push
+from ..ledger.sales import DeviceNotActive, apply_push
 from ..secrets import code_hash, new_device_token, token_hash
 from ..storage.schema import devices, enrollment_codes, schools
 from ..transactions import reading, writing
-from .device_auth import authenticate
+from .device_auth import authenticate, revoked
 from .problems import ProblemError, parse_body
 
 routes = web.RouteTableDef()
@@ -89,10 +89,13 @@ async def push_sales(request: web.Request) -> web.Response:
         raise ProblemError(413, "too-many-sales", "Too many sales in one push",
                            f"send at most {MAX_SALES_PER_PUSH} sales per request")
     app = request.app
-    outcome = await apply_push(
-        app[engine_key], device.school_id, device.device_id, list(push.sales),
-        clock_skew=timedelta(seconds=app[config_key].clock_skew_seconds),
-        write_lock=app.get(write_lock_key))
+    try:
+        outcome = await apply_push(
+            app[engine_key], device.school_id, device.device_id, list(push.sales),
+            clock_skew=timedelta(seconds=app[config_key].clock_skew_seconds),
+            write_lock=app.get(write_lock_key))
+    except DeviceNotActive:  # revoked between the token check and the push's device lock
+        raise revoked() from None
     return web.json_response({
         "results": outcome.results,
         "acked_seq": outcome.acked_seq, "missing_seqs": outcome.missing_seqs,

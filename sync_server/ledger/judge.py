@@ -1,8 +1,16 @@
 """Deciding each pushed sale's outcome: pure functions over a loaded, locked context.
 
 Kept free of I/O so the rules of the spec's result table can be read in one place and tested
-without a database. :mod:`sync_server.ledger.sales` loads the context (holding the locks that
-make it current), runs :func:`judge_batch`, and writes what it returns in the same transaction.
+without a database. Judging runs in two steps, because a school's pushes queue for one write
+lock and only the second step has to wait there:
+
+- :func:`prepare` works out everything a sale's own content decides (its content hash, line
+  dicts, school-local day, whether its lines add up, its posting's ID) before the lock;
+- :func:`judge_batch` decides against the locked state (wallets, refs and seqs already stored,
+  bracelets, catalog) and returns what to write.
+
+:mod:`sync_server.ledger.sales` loads the context, runs both, and writes the result in the
+same transaction.
 
 Policy (DESIGN.md): only well-formedness, authentication and tenant rules refuse a sale. A sale
 that overdraws, used a blocked bracelet or broke a limit was already handed over at the counter,
@@ -20,15 +28,12 @@ from zoneinfo import ZoneInfo
 from shared.ids import new_id
 from shared.protocol import Sale, canonical_time
 
-from .accounts import REVENUE, system_account
-from .postings import Posting
-
 
 def content_hash(sale: Sale) -> str:
     """Hash of the parsed sale: 'identical' compares values, not bytes or time offsets.
 
     Built from a tuple of the fields rather than a JSON dump: it runs once per pushed sale and
-    was a third of the judging time the other way.
+    was a third of the judging time the other way. Stored hashes depend on it: never change it.
     """
     key = (sale.ref, sale.seq, sale.kind, sale.voids, canonical_time(sale.created_at),
            sale.cashier_id, sale.wallet_id, sale.credential_uid, sale.total, sale.offline,
@@ -39,6 +44,35 @@ def content_hash(sale: Sale) -> str:
 def line_dicts(sale: Sale) -> list[dict[str, Any]]:
     return [{"product_id": ln.product_id, "name": ln.name, "quantity": ln.quantity,
              "unit_price": ln.unit_price} for ln in sale.lines]
+
+
+def business_day(moment: datetime, tz: ZoneInfo) -> str:
+    """School-local calendar day: daily limits run midnight to midnight where the school is."""
+    return moment.astimezone(tz).date().isoformat()
+
+
+@dataclass(slots=True)
+class PreparedSale:
+    """A pushed sale with what its own content decides, worked out before the write lock."""
+
+    sale: Sale
+    index: int                    # position in the pushed batch
+    digest: str                   # content hash
+    lines: list[dict[str, Any]]   # as stored, and as a void must repeat them
+    day: str                      # school-local business day of created_at
+    moment: float                 # created_at as epoch seconds, for catalog price lookups
+    adds_up: bool                 # total == sum(quantity x unit_price)
+    posting_id: str | None        # used if the sale is applied; a total of 0 posts nothing
+
+
+def prepare(sales: list[Sale], tz: ZoneInfo,
+            digests: list[str] | None = None) -> list[PreparedSale]:
+    hashes = digests or [content_hash(s) for s in sales]
+    return [PreparedSale(
+        sale=s, index=i, digest=h, lines=line_dicts(s), day=business_day(s.created_at, tz),
+        moment=s.created_at.timestamp(), adds_up=s.total == s.lines_total(),
+        posting_id=new_id("pst") if s.total else None)
+        for i, (s, h) in enumerate(zip(sales, hashes, strict=True))]
 
 
 @dataclass(slots=True)
@@ -59,7 +93,56 @@ class StoredSale:
     total: int
     voided_by: str | None
     business_day: str
-    is_new: bool = False  # inserted by this batch (so voided_by is set before the insert)
+
+
+@dataclass(slots=True)
+class NewSale:
+    """The outcome of a sale this batch records: a new ``sales`` row, and maybe a posting.
+
+    It answers the same questions as :class:`StoredSale`, so a replay or a void later in the
+    same batch is judged exactly as it would be in the next batch.
+    """
+
+    prepared: PreparedSale
+    status: str
+    code: str | None
+    detail: str | None
+    flags: list[str]
+    balance_after: int | None
+    posted: bool                  # its posting (``prepared.posting_id``) is written
+    voided_by: str | None = None
+
+    @property
+    def ref(self) -> str:
+        return self.prepared.sale.ref
+
+    @property
+    def kind(self) -> str:
+        return self.prepared.sale.kind
+
+    @property
+    def content_hash(self) -> str:
+        return self.prepared.digest
+
+    @property
+    def wallet_id(self) -> str:
+        return self.prepared.sale.wallet_id
+
+    @property
+    def credential_uid(self) -> str | None:
+        return self.prepared.sale.credential_uid
+
+    @property
+    def lines(self) -> list[dict[str, Any]]:
+        return self.prepared.lines
+
+    @property
+    def total(self) -> int:
+        return self.prepared.sale.total
+
+    @property
+    def business_day(self) -> str:
+        return self.prepared.day
 
 
 @dataclass(slots=True)
@@ -81,7 +164,6 @@ class BatchContext:
     school_id: str
     device_id: str
     now: datetime
-    timezone: ZoneInfo
     overdraft_limit: int
     clock_skew: timedelta
     wallets: dict[str, WalletState]            # this school's, locked
@@ -89,23 +171,21 @@ class BatchContext:
     credentials: dict[str, CredentialState]    # this school's, by UID
     cashiers: set[str]
     prices: dict[str, list[tuple[float, int]]]  # product -> [(valid_from epoch s, price)] asc
-    stored: dict[str, StoredSale]              # by ref: batch refs and void targets
+    stored: dict[str, StoredSale | NewSale]    # by ref: batch refs and void targets
     conflicts: dict[tuple[str, str], None]     # (ref, content_hash) already kept as conflicts
     seqs: dict[int, str]                       # this device's seq -> ref, for batch seqs
-    day_spend: dict[tuple[str, str], int]      # (wallet, school-local day) -> spent
+    day_spend: dict[tuple[str, str], int]      # (wallet, day) -> spent, for limited wallets
 
 
 @dataclass(slots=True)
 class BatchEffects:
     """Everything the batch writes, gathered so the writes can be a few bulk statements."""
 
-    new_sales: dict[str, dict[str, Any]] = field(default_factory=dict)  # by ref
-    new_conflicts: list[dict[str, Any]] = field(default_factory=list)
+    new_sales: dict[str, NewSale] = field(default_factory=dict)  # by ref, in batch order
+    new_conflicts: list[PreparedSale] = field(default_factory=list)
     new_seqs: dict[int, str] = field(default_factory=dict)
-    postings: list[Posting] = field(default_factory=list)
-    voided: dict[str, str] = field(default_factory=dict)  # target ref -> void ref (old rows)
-    day_deltas: dict[tuple[str, str], int] = field(default_factory=dict)
-    touched_wallets: set[str] = field(default_factory=set)
+    voided: dict[str, str] = field(default_factory=dict)  # target ref -> void ref (older rows)
+    wallet_deltas: dict[str, int] = field(default_factory=dict)
 
 
 _CONFLICT_WORDS = "this ref was already used with different content"
@@ -129,50 +209,42 @@ Result = dict[str, Any]  # one entry of the response's ``results``, exactly as s
 def _result(ref: str, status: str, flags: list[str] | None = None,
             balance_after: int | None = None, code: str | None = None,
             detail: str | None = None, original_status: str | None = None) -> Result:
-    out: Result = {"ref": ref, "status": status, "flags": list(flags or []),
+    out: Result = {"ref": ref, "status": status, "flags": list(flags or ()),
                    "balance_after": balance_after, "code": code, "detail": detail}
     if original_status is not None:  # only replays carry it
         out["original_status"] = original_status
     return out
 
 
-def judge_batch(ctx: BatchContext, sales: list[Sale], received_at: datetime,
-                digests: list[str] | None = None) -> tuple[list[Result], BatchEffects]:
+def judge_batch(ctx: BatchContext, batch: list[PreparedSale]) -> tuple[list[Result], BatchEffects]:
     effects = BatchEffects()
-    hashes = digests or [content_hash(sale) for sale in sales]
-    results = [_judge_one(ctx, effects, sale, digest, received_at)
-               for sale, digest in zip(sales, hashes, strict=True)]
-    return results, effects
+    return [_judge_one(ctx, effects, p) for p in batch], effects
 
 
-def _judge_one(ctx: BatchContext, fx: BatchEffects, sale: Sale, digest: str,
-               received_at: datetime) -> Result:
+def _judge_one(ctx: BatchContext, fx: BatchEffects, p: PreparedSale) -> Result:
+    sale = p.sale
     prior = ctx.stored.get(sale.ref)
     if prior is not None:
-        if prior.content_hash == digest:
+        if prior.content_hash == p.digest:
             return _result(sale.ref, "duplicate", prior.flags, prior.balance_after, prior.code,
                            prior.detail, original_status=prior.status)
-        if (sale.ref, digest) in ctx.conflicts:
+        if (sale.ref, p.digest) in ctx.conflicts:
             return _result(sale.ref, "duplicate", detail=_CONFLICT_WORDS,
                            original_status="conflict")
-        ctx.conflicts[(sale.ref, digest)] = None
+        ctx.conflicts[(sale.ref, p.digest)] = None
         _claim_seq(ctx, fx, sale)
-        fx.new_conflicts.append({
-            "school_id": ctx.school_id, "ref": sale.ref, "device_id": ctx.device_id,
-            "seq": sale.seq, "content_hash": digest, "payload": sale.model_dump(mode="json"),
-            "received_at": received_at,
-        })
+        fx.new_conflicts.append(p)
         return _result(sale.ref, "conflict", detail=_CONFLICT_WORDS)
 
     owner = ctx.seqs.get(sale.seq)
     if owner is not None and owner != sale.ref:
-        return _record(ctx, fx, sale, digest, received_at, reject="seq_reused")
+        return _record(ctx, fx, p, reject="seq_reused")
     _claim_seq(ctx, fx, sale)
 
-    code = _reject_code(ctx, sale)
+    code = _reject_code(ctx, p)
     if code is not None:
-        return _record(ctx, fx, sale, digest, received_at, reject=code)
-    return _apply(ctx, fx, sale, digest, received_at)
+        return _record(ctx, fx, p, reject=code)
+    return _apply(ctx, fx, p)
 
 
 def _claim_seq(ctx: BatchContext, fx: BatchEffects, sale: Sale) -> None:
@@ -181,7 +253,8 @@ def _claim_seq(ctx: BatchContext, fx: BatchEffects, sale: Sale) -> None:
         fx.new_seqs[sale.seq] = sale.ref
 
 
-def _reject_code(ctx: BatchContext, sale: Sale) -> str | None:
+def _reject_code(ctx: BatchContext, p: PreparedSale) -> str | None:
+    sale = p.sale
     if sale.cashier_id not in ctx.cashiers:
         return "cashier_unknown"
     wallet = ctx.wallets.get(sale.wallet_id)
@@ -189,7 +262,7 @@ def _reject_code(ctx: BatchContext, sale: Sale) -> str | None:
         return "wallet_other_school" if sale.wallet_id in ctx.foreign_wallets else "wallet_unknown"
     if wallet.status == "closed":
         return "wallet_closed"
-    if sale.total != sale.lines_total():
+    if not p.adds_up:
         return "total_mismatch"
     if any(line.product_id not in ctx.prices for line in sale.lines):
         return "product_unknown"
@@ -200,54 +273,41 @@ def _reject_code(ctx: BatchContext, sale: Sale) -> str | None:
         if target.voided_by is not None:
             return "void_twice"
         if (target.wallet_id != sale.wallet_id or target.credential_uid != sale.credential_uid
-                or target.total != sale.total
-                or target.lines != line_dicts(sale)):
+                or target.total != sale.total or target.lines != p.lines):
             return "void_mismatch"
     return None
 
 
-def _apply(ctx: BatchContext, fx: BatchEffects, sale: Sale, digest: str,
-           received_at: datetime) -> Result:
+def _apply(ctx: BatchContext, fx: BatchEffects, p: PreparedSale) -> Result:
+    sale = p.sale
     wallet = ctx.wallets[sale.wallet_id]
-    day = business_day(sale.created_at, ctx.timezone)
     flags: list[str] = []
     if sale.kind == "sale":
         delta = -sale.total
-        flags += _sale_flags(ctx, sale, wallet, day)
-        spend_key = (sale.wallet_id, day)
-        spend_delta = sale.total
+        flags = _sale_flags(ctx, p, wallet)
+        spend = (sale.wallet_id, p.day), sale.total
     else:
         delta = sale.total
         target = ctx.stored[sale.voids or ""]
         target.voided_by = sale.ref
-        if target.is_new:  # voided in the batch that records it: mark the row before insert
-            fx.new_sales[target.ref]["voided_by"] = sale.ref
-        else:
+        if not isinstance(target, NewSale):  # a row of this batch is written already voided
             fx.voided[target.ref] = sale.ref
-        spend_key = (sale.wallet_id, target.business_day)
-        spend_delta = -sale.total
+        spend = (sale.wallet_id, target.business_day), -sale.total
     if sale.created_at - ctx.now > ctx.clock_skew:
         flags.append("clock_skew")
     wallet.balance += delta
     if sale.kind == "sale" and wallet.balance < -ctx.overdraft_limit:
         flags.insert(0, "overdraft")
-    ctx.day_spend[spend_key] = ctx.day_spend.get(spend_key, 0) + spend_delta
-    fx.day_deltas[spend_key] = fx.day_deltas.get(spend_key, 0) + spend_delta
-    fx.touched_wallets.add(sale.wallet_id)
-    txn_id = new_id("pst") if sale.total else None
-    if txn_id is not None:
-        wallet_id, revenue = sale.wallet_id, system_account(ctx.school_id, REVENUE)
-        fx.postings.append(Posting(
-            posting_id=txn_id, school_id=ctx.school_id, kind=sale.kind,
-            from_account=wallet_id if sale.kind == "sale" else revenue,
-            to_account=revenue if sale.kind == "sale" else wallet_id, amount=sale.total,
-            occurred_at=sale.created_at, posted_at=received_at, sale_ref=sale.ref,
-            actor=ctx.device_id))
-    return _record(ctx, fx, sale, digest, received_at, flags=flags,
-                   balance_after=wallet.balance, txn_id=txn_id, day=day)
+    if wallet.daily_limit is not None:
+        key, amount = spend
+        ctx.day_spend[key] = ctx.day_spend.get(key, 0) + amount
+    fx.wallet_deltas[sale.wallet_id] = fx.wallet_deltas.get(sale.wallet_id, 0) + delta
+    return _record(ctx, fx, p, flags=flags, balance_after=wallet.balance,
+                   posted=p.posting_id is not None)
 
 
-def _sale_flags(ctx: BatchContext, sale: Sale, wallet: WalletState, day: str) -> list[str]:
+def _sale_flags(ctx: BatchContext, p: PreparedSale, wallet: WalletState) -> list[str]:
+    sale = p.sale
     flags = []
     uid = sale.credential_uid
     if uid is not None:
@@ -260,46 +320,24 @@ def _sale_flags(ctx: BatchContext, sale: Sale, wallet: WalletState, day: str) ->
     if wallet.status == "frozen":
         flags.append("wallet_frozen")
     limit = wallet.daily_limit
-    if limit is not None and ctx.day_spend.get((sale.wallet_id, day), 0) + sale.total > limit:
+    if limit is not None and ctx.day_spend.get((sale.wallet_id, p.day), 0) + sale.total > limit:
         flags.append("daily_limit_exceeded")
-    moment = sale.created_at.timestamp()
-    if any(line.unit_price != price_at(ctx.prices[line.product_id], moment)
+    if any(line.unit_price != price_at(ctx.prices[line.product_id], p.moment)
            for line in sale.lines):
         flags.append("price_mismatch")
     return flags
 
 
-def _record(ctx: BatchContext, fx: BatchEffects, sale: Sale, digest: str, received_at: datetime,
-            *, reject: str | None = None, flags: list[str] | None = None,
-            balance_after: int | None = None, txn_id: str | None = None,
-            day: str | None = None) -> Result:
+def _record(ctx: BatchContext, fx: BatchEffects, p: PreparedSale, *, reject: str | None = None,
+            flags: list[str] | None = None, balance_after: int | None = None,
+            posted: bool = False) -> Result:
     status = "rejected" if reject else "applied"
     detail = _REJECT_WORDS[reject] if reject else None
-    lines = line_dicts(sale)
-    day = day or business_day(sale.created_at, ctx.timezone)
     flags = flags or []
-    ctx.stored[sale.ref] = StoredSale(
-        ref=sale.ref, kind=sale.kind, status=status, code=reject, detail=detail, flags=flags,
-        balance_after=balance_after, content_hash=digest, wallet_id=sale.wallet_id,
-        credential_uid=sale.credential_uid, lines=lines, total=sale.total, voided_by=None,
-        business_day=day, is_new=True,
-    )
-    fx.new_sales[sale.ref] = {
-        "school_id": ctx.school_id, "ref": sale.ref, "device_id": ctx.device_id,
-        "seq": sale.seq, "kind": sale.kind, "voids_ref": sale.voids,
-        "created_at": sale.created_at, "received_at": received_at,
-        "cashier_id": sale.cashier_id, "wallet_id": sale.wallet_id,
-        "credential_uid": sale.credential_uid, "lines": lines, "total": sale.total,
-        "offline": sale.offline, "status": status, "code": reject, "detail": detail,
-        "flags": flags, "balance_after": balance_after, "content_hash": digest,
-        "txn_id": txn_id, "voided_by": None, "business_day": day,
-    }
-    return _result(sale.ref, status, flags, balance_after, reject, detail)
-
-
-def business_day(moment: datetime, tz: ZoneInfo) -> str:
-    """School-local calendar day: daily limits run midnight to midnight where the school is."""
-    return moment.astimezone(tz).date().isoformat()
+    ctx.stored[p.sale.ref] = fx.new_sales[p.sale.ref] = NewSale(
+        prepared=p, status=status, code=reject, detail=detail, flags=flags,
+        balance_after=balance_after, posted=posted)
+    return _result(p.sale.ref, status, flags, balance_after, reject, detail)
 
 
 def price_at(history: list[tuple[float, int]], moment: float) -> int:

@@ -16,9 +16,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import UpdateBase
 
-from ..storage.bulk import bulk_insert
-from ..storage.schema import postings, wallets
+from ..storage.bulk import RowShape, insert_shape, statement_shape
+from ..storage.schema import Money, postings, wallets
+
+COLUMNS = ("posting_id", "school_id", "kind", "from_account", "to_account", "amount",
+           "sale_ref", "occurred_at", "posted_at", "memo", "actor")
 
 
 class InvalidPosting(ValueError):
@@ -45,40 +49,67 @@ class Posting:
         if self.from_account == self.to_account:
             raise InvalidPosting(f"posting {self.posting_id}: needs two different accounts")
 
+    def encoded(self, dialect: sa.Dialect) -> tuple[Any, ...]:
+        """Checked, in driver form: what :func:`write` takes."""
+        self.check()
+        return shape(dialect).encode((
+            self.posting_id, self.school_id, self.kind, self.from_account, self.to_account,
+            self.amount, self.sale_ref, self.occurred_at, self.posted_at, self.memo, self.actor))
+
+
+def shape(dialect: sa.Dialect) -> RowShape:
+    return insert_shape(postings, COLUMNS, dialect)
+
 
 async def post(conn: AsyncConnection, items: Iterable[Posting], wallet_ids: set[str],
                version: int | None = None) -> None:
     """Insert postings and move the cached balance of every wallet they touch.
 
     ``wallet_ids`` names the accounts that are wallets (system accounts' balances are derived
-    from the journal when needed). The caller holds those wallets' locks. With ``version``,
-    the same UPDATE stamps the wallets for the next snapshot delta (one pass, not two).
+    from the journal when needed). The caller holds those wallets' locks.
     """
     rows = []
     deltas: dict[str, int] = defaultdict(int)
     for p in items:
-        p.check()
-        rows.append({"posting_id": p.posting_id, "school_id": p.school_id, "kind": p.kind,
-                     "from_account": p.from_account, "to_account": p.to_account,
-                     "amount": p.amount, "sale_ref": p.sale_ref, "occurred_at": p.occurred_at,
-                     "posted_at": p.posted_at, "memo": p.memo, "actor": p.actor})
+        rows.append(p.encoded(conn.dialect))
         if p.to_account in wallet_ids:
             deltas[p.to_account] += p.amount
         if p.from_account in wallet_ids:
             deltas[p.from_account] -= p.amount
-    if not rows:
+    await write(conn, rows, deltas, version)
+
+
+async def write(conn: AsyncConnection, rows: list[tuple[Any, ...]], deltas: dict[str, int],
+                version: int | None) -> None:
+    """Insert encoded postings (from :meth:`Posting.encoded`) and move wallet balances by
+    ``deltas``, which must be exactly what those postings do to the wallets (the sales push
+    sums them while judging). With ``version``, the same UPDATE stamps the wallets for the
+    next snapshot delta (one pass, not two)."""
+    await shape(conn.dialect).execute(conn, rows)
+    changed = [(w, d) for w, d in sorted(deltas.items()) if d]
+    if not changed:
         return
-    await bulk_insert(conn, postings, rows)
-    changed = [{"w": w, "d": d} for w, d in sorted(deltas.items()) if d]
-    if changed:
-        values: dict[str, Any] = {
-            "balance": wallets.c.balance + sa.bindparam("d", type_=sa.BigInteger)}
-        if version is not None:
-            values["version"] = version
-        await conn.execute(
-            sa.update(wallets).where(wallets.c.wallet_id == sa.bindparam("w")).values(values),
-            changed,
-        )
+    if version is None:
+        await statement_shape(_move, _MOVE_TYPES, conn.dialect).execute(
+            conn, [(d, w) for w, d in changed])
+    else:
+        await statement_shape(_move_and_stamp, _STAMP_TYPES, conn.dialect).execute(
+            conn, [(d, version, w) for w, d in changed])
+
+
+_MOVE_TYPES = (("d", Money()), ("w", sa.String()))
+_STAMP_TYPES = (("d", Money()), ("v", sa.BigInteger()), ("w", sa.String()))
+
+
+def _move() -> UpdateBase:
+    return (sa.update(wallets).where(wallets.c.wallet_id == sa.bindparam("w"))
+            .values(balance=wallets.c.balance + sa.bindparam("d", type_=Money)))
+
+
+def _move_and_stamp() -> UpdateBase:
+    return (sa.update(wallets).where(wallets.c.wallet_id == sa.bindparam("w"))
+            .values(balance=wallets.c.balance + sa.bindparam("d", type_=Money),
+                    version=sa.bindparam("v", type_=sa.BigInteger)))
 
 
 async def lock_wallets(conn: AsyncConnection, school_id: str,

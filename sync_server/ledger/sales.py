@@ -1,4 +1,9 @@
-"""Applying a pushed batch exactly once: lock, load, judge, write, all in one transaction.
+"""Applying a pushed batch exactly once: prepare, then lock, load, judge, write, commit.
+
+A school's pushes queue for one write lock (SQLite's single writer; the school row on
+PostgreSQL), so the work is split by where it must run. Before the lock: content hashes, line
+dicts, business days and the rows' driver encoding, which only the sales' own content decides.
+Under the lock: what depends on the ledger's state, in one transaction.
 
 Lock order, the same everywhere in the server: the device row, then wallets sorted by ID, then
 the school row (taken by :func:`versions.bump` just before the writes). Everything the
@@ -12,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,8 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shared.clock import utcnow
 from shared.protocol import Sale
 
-from ..storage.bulk import bulk_insert
+from ..storage.bulk import RowShape, bulk_insert, insert_shape
 from ..storage.schema import (
+    Timestamp,
     cashiers,
     credentials,
     device_seqs,
@@ -36,25 +42,47 @@ from ..storage.schema import (
     sale_conflicts,
     sales,
     schools,
-    wallet_day_spend,
     wallets,
 )
-from . import seqs, versions
+from ..storage.schema import postings as postings_table
+from . import postings, seqs, versions
+from .accounts import REVENUE, system_account
 from .judge import (
     BatchContext,
     BatchEffects,
     CredentialState,
+    NewSale,
+    PreparedSale,
     Result,
     StoredSale,
     WalletState,
     content_hash,
     judge_batch,
+    prepare,
 )
-from .postings import lock_wallets, post
+from .postings import lock_wallets
 
 log = logging.getLogger(__name__)
 RETRIES = 5
 CHUNK = 900  # stays under every driver's bound-parameter limit
+
+# A sales row is what the sale says plus what judging decided; the first part is encoded
+# before the write lock, the second under it.
+SALE_FACTS = ("school_id", "ref", "device_id", "seq", "kind", "voids_ref", "created_at",
+              "received_at", "cashier_id", "wallet_id", "credential_uid", "lines", "total",
+              "offline", "content_hash", "business_day")
+SALE_OUTCOME = ("status", "code", "detail", "flags", "balance_after", "txn_id", "voided_by")
+SALE_COLUMNS = SALE_FACTS + SALE_OUTCOME
+SEQ_COLUMNS = ("device_id", "seq", "school_id", "ref")
+# A sale's time goes on its sale row and its posting, and the batch's receipt time on every
+# row: all four columns are Timestamps, so each distinct value is encoded once for all.
+assert all(isinstance(c.type, Timestamp) for c in (
+    sales.c.created_at, sales.c.received_at, postings_table.c.occurred_at,
+    postings_table.c.posted_at))
+
+
+class DeviceNotActive(Exception):
+    """The device was revoked after its token was checked and before its push took the lock."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,19 +92,31 @@ class PushOutcome:
     missing_seqs: list[int]
 
 
+@dataclass(slots=True)
+class _Batch:
+    """One push, prepared and encoded for one school time zone."""
+
+    timezone: str
+    prepared: list[PreparedSale]
+    sale_facts: list[tuple[Any, ...]]           # encoded SALE_FACTS, by batch position
+    posting_rows: list[tuple[Any, ...] | None]  # encoded posting if applied, by batch position
+
+
 async def apply_push(engine: AsyncEngine, school_id: str, device_id: str, batch: list[Sale],
                      *, clock_skew: timedelta = timedelta(minutes=5),
                      write_lock: asyncio.Lock | None = None) -> PushOutcome:
     """Apply one pushed batch; retried whole on unique-index races and deadlocks."""
-    # Pure CPU work before any lock: it overlaps another batch's database I/O.
+    received_at = utcnow()
     digests = [content_hash(sale) for sale in batch]
+    timezone = await _school_timezone(engine, school_id) if batch else "UTC"
+    work = _encode(engine.dialect, school_id, device_id, batch, digests, timezone, received_at)
     for attempt in range(1, RETRIES + 1):
         try:
             if write_lock is None:
-                return await _apply_once(engine, school_id, device_id, batch, digests,
+                return await _apply_once(engine, school_id, device_id, work, received_at,
                                          clock_skew)
             async with write_lock:
-                return await _apply_once(engine, school_id, device_id, batch, digests,
+                return await _apply_once(engine, school_id, device_id, work, received_at,
                                          clock_skew)
         except (IntegrityError, DBAPIError) as exc:
             if attempt == RETRIES or not _retryable(exc):
@@ -94,26 +134,68 @@ def _retryable(exc: DBAPIError) -> bool:
     return any(s in text for s in ("deadlock", "could not serialize", "database is locked"))
 
 
-async def _apply_once(engine: AsyncEngine, school_id: str, device_id: str, batch: list[Sale],
-                      digests: list[str], clock_skew: timedelta) -> PushOutcome:
+async def _school_timezone(engine: AsyncEngine, school_id: str) -> str:
+    async with engine.connect() as conn:
+        await conn.execution_options(readonly=True)
+        return str((await conn.execute(sa.select(schools.c.timezone)
+                                       .where(schools.c.school_id == school_id))).scalar_one())
+
+
+def _encode(dialect: sa.Dialect, school_id: str, device_id: str, batch: list[Sale],
+            digests: list[str], timezone: str, received_at: datetime) -> _Batch:
+    """Prepare the batch and encode its rows for the driver. This runs for every pushed
+    sale, so it builds the tuples itself and encodes each distinct value once (a sale's time
+    goes on its sale row and its posting); :meth:`RowShape.encoders` checks that no other
+    column needs encoding on this dialect."""
+    prepared = prepare(batch, ZoneInfo(timezone), digests)
+    moment, _, as_json, as_bool, _ = _sales_shape(dialect).encoders(
+        "created_at", "received_at", "lines", "offline", "flags")
+    postings.shape(dialect).encoders("occurred_at", "posted_at")  # Timestamps, like those
+    revenue = system_account(school_id, REVENUE)
+    received = moment(received_at)
+    sale_facts: list[tuple[Any, ...]] = []
+    posting_rows: list[tuple[Any, ...] | None] = []
+    for p in prepared:
+        s = p.sale
+        created = moment(s.created_at)
+        sale_facts.append((school_id, s.ref, device_id, s.seq, s.kind, s.voids, created,
+                           received, s.cashier_id, s.wallet_id, s.credential_uid,
+                           as_json(p.lines), s.total, as_bool(s.offline), p.digest, p.day))
+        if p.posting_id is None:
+            posting_rows.append(None)
+            continue
+        source, target = (s.wallet_id, revenue) if s.kind == "sale" else (revenue, s.wallet_id)
+        posting_rows.append((p.posting_id, school_id, s.kind, source, target, s.total, s.ref,
+                             created, received, None, device_id))
+    return _Batch(timezone, prepared, sale_facts, posting_rows)
+
+
+async def _apply_once(engine: AsyncEngine, school_id: str, device_id: str, work: _Batch,
+                      now: datetime, clock_skew: timedelta) -> PushOutcome:
     async with engine.begin() as conn:
-        now = utcnow()
         device = (await conn.execute(
-            sa.select(devices.c.acked_seq, devices.c.max_seq)
+            sa.select(devices.c.acked_seq, devices.c.max_seq, devices.c.status)
             .where(devices.c.device_id == device_id).with_for_update()
         )).one()
-        if not batch:
+        if device.status != "active":
+            raise DeviceNotActive(device_id)
+        if not work.prepared:
             missing = await seqs.missing_for(conn, device_id, device.acked_seq)
             await conn.execute(sa.update(devices).where(devices.c.device_id == device_id)
                                .values(last_seen_at=now))
             return PushOutcome([], int(device.acked_seq), missing)
 
-        ctx = await _load_context(conn, school_id, device_id, batch, now, clock_skew)
-        results, effects = judge_batch(ctx, batch, now, digests)
+        ctx, timezone = await _load_context(conn, school_id, device_id, work.prepared, now,
+                                            clock_skew)
+        if timezone != work.timezone:  # changed since it was read before the lock: redo days
+            batch = [p.sale for p in work.prepared]
+            work = _encode(conn.dialect, school_id, device_id, batch,
+                           [p.digest for p in work.prepared], timezone, now)
+        results, effects = judge_batch(ctx, work.prepared)
         # The school row's lock is taken here, late, so batches of one school only queue for
         # the write phase; wallets are stamped with this version by the balance UPDATE.
-        version = await versions.bump(conn, school_id) if effects.touched_wallets else None
-        await _write(conn, school_id, device_id, effects, version)
+        version = await versions.bump(conn, school_id) if effects.wallet_deltas else None
+        await _write(conn, school_id, device_id, work, effects, version, now)
 
         acked, missing = seqs.advance(
             int(device.acked_seq), await seqs.stored_above(conn, device_id, device.acked_seq))
@@ -125,8 +207,9 @@ async def _apply_once(engine: AsyncEngine, school_id: str, device_id: str, batch
 
 
 async def _load_context(conn: AsyncConnection, school_id: str, device_id: str,
-                        batch: list[Sale], now: datetime, clock_skew: timedelta) -> BatchContext:
-    wallet_ids = {s.wallet_id for s in batch}
+                        batch: list[PreparedSale], now: datetime,
+                        clock_skew: timedelta) -> tuple[BatchContext, str]:
+    wallet_ids = {p.sale.wallet_id for p in batch}
     locked = await lock_wallets(conn, school_id, wallet_ids)
     unknown = wallet_ids - set(locked)
     foreign = set(await _column_in(conn, wallets.c.wallet_id, wallets.c.wallet_id, unknown))
@@ -135,8 +218,8 @@ async def _load_context(conn: AsyncConnection, school_id: str, device_id: str,
         sa.select(schools.c.timezone, schools.c.overdraft_limit)
         .where(schools.c.school_id == school_id))).one()
 
-    refs = {s.ref for s in batch} | {s.voids for s in batch if s.voids}
-    stored: dict[str, StoredSale] = {}
+    refs = {p.sale.ref for p in batch} | {p.sale.voids for p in batch if p.sale.voids}
+    stored: dict[str, Any] = {}
     for chunk in _chunks(refs):
         rows = await conn.execute(sa.select(
             sales.c.ref, sales.c.kind, sales.c.status, sales.c.code, sales.c.detail,
@@ -152,20 +235,13 @@ async def _load_context(conn: AsyncConnection, school_id: str, device_id: str,
                 credential_uid=r.credential_uid, lines=list(r.lines), total=r.total,
                 voided_by=r.voided_by, business_day=r.business_day)
     conflicts: dict[tuple[str, str], None] = {}
-    for chunk in _chunks(set(stored) & {s.ref for s in batch}):
+    for chunk in _chunks(set(stored) & {p.sale.ref for p in batch}):
         rows = await conn.execute(
             sa.select(sale_conflicts.c.ref, sale_conflicts.c.content_hash)
             .where(sale_conflicts.c.school_id == school_id, sale_conflicts.c.ref.in_(chunk)))
         conflicts.update({(r.ref, r.content_hash): None for r in rows})
 
-    seq_owner: dict[int, str] = {}
-    for chunk in _chunks({s.seq for s in batch}):
-        rows = await conn.execute(
-            sa.select(device_seqs.c.seq, device_seqs.c.ref)
-            .where(device_seqs.c.device_id == device_id, device_seqs.c.seq.in_(chunk)))
-        seq_owner.update({int(r.seq): r.ref for r in rows})
-
-    uids = {s.credential_uid for s in batch if s.credential_uid}
+    uids = {p.sale.credential_uid for p in batch if p.sale.credential_uid}
     creds: dict[str, CredentialState] = {}
     for chunk in _chunks(uids):
         rows = await conn.execute(
@@ -175,14 +251,33 @@ async def _load_context(conn: AsyncConnection, school_id: str, device_id: str,
         creds.update({r.uid: CredentialState(r.wallet_id, r.status, r.blocked_at) for r in rows})
 
     cashier_ids = set(await _column_in(
-        conn, cashiers.c.cashier_id, cashiers.c.cashier_id, {s.cashier_id for s in batch},
+        conn, cashiers.c.cashier_id, cashiers.c.cashier_id, {p.sale.cashier_id for p in batch},
         cashiers.c.school_id == school_id))
 
-    product_ids = {line.product_id for s in batch for line in s.lines}
-    known_products = set(await _column_in(conn, products.c.product_id, products.c.product_id,
-                                          product_ids, products.c.school_id == school_id))
-    prices: dict[str, list[tuple[float, int]]] = {p: [] for p in known_products}
-    for chunk in _chunks(known_products):
+    limited = {w for w, row in locked.items() if row.daily_limit is not None}
+    days = {(p.sale.wallet_id, p.day) for p in batch if p.sale.wallet_id in limited}
+    days |= {(s.wallet_id, s.business_day) for s in stored.values() if s.wallet_id in limited}
+    ctx = BatchContext(
+        school_id=school_id, device_id=device_id, now=now,
+        overdraft_limit=int(school.overdraft_limit), clock_skew=clock_skew,
+        wallets={w: WalletState(int(r.balance), r.status, r.daily_limit)
+                 for w, r in locked.items()},
+        foreign_wallets=foreign, credentials=creds, cashiers=cashier_ids,
+        prices=await _prices(conn, school_id, batch), stored=stored, conflicts=conflicts,
+        seqs=await _seq_owners(conn, device_id, {p.sale.seq for p in batch}),
+        day_spend=await _day_spend(conn, school_id, days),
+    )
+    return ctx, str(school.timezone)
+
+
+async def _prices(conn: AsyncConnection, school_id: str,
+                  batch: list[PreparedSale]) -> dict[str, list[tuple[float, int]]]:
+    """Price history of the batch's products that this school has (ascending)."""
+    product_ids = {line.product_id for p in batch for line in p.sale.lines}
+    known = set(await _column_in(conn, products.c.product_id, products.c.product_id,
+                                 product_ids, products.c.school_id == school_id))
+    prices: dict[str, list[tuple[float, int]]] = {p: [] for p in known}
+    for chunk in _chunks(known):
         rows = await conn.execute(
             sa.select(product_prices.c.product_id, product_prices.c.valid_from,
                       product_prices.c.price)
@@ -190,76 +285,94 @@ async def _load_context(conn: AsyncConnection, school_id: str, device_id: str,
             .order_by(product_prices.c.product_id, product_prices.c.valid_from))
         for r in rows:
             prices[r.product_id].append((r.valid_from.timestamp(), int(r.price)))
-    for pid in [p for p, history in prices.items() if not history]:
-        del prices[pid]  # a product with no price history cannot be judged: treat as unknown
-
-    tz = ZoneInfo(school.timezone)
-    day_spend: dict[tuple[str, str], int] = {}
-    limited = [w for w, row in locked.items() if row.daily_limit is not None]
-    if limited:
-        days = {s.created_at.astimezone(tz).date().isoformat() for s in batch}
-        days |= {st.business_day for st in stored.values()}
-        for chunk in _chunks(limited):
-            rows = await conn.execute(
-                sa.select(wallet_day_spend.c.wallet_id, wallet_day_spend.c.day,
-                          wallet_day_spend.c.amount)
-                .where(wallet_day_spend.c.wallet_id.in_(chunk),
-                       wallet_day_spend.c.day.in_(sorted(days))))
-            day_spend.update({(r.wallet_id, r.day): int(r.amount) for r in rows})
-
-    return BatchContext(
-        school_id=school_id, device_id=device_id, now=now, timezone=tz,
-        overdraft_limit=int(school.overdraft_limit), clock_skew=clock_skew,
-        wallets={w: WalletState(int(r.balance), r.status, r.daily_limit)
-                 for w, r in locked.items()},
-        foreign_wallets=foreign, credentials=creds, cashiers=cashier_ids, prices=prices,
-        stored=stored, conflicts=conflicts, seqs=seq_owner, day_spend=day_spend,
-    )
+    # A product with no price history cannot be judged: treat it as unknown.
+    return {pid: history for pid, history in prices.items() if history}
 
 
-async def _write(conn: AsyncConnection, school_id: str, device_id: str,
-                 fx: BatchEffects, version: int | None) -> None:
-    await bulk_insert(conn, sales, list(fx.new_sales.values()))
-    await bulk_insert(conn, sale_conflicts, fx.new_conflicts)
-    if fx.new_seqs:
-        await bulk_insert(conn, device_seqs, [
-            {"device_id": device_id, "seq": seq, "school_id": school_id, "ref": ref}
-            for seq, ref in sorted(fx.new_seqs.items())])
-    await post(conn, fx.postings, fx.touched_wallets, version)
+async def _seq_owners(conn: AsyncConnection, device_id: str, wanted: set[int]) -> dict[int, str]:
+    """Refs already holding the batch's seqs. A terminal's batch is a run of consecutive
+    seqs, so one range scan usually replaces a thousand bound parameters; a sparse set (a
+    jump to seq 10**12) is looked up by value so the scan never covers the gap."""
+    owners: dict[int, str] = {}
+    if not wanted:
+        return owners
+    low, high = min(wanted), max(wanted)
+    if high - low < 2 * len(wanted):
+        rows = await conn.execute(
+            sa.select(device_seqs.c.seq, device_seqs.c.ref)
+            .where(device_seqs.c.device_id == device_id, device_seqs.c.seq.between(low, high)))
+        return {int(r.seq): r.ref for r in rows if int(r.seq) in wanted}
+    for chunk in _chunks(wanted):
+        rows = await conn.execute(
+            sa.select(device_seqs.c.seq, device_seqs.c.ref)
+            .where(device_seqs.c.device_id == device_id, device_seqs.c.seq.in_(chunk)))
+        owners.update({int(r.seq): r.ref for r in rows})
+    return owners
+
+
+async def _day_spend(conn: AsyncConnection, school_id: str,
+                     keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """What each (wallet, school day) has spent: its applied sales that are not voided or
+    reversed. Summed from ``sales`` through the (school, wallet, day) index, and only for
+    wallets with a daily limit, so pushes write no running totals at all."""
+    spend: dict[tuple[str, str], int] = {}
+    for chunk in _chunks({w for w, _ in keys}):
+        rows = await conn.execute(
+            sa.select(sales.c.wallet_id, sales.c.business_day, sa.func.sum(sales.c.total))
+            .where(sales.c.school_id == school_id, sales.c.wallet_id.in_(chunk),
+                   sales.c.business_day.in_(sorted({d for _, d in keys})),
+                   sales.c.kind == "sale", sales.c.status == "applied",
+                   sales.c.voided_by.is_(None))
+            .group_by(sales.c.wallet_id, sales.c.business_day))
+        spend.update({(r[0], r[1]): int(r[2]) for r in rows})
+    return spend
+
+
+async def _write(conn: AsyncConnection, school_id: str, device_id: str, work: _Batch,
+                 fx: BatchEffects, version: int | None, now: datetime) -> None:
+    shape = _sales_shape(conn.dialect)
+    outcome = _outcome_encoder(shape)
+    rows, posted = [], []
+    for new in fx.new_sales.values():
+        i = new.prepared.index
+        txn_id = new.prepared.posting_id if new.posted else None
+        rows.append(work.sale_facts[i] + outcome(new, txn_id))
+        if new.posted:
+            posted.append(work.posting_rows[i])
+    await shape.execute(conn, rows)
+    await bulk_insert(conn, sale_conflicts, [{
+        "school_id": school_id, "ref": p.sale.ref, "device_id": device_id, "seq": p.sale.seq,
+        "content_hash": p.digest, "payload": p.sale.model_dump(mode="json"), "received_at": now,
+    } for p in fx.new_conflicts])
+    await insert_shape(device_seqs, SEQ_COLUMNS, conn.dialect).execute(
+        conn, [(device_id, seq, school_id, ref) for seq, ref in sorted(fx.new_seqs.items())])
+    await postings.write(conn, [r for r in posted if r is not None], fx.wallet_deltas, version)
     if fx.voided:
         await conn.execute(
             sa.update(sales)
             .where(sales.c.school_id == school_id, sales.c.ref == sa.bindparam("target"))
             .values(voided_by=sa.bindparam("void_ref")),
             [{"target": t, "void_ref": v} for t, v in sorted(fx.voided.items())])
-    await _write_day_spend(conn, school_id, fx.day_deltas)
 
 
-async def _write_day_spend(conn: AsyncConnection, school_id: str,
-                           deltas: dict[tuple[str, str], int]) -> None:
-    """Running daily spend; rows exist only for wallets with spending that day."""
-    if not deltas:
-        return
-    keys = sorted(deltas)
-    existing: set[tuple[str, str]] = set()
-    for chunk in _chunks({w for w, _ in keys}):
-        rows = await conn.execute(
-            sa.select(wallet_day_spend.c.wallet_id, wallet_day_spend.c.day)
-            .where(wallet_day_spend.c.wallet_id.in_(chunk),
-                   wallet_day_spend.c.day.in_(sorted({d for _, d in keys}))))
-        existing.update((r.wallet_id, r.day) for r in rows)
-    updates = [{"w": w, "d": d, "x": deltas[(w, d)]} for w, d in keys if (w, d) in existing]
-    inserts = [{"wallet_id": w, "day": d, "school_id": school_id, "amount": deltas[(w, d)]}
-               for w, d in keys if (w, d) not in existing]
-    if updates:
-        await conn.execute(
-            sa.update(wallet_day_spend)
-            .where(wallet_day_spend.c.wallet_id == sa.bindparam("w"),
-                   wallet_day_spend.c.day == sa.bindparam("d"))
-            .values(amount=wallet_day_spend.c.amount + sa.bindparam("x", type_=sa.BigInteger)),
-            updates)
-    if inserts:
-        await conn.execute(sa.insert(wallet_day_spend), inserts)
+def _sales_shape(dialect: sa.Dialect) -> RowShape:
+    return insert_shape(sales, SALE_COLUMNS, dialect)
+
+
+def _outcome_encoder(shape: RowShape) -> Callable[[NewSale, str | None], tuple[Any, ...]]:
+    """Encodes SALE_OUTCOME of a new row; ``flags`` is the one column there that needs it,
+    and its values repeat (mostly ``[]``), so each distinct list is encoded once."""
+    *_, as_json = shape.encoders("created_at", "received_at", "lines", "offline", "flags")
+    seen: dict[tuple[str, ...], Any] = {}
+
+    def encode(new: NewSale, txn_id: str | None) -> tuple[Any, ...]:
+        key = tuple(new.flags)
+        flags = seen.get(key)
+        if flags is None:
+            flags = seen[key] = as_json(new.flags)
+        return (new.status, new.code, new.detail, flags, new.balance_after, txn_id,
+                new.voided_by)
+    return encode
 
 
 async def _column_in(conn: AsyncConnection, out: sa.Column[str], key: sa.Column[str],

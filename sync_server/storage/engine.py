@@ -17,6 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 SUPPORTED = ("sqlite", "postgresql")
 
+# Measured with benchmarks/server_push.py: a pushed batch dirties pages all over the wallet
+# indexes, and with SQLite's default checkpoint every 1,000 pages (about one batch) each
+# commit also copied ~4 MB back into the database. Checkpointing every 16,384 pages copies a
+# page once however many batches dirtied it (commit 13 -> 8 ms per 1,000 sales); the WAL is
+# cut back to 64 MB afterwards. A 32 MiB page cache per connection (default 2 MiB) keeps
+# those index pages in memory instead of re-reading them from the OS.
+SQLITE_TUNING = ("wal_autocheckpoint=16384", "journal_size_limit=67108864",
+                 "cache_size=-32768")
+
 
 class DatabaseURLError(ValueError):
     pass
@@ -63,7 +72,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON",
-                       "busy_timeout=30000"):
+                       "busy_timeout=30000", *SQLITE_TUNING):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 

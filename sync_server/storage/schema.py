@@ -241,7 +241,8 @@ sales = sa.Table(
     sa.Column("business_day", sa.String(10), nullable=False),  # school-local YYYY-MM-DD
     *review_columns(),
     sa.Index("ix_sales_school_received", "school_id", "received_at"),
-    sa.Index("ix_sales_school_wallet", "school_id", "wallet_id"),
+    # Sales of a wallet, and its spend on one school day (daily limits are summed from it).
+    sa.Index("ix_sales_wallet_day", "school_id", "wallet_id", "business_day"),
 )
 
 # A ref re-sent with different content: never applied, kept for review.
@@ -258,15 +259,6 @@ sale_conflicts = sa.Table(
     sa.Column("received_at", Timestamp, nullable=False),
     *review_columns(),
     sa.Index("ux_sale_conflicts_ref_hash", "school_id", "ref", "content_hash", unique=True),
-)
-
-# Running spend per wallet and school-local day, for `daily_limit_exceeded`.
-wallet_day_spend = sa.Table(
-    "wallet_day_spend", metadata,
-    sa.Column("wallet_id", sa.String(64), primary_key=True),
-    sa.Column("day", sa.String(10), primary_key=True),
-    sa.Column("school_id", sa.String(64), nullable=False),
-    sa.Column("amount", Money, nullable=False),
 )
 
 admin_users = sa.Table(

@@ -120,6 +120,24 @@ async def test_overdraft_sale_reviewed_and_reversed_once(client: Any, demo: dict
     assert entry.actor_email == school["admin"]["email"]
 
 
+async def test_reversed_sale_no_longer_counts_against_the_daily_limit(
+        client: Any, demo: dict[str, Any]) -> None:
+    school = demo["schools"][0]
+    assert school["wallets"][3]["daily_limit"] == 1500  # demo: product 5 costs 1500
+    dev = await enroll(client, school["enrollment_code"])
+    token = dev["device_token"]
+    lunch = sale(school, 1, wallet=3, items=(5,))
+    second = sale(school, 2, wallet=3, items=(5,))
+    out = await push(client, token, [lunch, second])
+    assert [r["flags"] for r in out["results"]] == [[], ["daily_limit_exceeded"]]
+    admin = await as_role(client, demo, "admin")
+    for ref in (lunch["ref"], second["ref"]):
+        resp = await admin.post(f"/admin/sales/{ref}/reverse", {"reason": "charged by mistake"})
+        assert resp.status == 303
+    again = await push(client, token, [sale(school, 3, wallet=3, items=(5,))])
+    assert again["results"][0]["flags"] == []
+
+
 async def test_missing_seqs_and_conflicts_reviewed(client: Any, demo: dict[str, Any],
                                                    db_url: str) -> None:
     school = demo["schools"][0]

@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from sync_server.storage.engine import create_engine
-from sync_server.storage.migrate import upgrade
+from sync_server.storage.migrate import alembic_config, upgrade
 from sync_server.storage.schema import metadata
+
+from .helpers import enroll, push, sale, void_of
 
 
 def test_migrated_database_matches_schema_module(db_factory: Any) -> None:
@@ -26,3 +30,29 @@ def test_migrated_database_matches_schema_module(db_factory: Any) -> None:
         return list(diff)
 
     assert asyncio.run(differences()) == []
+
+
+async def test_day_spend_migration_round_trip_keeps_the_spend(
+        client: Any, demo: dict[str, Any], db_url: str) -> None:
+    """0003 drops the running daily totals (they are summed from sales now); going back
+    rebuilds them from the sales, net of voids, and going forward again loses nothing."""
+    school = demo["schools"][0]
+    token = (await enroll(client, school["enrollment_code"]))["device_token"]
+    kept, voided = sale(school, 1, wallet=3, items=(0,)), sale(school, 2, wallet=3, items=(1,))
+    await push(client, token, [kept, voided, void_of(voided, 3)])
+
+    engine = create_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda c: command.downgrade(alembic_config(c), "0002"))
+        async with engine.connect() as conn:
+            rows = (await conn.execute(sa.text(
+                "SELECT wallet_id, amount FROM wallet_day_spend"))).all()
+    finally:
+        await engine.dispose()
+    assert [tuple(r) for r in rows] == [(school["wallets"][3]["wallet_id"], kept["total"])]
+
+    assert await upgrade(db_url) == "0003"
+    # The limit still counts the kept sale: 1500 - kept leaves less than product 5's price.
+    out = await push(client, token, [sale(school, 4, wallet=3, items=(5,))])
+    assert out["results"][0]["flags"] == ["daily_limit_exceeded"]

@@ -1,0 +1,73 @@
+"""What a push does when the world changes between its preparation and its write lock.
+
+A push is hashed and encoded before it queues for the lock; these tests change what that
+preparation relied on in the gap (the device's status, the school's time zone) and check the
+push judges by what holds under the lock. The gap is made by hand: ``apply_push`` is called
+directly after the change, or with a stale time zone standing in for one read too early.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from shared.protocol import Sale
+from sync_server.ledger import sales as sales_module
+from sync_server.ledger.sales import DeviceNotActive, apply_push
+from sync_server.records import revoke_device
+from sync_server.storage.engine import create_engine
+from sync_server.storage.schema import sales, wallets
+
+from .helpers import enroll, sale
+
+
+def _wire(body: dict[str, Any]) -> Sale:
+    return Sale.model_validate_json(json.dumps(body))  # strict models parse wire JSON
+
+
+async def test_device_revoked_after_its_token_was_checked_applies_nothing(
+        client: Any, demo: dict[str, Any], db_url: str) -> None:
+    school = demo["schools"][0]
+    device = await enroll(client, school["enrollment_code"])
+    engine = create_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            await revoke_device(conn, device["device_id"])
+        with pytest.raises(DeviceNotActive):
+            await apply_push(engine, school["school_id"], device["device_id"],
+                             [_wire(sale(school, 1))])
+        async with engine.connect() as conn:
+            stored = (await conn.execute(sa.select(sa.func.count()).select_from(sales))).scalar()
+            balance = (await conn.execute(sa.select(wallets.c.balance).where(
+                wallets.c.wallet_id == school["wallets"][1]["wallet_id"]))).scalar()
+    finally:
+        await engine.dispose()
+    assert stored == 0
+    assert balance == school["wallets"][1]["balance"]
+
+
+async def test_business_day_follows_the_time_zone_read_under_the_lock(
+        client: Any, demo: dict[str, Any], db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    school = demo["schools"][0]  # Asia/Riyadh (UTC+3)
+    device = await enroll(client, school["enrollment_code"])
+
+    async def stale_timezone(*_: Any) -> str:
+        return "UTC"  # as if an admin changed the zone after the push read it
+
+    monkeypatch.setattr(sales_module, "_school_timezone", stale_timezone)
+    late = sale(school, 1, created_at=datetime(2026, 11, 20, 21, 30, tzinfo=UTC))
+    engine = create_engine(db_url)
+    try:
+        outcome = await apply_push(engine, school["school_id"], device["device_id"],
+                                   [_wire(late)])
+        async with engine.connect() as conn:
+            day = (await conn.execute(sa.select(sales.c.business_day)
+                                      .where(sales.c.ref == late["ref"]))).scalar()
+    finally:
+        await engine.dispose()
+    assert outcome.results[0]["status"] == "applied"
+    assert day == "2026-11-21"  # 00:30 in Riyadh; UTC would have said the 20th
