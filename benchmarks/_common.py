@@ -58,19 +58,21 @@ def database(kind: str) -> Iterator[str]:
 
 
 @contextmanager
-def server(db_url: str) -> Iterator[str]:
-    """``pos-server serve`` as a separate process, the way it runs in production."""
+def server(db_url: str, workers: int = 1) -> Iterator[str]:
+    """``pos-server serve`` as a separate process, the way it runs in production. Its log goes
+    to the file named by ``POS_BENCH_LOG`` (appended), if set."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "sync_server", "serve", "--db", db_url,
-                             "--port", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(url, timeout_s=60, process=proc)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with open(os.environ.get("POS_BENCH_LOG") or os.devnull, "a") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "sync_server", "serve", "--db", db_url,
+                                 "--port", str(port), "--workers", str(workers)],
+                                stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_healthy(url, timeout_s=60, process=proc)
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
 
 
 def pg_available() -> bool:

@@ -20,7 +20,6 @@ import json
 import statistics
 import sys
 import time
-from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -105,18 +104,15 @@ async def push(client: httpx.AsyncClient, url: str, token: str, body: bytes) -> 
     return dict(resp.json())
 
 
-async def endpoint_run(urls: list[str], setup: dict[str, Any], rounds: int) -> dict[str, float]:
-    """Devices are spread over the server processes round-robin, as a proxy would."""
-    url = urls[0]
+async def endpoint_run(url: str, setup: dict[str, Any], rounds: int) -> dict[str, float]:
     async with httpx.AsyncClient(timeout=120) as client:
         devices = []
         for code in setup["codes"][:DEVICES]:
             resp = await client.post(f"{url}/api/v1/devices/enroll",
                                      json={"enrollment_code": code, "name": "bench"})
             devices.append(Device(resp.json()["device_token"], setup))
-        home = [urls[i % len(urls)] for i in range(DEVICES)]
         # Warm-up (untimed): gives every device a previous batch to replay from.
-        await asyncio.gather(*(push(client, home[i], d.token, json.dumps(
+        await asyncio.gather(*(push(client, url, d.token, json.dumps(
             {"sales": d.next_batch(0)}).encode()) for i, d in enumerate(devices)))
         bodies = [[json.dumps({"sales": d.next_batch(REPLAYS)}).encode() for _ in range(rounds)]
                   for d in devices]
@@ -124,7 +120,7 @@ async def endpoint_run(urls: list[str], setup: dict[str, Any], rounds: int) -> d
         async def run_device(i: int) -> list[str]:
             statuses = []
             for body in bodies[i]:
-                result = await push(client, home[i], devices[i].token, body)
+                result = await push(client, url, devices[i].token, body)
                 statuses += [r["status"] for r in result["results"]]
                 assert result["missing_seqs"] == []
             return statuses
@@ -245,21 +241,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="batches per device (timed)")
     parser.add_argument("--db", default="sqlite,postgresql")
-    parser.add_argument("--servers", default="1",
-                        help="server process counts to measure, e.g. 1,2 (one per core is the "
-                             "production layout; devices are spread over them)")
+    parser.add_argument("--workers", default="1,2",
+                        help="`serve --workers` counts to measure (one per core is the "
+                             "production layout)")
     args = parser.parse_args()
     rows = []
     for kind in args.db.split(","):
         if kind == "postgresql" and not pg_available():
             print("postgresql: skipped (no server at POS_TEST_PG_URL)")
             continue
-        for n in (int(x) for x in args.servers.split(",")):
+        for n in (int(x) for x in args.workers.split(",")):
             with database(kind) as db_url:
                 setup = asyncio.run(prepare(db_url))
-                with ExitStack() as stack:
-                    urls = [stack.enter_context(server(db_url)) for _ in range(n)]
-                    result = asyncio.run(endpoint_run(urls, setup, args.rounds))
+                with server(db_url, workers=n) as url:
+                    result = asyncio.run(endpoint_run(url, setup, args.rounds))
                 ok = audit_ok(db_url)
                 baseline = asyncio.run(baseline_run(db_url, setup, args.rounds * 2))
             rows.append((f"{kind} x{n}", kind, result, baseline, ok))

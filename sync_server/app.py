@@ -6,10 +6,11 @@ runs the same app. Resources live in cleanup contexts so they close in reverse o
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import sqlalchemy as sa
 from aiohttp import web
 from aiohttp_remotes import XForwardedStrict
 
@@ -24,6 +25,7 @@ from .keys import config_key, dialect_key, engine_key, enroll_limiter_key, write
 from .ratelimit import FailureLimiter
 from .storage.engine import create_engine, dialect_of
 from .storage.migrate import pending
+from .storage.writer_lock import WriterLock
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ def create_app(config: ServerConfig) -> web.Application:
     app[dialect_key] = dialect_of(config.db_url)
     app[enroll_limiter_key] = FailureLimiter(config.enroll_failures_per_minute)
     if app[dialect_key] == "sqlite":
-        app[write_lock_key] = asyncio.Lock()
+        app[write_lock_key] = WriterLock(Path(sa.make_url(config.db_url).database or ""))
     if config.trusted_proxies:
         _trust_proxies(app, config.trusted_proxies)
     app.cleanup_ctx.append(_database)
@@ -69,3 +71,5 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[engine_key] = engine
     yield
     await engine.dispose()
+    if write_lock_key in app:
+        app[write_lock_key].close()

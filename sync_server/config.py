@@ -41,6 +41,8 @@ class ServerConfig:
         metadata=_meta("POS_TRUSTED_PROXIES",
                        "comma-separated proxy addresses whose X-Forwarded-For is believed; "
                        "then every other peer is refused (health checks excepted)"))
+    workers: int = field(
+        default=1, metadata=_meta("POS_WORKERS", "server processes; one per core is best"))
     clock_skew_seconds: int = field(
         default=300,
         metadata=_meta("POS_CLOCK_SKEW_SECONDS", "created_at this far ahead is flagged"))
@@ -66,7 +68,10 @@ class ServerConfig:
             if raw is not None and raw != "":
                 values[f.name] = _coerce(f.type, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+        config = cls(**values)
+        if config.workers < 1:
+            raise ValueError("workers must be at least 1")
+        return config
 
 
 def _coerce(kind: Any, raw: str) -> Any:

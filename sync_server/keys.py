@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .config import ServerConfig
 from .ratelimit import FailureLimiter
+from .storage.writer_lock import WriterLock
 
 config_key = web.AppKey("config", ServerConfig)
 engine_key = web.AppKey("engine", AsyncEngine)
 dialect_key = web.AppKey("dialect", str)
-# SQLite allows one writer; queueing writers in-process beats spinning on busy_timeout.
-write_lock_key = web.AppKey("write_lock", asyncio.Lock)
+# SQLite allows one writer; queueing writers beats spinning on busy_timeout.
+write_lock_key = web.AppKey("write_lock", WriterLock)
 enroll_limiter_key = web.AppKey("enroll_limiter", FailureLimiter)
 # Failed admin logins, per client address and per email (sync_server.admin.auth).
 admin_login_limiter_key = web.AppKey("admin_login_limiter", FailureLimiter)

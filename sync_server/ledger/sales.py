@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -104,7 +105,8 @@ class _Batch:
 
 async def apply_push(engine: AsyncEngine, school_id: str, device_id: str, batch: list[Sale],
                      *, clock_skew: timedelta = timedelta(minutes=5),
-                     write_lock: asyncio.Lock | None = None) -> PushOutcome:
+                     write_lock: AbstractAsyncContextManager[None] | None = None,
+                     ) -> PushOutcome:
     """Apply one pushed batch; retried whole on unique-index races and deadlocks."""
     received_at = utcnow()
     digests = [content_hash(sale) for sale in batch]

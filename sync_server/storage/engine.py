@@ -57,8 +57,13 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         engine = create_async_engine(target, pool_size=4, max_overflow=4, **kwargs)
         _configure_sqlite(engine)
         return engine
+    # Plan every statement for its parameters. asyncpg prepares statements, and after five
+    # runs PostgreSQL may switch one to a generic plan: for ``ref IN ($1 … $900)`` that plan
+    # was a sequential scan comparing every row with every parameter, 1.1 s per 1,000-sale push
+    # instead of 30 ms once the sales table held 60k rows (benchmarks/server_push.py).
+    settings = {"plan_cache_mode": "force_custom_plan"}
     engine = create_async_engine(target, pool_size=10, max_overflow=10, pool_pre_ping=True,
-                                 **kwargs)
+                                 connect_args={"server_settings": settings}, **kwargs)
     # Multi-row VALUES for plain bulk INSERTs too: asyncpg's prepared executemany costs about
     # 30 us a row, which made the postings insert the slowest part of applying a batch.
     engine.sync_engine.dialect.use_insertmanyvalues_wo_returning = True
