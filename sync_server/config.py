@@ -25,9 +25,6 @@ class ServerConfig:
     webhook_secret: str | None = field(
         default=None, repr=False,
         metadata=_meta("POS_WEBHOOK_SECRET", "shared secret of the payment gateway's webhook"))
-    session_secret: str | None = field(
-        default=None, repr=False,
-        metadata=_meta("POS_SESSION_SECRET", "key for admin session cookies (random if unset)"))
     enrollment_ttl_hours: int = field(
         default=24, metadata=_meta("POS_ENROLLMENT_TTL_HOURS", "hours an enrollment code lives"))
     enroll_failures_per_minute: int = field(

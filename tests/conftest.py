@@ -155,8 +155,7 @@ def demo(db_factory: DatabaseFactory) -> dict[str, Any]:
 
 @pytest.fixture
 def server_config(db_url: str) -> ServerConfig:
-    return ServerConfig(db_url=db_url, webhook_secret=WEBHOOK_SECRET,
-                        session_secret="x" * 32)
+    return ServerConfig(db_url=db_url, webhook_secret=WEBHOOK_SECRET)
 
 
 @pytest.fixture
@@ -193,8 +192,7 @@ class LiveServer:
 
     @property
     def config(self) -> ServerConfig:
-        return ServerConfig(db_url=self.db_url, webhook_secret=WEBHOOK_SECRET,
-                            session_secret="x" * 32)
+        return ServerConfig(db_url=self.db_url, webhook_secret=WEBHOOK_SECRET)
 
     def start(self) -> None:
         from aiohttp import web

@@ -2,15 +2,21 @@
 
 A school's pushes queue for one write lock (SQLite's single writer; the school row on
 PostgreSQL), so the work is split by where it must run. Before the lock: content hashes, line
-dicts, business days and the rows' driver encoding, which only the sales' own content decides.
-Under the lock: what depends on the ledger's state, in one transaction.
+dicts, business days and the rows' driver encoding, which only the sales' own content decides,
+and what was already recorded under the batch's refs and seqs. Under the lock: everything
+else the judgement reads, the judgement, and the writes, in one transaction.
+
+Reading recorded refs and seqs before the lock is safe because every claim the push makes is
+an INSERT under a unique key: a sales row under (school, ref), a device_seqs row under
+(device, seq), a conflict under (school, ref, content). If another push recorded one of them
+after this push looked (the same batch sent to two server processes, a terminal retrying
+through a proxy), the INSERT fails, the transaction rolls back, and the whole push starts
+again from those reads, where it now finds the other's outcome. What a unique key cannot
+guard is read under the lock: void targets (``voided_by`` decides ``void_twice``), wallets,
+bracelets, cashiers, prices and the school's settings.
 
 Lock order, the same everywhere in the server: the device row, then wallets sorted by ID, then
-the school row (taken by :func:`versions.bump` just before the writes). Everything the
-judgement reads is read after the first two, so a concurrent push of the same refs (two
-server processes, a terminal retrying through a proxy) sees the other's committed outcome.
-A race that still slips through (the same ref with a different wallet) hits the unique index
-on (school, ref) and the batch is retried from the start, where it finds the winner's row.
+the school row (taken by :func:`versions.bump` just before the writes).
 """
 
 from __future__ import annotations
@@ -110,16 +116,19 @@ async def apply_push(engine: AsyncEngine, school_id: str, device_id: str, batch:
     """Apply one pushed batch; retried whole on unique-index races and deadlocks."""
     received_at = utcnow()
     digests = [content_hash(sale) for sale in batch]
-    timezone = await _school_timezone(engine, school_id) if batch else "UTC"
-    work = _encode(engine.dialect, school_id, device_id, batch, digests, timezone, received_at)
+    work: _Batch | None = None
     for attempt in range(1, RETRIES + 1):
         try:
+            known = await _read_recorded(engine, school_id, device_id, batch)
+            if work is None or work.timezone != known.timezone:
+                work = _encode(engine.dialect, school_id, device_id, batch, digests,
+                               known.timezone, received_at)
             if write_lock is None:
-                return await _apply_once(engine, school_id, device_id, work, received_at,
-                                         clock_skew)
+                return await _apply_once(engine, school_id, device_id, work, known,
+                                         received_at, clock_skew)
             async with write_lock:
-                return await _apply_once(engine, school_id, device_id, work, received_at,
-                                         clock_skew)
+                return await _apply_once(engine, school_id, device_id, work, known,
+                                         received_at, clock_skew)
         except (IntegrityError, DBAPIError) as exc:
             if attempt == RETRIES or not _retryable(exc):
                 raise
@@ -136,11 +145,51 @@ def _retryable(exc: DBAPIError) -> bool:
     return any(s in text for s in ("deadlock", "could not serialize", "database is locked"))
 
 
-async def _school_timezone(engine: AsyncEngine, school_id: str) -> str:
+@dataclass(slots=True)
+class _Recorded:
+    """What the database held for the batch's refs and seqs before the lock (see above)."""
+
+    timezone: str
+    stored: dict[str, StoredSale]           # by ref, the batch's refs already recorded
+    conflicts: dict[tuple[str, str], None]  # (ref, content hash) kept as conflicts
+    seqs: dict[int, str]                    # this device's seqs of the batch -> their ref
+
+
+async def _read_recorded(engine: AsyncEngine, school_id: str, device_id: str,
+                         batch: list[Sale]) -> _Recorded:
     async with engine.connect() as conn:
         await conn.execution_options(readonly=True)
-        return str((await conn.execute(sa.select(schools.c.timezone)
-                                       .where(schools.c.school_id == school_id))).scalar_one())
+        timezone = str((await conn.execute(sa.select(schools.c.timezone)
+                                           .where(schools.c.school_id == school_id))).scalar_one())
+        refs = {sale.ref for sale in batch}
+        stored = await _stored(conn, school_id, refs)
+        conflicts: dict[tuple[str, str], None] = {}
+        for chunk in _chunks(set(stored)):
+            rows = await conn.execute(
+                sa.select(sale_conflicts.c.ref, sale_conflicts.c.content_hash)
+                .where(sale_conflicts.c.school_id == school_id, sale_conflicts.c.ref.in_(chunk)))
+            conflicts.update({(r.ref, r.content_hash): None for r in rows})
+        seq_owners = await _seq_owners(conn, device_id, {sale.seq for sale in batch})
+    return _Recorded(timezone, stored, conflicts, seq_owners)
+
+
+async def _stored(conn: AsyncConnection, school_id: str, refs: set[str]) -> dict[str, StoredSale]:
+    stored: dict[str, StoredSale] = {}
+    for chunk in _chunks(refs):
+        rows = await conn.execute(sa.select(
+            sales.c.ref, sales.c.kind, sales.c.status, sales.c.code, sales.c.detail,
+            sales.c.flags, sales.c.balance_after, sales.c.content_hash, sales.c.wallet_id,
+            sales.c.credential_uid, sales.c.lines, sales.c.total, sales.c.voided_by,
+            sales.c.business_day,
+        ).where(sales.c.school_id == school_id, sales.c.ref.in_(chunk)))
+        for r in rows:
+            stored[r.ref] = StoredSale(
+                ref=r.ref, kind=r.kind, status=r.status, code=r.code, detail=r.detail,
+                flags=list(r.flags or []), balance_after=r.balance_after,
+                content_hash=r.content_hash, wallet_id=r.wallet_id,
+                credential_uid=r.credential_uid, lines=list(r.lines), total=r.total,
+                voided_by=r.voided_by, business_day=r.business_day)
+    return stored
 
 
 def _encode(dialect: sa.Dialect, school_id: str, device_id: str, batch: list[Sale],
@@ -173,7 +222,7 @@ def _encode(dialect: sa.Dialect, school_id: str, device_id: str, batch: list[Sal
 
 
 async def _apply_once(engine: AsyncEngine, school_id: str, device_id: str, work: _Batch,
-                      now: datetime, clock_skew: timedelta) -> PushOutcome:
+                      recorded: _Recorded, now: datetime, clock_skew: timedelta) -> PushOutcome:
     async with engine.begin() as conn:
         device = (await conn.execute(
             sa.select(devices.c.acked_seq, devices.c.max_seq, devices.c.status)
@@ -187,8 +236,8 @@ async def _apply_once(engine: AsyncEngine, school_id: str, device_id: str, work:
                                .values(last_seen_at=now))
             return PushOutcome([], int(device.acked_seq), missing)
 
-        ctx, timezone = await _load_context(conn, school_id, device_id, work.prepared, now,
-                                            clock_skew)
+        ctx, timezone = await _load_context(conn, school_id, device_id, work.prepared,
+                                            recorded, now, clock_skew)
         if timezone != work.timezone:  # changed since it was read before the lock: redo days
             batch = [p.sale for p in work.prepared]
             work = _encode(conn.dialect, school_id, device_id, batch,
@@ -209,7 +258,7 @@ async def _apply_once(engine: AsyncEngine, school_id: str, device_id: str, work:
 
 
 async def _load_context(conn: AsyncConnection, school_id: str, device_id: str,
-                        batch: list[PreparedSale], now: datetime,
+                        batch: list[PreparedSale], recorded: _Recorded, now: datetime,
                         clock_skew: timedelta) -> tuple[BatchContext, str]:
     wallet_ids = {p.sale.wallet_id for p in batch}
     locked = await lock_wallets(conn, school_id, wallet_ids)
@@ -220,28 +269,10 @@ async def _load_context(conn: AsyncConnection, school_id: str, device_id: str,
         sa.select(schools.c.timezone, schools.c.overdraft_limit)
         .where(schools.c.school_id == school_id))).one()
 
-    refs = {p.sale.ref for p in batch} | {p.sale.voids for p in batch if p.sale.voids}
-    stored: dict[str, Any] = {}
-    for chunk in _chunks(refs):
-        rows = await conn.execute(sa.select(
-            sales.c.ref, sales.c.kind, sales.c.status, sales.c.code, sales.c.detail,
-            sales.c.flags, sales.c.balance_after, sales.c.content_hash, sales.c.wallet_id,
-            sales.c.credential_uid, sales.c.lines, sales.c.total, sales.c.voided_by,
-            sales.c.business_day,
-        ).where(sales.c.school_id == school_id, sales.c.ref.in_(chunk)))
-        for r in rows:
-            stored[r.ref] = StoredSale(
-                ref=r.ref, kind=r.kind, status=r.status, code=r.code, detail=r.detail,
-                flags=list(r.flags or []), balance_after=r.balance_after,
-                content_hash=r.content_hash, wallet_id=r.wallet_id,
-                credential_uid=r.credential_uid, lines=list(r.lines), total=r.total,
-                voided_by=r.voided_by, business_day=r.business_day)
-    conflicts: dict[tuple[str, str], None] = {}
-    for chunk in _chunks(set(stored) & {p.sale.ref for p in batch}):
-        rows = await conn.execute(
-            sa.select(sale_conflicts.c.ref, sale_conflicts.c.content_hash)
-            .where(sale_conflicts.c.school_id == school_id, sale_conflicts.c.ref.in_(chunk)))
-        conflicts.update({(r.ref, r.content_hash): None for r in rows})
+    # Void targets are read now, under the wallets' locks: whether one is already voided is
+    # what no unique key guards.
+    stored: dict[str, Any] = dict(recorded.stored)
+    stored.update(await _stored(conn, school_id, {p.sale.voids for p in batch if p.sale.voids}))
 
     uids = {p.sale.credential_uid for p in batch if p.sale.credential_uid}
     creds: dict[str, CredentialState] = {}
@@ -265,8 +296,8 @@ async def _load_context(conn: AsyncConnection, school_id: str, device_id: str,
         wallets={w: WalletState(int(r.balance), r.status, r.daily_limit)
                  for w, r in locked.items()},
         foreign_wallets=foreign, credentials=creds, cashiers=cashier_ids,
-        prices=await _prices(conn, school_id, batch), stored=stored, conflicts=conflicts,
-        seqs=await _seq_owners(conn, device_id, {p.sale.seq for p in batch}),
+        prices=await _prices(conn, school_id, batch), stored=stored,
+        conflicts=dict(recorded.conflicts), seqs=dict(recorded.seqs),
         day_spend=await _day_spend(conn, school_id, days),
     )
     return ctx, str(school.timezone)

@@ -55,10 +55,14 @@ async def test_business_day_follows_the_time_zone_read_under_the_lock(
     school = demo["schools"][0]  # Asia/Riyadh (UTC+3)
     device = await enroll(client, school["enrollment_code"])
 
-    async def stale_timezone(*_: Any) -> str:
-        return "UTC"  # as if an admin changed the zone after the push read it
+    read_before_lock = sales_module._read_recorded
 
-    monkeypatch.setattr(sales_module, "_school_timezone", stale_timezone)
+    async def stale_timezone(*args: Any) -> Any:
+        recorded = await read_before_lock(*args)
+        recorded.timezone = "UTC"  # as if an admin changed the zone after the push read it
+        return recorded
+
+    monkeypatch.setattr(sales_module, "_read_recorded", stale_timezone)
     late = sale(school, 1, created_at=datetime(2026, 11, 20, 21, 30, tzinfo=UTC))
     engine = create_engine(db_url)
     try:
@@ -71,3 +75,39 @@ async def test_business_day_follows_the_time_zone_read_under_the_lock(
         await engine.dispose()
     assert outcome.results[0]["status"] == "applied"
     assert day == "2026-11-21"  # 00:30 in Riyadh; UTC would have said the 20th
+
+
+async def test_refs_recorded_after_the_early_read_are_found_on_retry(
+        client: Any, demo: dict[str, Any], db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process applies the same batch between this push's early read of recorded refs
+    and its lock: the unique keys refuse the second insert and the retry answers duplicate."""
+    school = demo["schools"][0]
+    device = await enroll(client, school["enrollment_code"])
+    batch = [_wire(sale(school, seq, wallet=1, items=(0,))) for seq in (1, 2, 3)]
+    read_before_lock = sales_module._read_recorded
+    reads = 0
+
+    async def first_read_is_stale(*args: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        recorded = await read_before_lock(*args)
+        if reads == 1:  # as seen before the other process committed
+            recorded.stored, recorded.conflicts, recorded.seqs = {}, {}, {}
+        return recorded
+
+    engine = create_engine(db_url)
+    try:
+        first = await apply_push(engine, school["school_id"], device["device_id"], batch)
+        monkeypatch.setattr(sales_module, "_read_recorded", first_read_is_stale)
+        again = await apply_push(engine, school["school_id"], device["device_id"], batch)
+        async with engine.connect() as conn:
+            balance = (await conn.execute(sa.select(wallets.c.balance).where(
+                wallets.c.wallet_id == school["wallets"][1]["wallet_id"]))).scalar()
+    finally:
+        await engine.dispose()
+    assert [r["status"] for r in first.results] == ["applied"] * 3
+    assert [r["status"] for r in again.results] == ["duplicate"] * 3
+    assert [r["balance_after"] for r in again.results] == [
+        r["balance_after"] for r in first.results]
+    assert reads == 2  # one stale attempt, one retry
+    assert balance == school["wallets"][1]["balance"] - sum(s.total for s in batch)
