@@ -215,6 +215,8 @@ def _encode(dialect: sa.Dialect, school_id: str, device_id: str, batch: list[Sal
         if p.posting_id is None:
             posting_rows.append(None)
             continue
+        # Written only if the sale is applied: its wallet is then a locked wallet of this
+        # school (never the revenue account) and total > 0, so Posting.check's rules hold.
         source, target = (s.wallet_id, revenue) if s.kind == "sale" else (revenue, s.wallet_id)
         posting_rows.append((p.posting_id, school_id, s.kind, source, target, s.total, s.ref,
                              created, received, None, device_id))
