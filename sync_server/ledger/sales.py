@@ -78,9 +78,13 @@ CHUNK = 900  # stays under every driver's bound-parameter limit
 SALE_FACTS = ("school_id", "ref", "device_id", "seq", "kind", "voids_ref", "created_at",
               "received_at", "cashier_id", "wallet_id", "credential_uid", "lines", "total",
               "offline", "content_hash", "business_day")
-SALE_OUTCOME = ("status", "code", "detail", "flags", "balance_after", "txn_id", "voided_by")
+SALE_OUTCOME = ("status", "code", "detail", "flags", "balance_after", "txn_id", "voided_by",
+                "needs_review")
 SALE_COLUMNS = SALE_FACTS + SALE_OUTCOME
 SEQ_COLUMNS = ("device_id", "seq", "school_id", "ref")
+# The sales columns whose values need the driver's bind processing (checked on every dialect by
+# RowShape.encoders); the rest are passed as they are.
+_ENCODED = ("created_at", "received_at", "lines", "offline", "flags", "needs_review")
 # A sale's time goes on its sale row and its posting, and the batch's receipt time on every
 # row: all four columns are Timestamps, so each distinct value is encoded once for all.
 assert all(isinstance(c.type, Timestamp) for c in (
@@ -199,8 +203,7 @@ def _encode(dialect: sa.Dialect, school_id: str, device_id: str, batch: list[Sal
     goes on its sale row and its posting); :meth:`RowShape.encoders` checks that no other
     column needs encoding on this dialect."""
     prepared = prepare(batch, ZoneInfo(timezone), digests)
-    moment, _, as_json, as_bool, _ = _sales_shape(dialect).encoders(
-        "created_at", "received_at", "lines", "offline", "flags")
+    moment, _, as_json, as_bool, _, _ = _sales_shape(dialect).encoders(*_ENCODED)
     postings.shape(dialect).encoders("occurred_at", "posted_at")  # Timestamps, like those
     revenue = system_account(school_id, REVENUE)
     received = moment(received_at)
@@ -395,18 +398,21 @@ def _sales_shape(dialect: sa.Dialect) -> RowShape:
 
 
 def _outcome_encoder(shape: RowShape) -> Callable[[NewSale, str | None], tuple[Any, ...]]:
-    """Encodes SALE_OUTCOME of a new row; ``flags`` is the one column there that needs it,
-    and its values repeat (mostly ``[]``), so each distinct list is encoded once."""
-    *_, as_json = shape.encoders("created_at", "received_at", "lines", "offline", "flags")
-    seen: dict[tuple[str, ...], Any] = {}
+    """Encodes SALE_OUTCOME of a new row. ``flags`` and ``needs_review`` are the columns there
+    that need it, and their values repeat (mostly ``[]`` and false), so each distinct value is
+    encoded once."""
+    *_, as_json, as_bool = shape.encoders(*_ENCODED)
+    flag_lists: dict[tuple[str, ...], Any] = {}
+    review = {True: as_bool(True), False: as_bool(False)}
 
     def encode(new: NewSale, txn_id: str | None) -> tuple[Any, ...]:
         key = tuple(new.flags)
-        flags = seen.get(key)
+        flags = flag_lists.get(key)
         if flags is None:
-            flags = seen[key] = as_json(new.flags)
+            flags = flag_lists[key] = as_json(new.flags)
+        exception = new.status == "rejected" or bool(new.flags)
         return (new.status, new.code, new.detail, flags, new.balance_after, txn_id,
-                new.voided_by)
+                new.voided_by, review[exception])
     return encode
 
 

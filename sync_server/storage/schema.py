@@ -239,11 +239,18 @@ sales = sa.Table(
     sa.Column("txn_id", sa.String(64), nullable=True),  # its posting's ID
     sa.Column("voided_by", sa.String(64), nullable=True),  # ref of the void that reversed it
     sa.Column("business_day", sa.String(10), nullable=False),  # school-local YYYY-MM-DD
+    # Rejected or flagged: an exception an admin must look at (until reviewed_at is set).
+    sa.Column("needs_review", sa.Boolean, nullable=False, server_default=sa.false()),
     *review_columns(),
     sa.Index("ix_sales_school_received", "school_id", "received_at"),
     # Sales of a wallet, and its spend on one school day (daily limits are summed from it).
     sa.Index("ix_sales_wallet_day", "school_id", "wallet_id", "business_day"),
 )
+# The open exceptions queue: only sales still waiting for review are in this index, so the
+# queue and its count cost what is open, not the school's whole history (0004).
+OPEN_REVIEW = sa.and_(sales.c.needs_review, sales.c.reviewed_at.is_(None))
+sa.Index("ix_sales_open_review", sales.c.school_id, sales.c.received_at,
+         sqlite_where=OPEN_REVIEW, postgresql_where=OPEN_REVIEW)
 
 # A ref re-sent with different content: never applied, kept for review.
 sale_conflicts = sa.Table(
