@@ -1,4 +1,5 @@
-"""``pos-server``: serve, migrate, seed-demo, enrollment-code, revoke-device, audit-ledger.
+"""``pos-server``: serve, migrate, seed-demo, enrollment-code, revoke-device, audit-ledger,
+and the set-up of a real installation: create-school, create-admin.
 
 Every command exits 0 on success and otherwise prints one line to stderr and exits non-zero;
 ``--json`` prints exactly one JSON document on stdout (the spec's command-line contract).
@@ -11,6 +12,7 @@ import asyncio
 import gc
 import json
 import logging
+import re
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -45,6 +47,22 @@ def _parser() -> argparse.ArgumentParser:
     revoke = sub.add_parser("revoke-device", parents=[common], help="revoke a terminal")
     revoke.add_argument("--device", required=True)
     sub.add_parser("audit-ledger", parents=[common], help="re-derive balances from postings")
+    school = sub.add_parser("create-school", parents=[common], help="add a school")
+    school.add_argument("--name", required=True)
+    school.add_argument("--currency", default="SAR", help="ISO 4217 code (default SAR)")
+    school.add_argument("--timezone", default="Asia/Riyadh",
+                        help="IANA zone: school days and daily limits follow it")
+    admin = sub.add_parser("create-admin", parents=[common],
+                           help="add an admin console user (a password is generated and "
+                                "printed once, unless --password-stdin)")
+    admin.add_argument("--email", required=True)
+    admin.add_argument("--role", required=True, choices=["platform_admin", "school_admin",
+                                                         "school_viewer"])
+    admin.add_argument("--school", help="the school of a school_admin or school_viewer")
+    admin.add_argument("--name", default="")
+    admin.add_argument("--password-stdin", action="store_true",
+                       help="read the password from the first line of stdin (never a flag: "
+                            "flags show in ps and shell history)")
     return p
 
 
@@ -146,9 +164,61 @@ async def _audit(config: ServerConfig, args: argparse.Namespace) -> int:
     return 0 if report["ok"] else 1
 
 
+async def _create_school(config: ServerConfig, args: argparse.Namespace) -> int:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from .records import create_school
+
+    if not re.fullmatch(r"[A-Z]{3}", args.currency):
+        raise CommandError(f"not a currency code: {args.currency!r} (three capitals, e.g. SAR)")
+    try:
+        ZoneInfo(args.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise CommandError(f"unknown time zone {args.timezone!r} (e.g. Asia/Riyadh)") from None
+    name = args.name.strip()
+    if not name or len(name) > 200:
+        raise CommandError("the school needs a name of 1 to 200 characters")
+
+    async def work(engine: AsyncEngine) -> str:
+        async with engine.begin() as conn:
+            return await create_school(conn, name, args.currency, args.timezone)
+
+    school_id = await _with_engine(config, work)
+    _emit(args, {"school_id": school_id, "name": name, "currency": args.currency,
+                 "timezone": args.timezone}, school_id)
+    return 0
+
+
+async def _create_admin(config: ServerConfig, args: argparse.Namespace) -> int:
+    from .records import RecordError, create_admin
+    from .secrets import new_password
+
+    generated = not args.password_stdin
+    password = new_password() if generated else sys.stdin.readline().rstrip("\r\n")
+
+    async def work(engine: AsyncEngine) -> str:
+        async with engine.begin() as conn:
+            try:
+                return await create_admin(conn, args.email, password, args.role, args.school,
+                                          args.name)
+            except RecordError as exc:
+                raise CommandError(str(exc)) from None
+
+    user_id = await _with_engine(config, work)
+    data: dict[str, Any] = {"user_id": user_id, "email": args.email.strip().lower(),
+                            "role": args.role, "school_id": args.school}
+    human = f"created {data['email']} ({args.role})"
+    if generated:  # shown this once; only its argon2 hash is stored
+        data["password"] = password
+        human += f"; password: {password}"
+    _emit(args, data, human)
+    return 0
+
+
 _COMMANDS: dict[str, Callable[[ServerConfig, argparse.Namespace], Coroutine[Any, Any, int]]] = {
     "migrate": _migrate, "seed-demo": _seed_demo, "enrollment-code": _enrollment_code,
-    "revoke-device": _revoke_device, "audit-ledger": _audit,
+    "revoke-device": _revoke_device, "audit-ledger": _audit, "create-school": _create_school,
+    "create-admin": _create_admin,
 }
 
 ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs "%{User-Agent}i"'

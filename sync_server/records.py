@@ -41,6 +41,10 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 }
 
 
+ADMIN_ROLES = ("platform_admin", "school_admin", "school_viewer")
+MIN_PASSWORD_LENGTH = 12  # generated ones are 16 (secrets.new_password)
+
+
 class RecordError(ValueError):
     """A change that would break a rule (e.g. an active bracelet on two wallets)."""
 
@@ -246,10 +250,18 @@ async def revoke_device(conn: AsyncConnection, device_id: str,
 
 async def create_admin(conn: AsyncConnection, email: str, password: str, role: str,
                        school_id: str | None, name: str = "") -> str:
-    if role not in ("platform_admin", "school_admin", "school_viewer"):
+    if role not in ADMIN_ROLES:
         raise RecordError("unknown role")
     if (role == "platform_admin") != (school_id is None):
         raise RecordError("platform admins have no school; school roles need one")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise RecordError(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
+    if school_id is not None and not (await conn.execute(
+            sa.select(schools.c.school_id).where(schools.c.school_id == school_id))).first():
+        raise RecordError(f"no school {school_id!r}")
+    if (await conn.execute(sa.select(admin_users.c.user_id).where(
+            admin_users.c.email == email.strip().lower()))).first() is not None:
+        raise RecordError("an admin with this email already exists")
     user_id = new_id("usr")
     await conn.execute(sa.insert(admin_users).values(
         user_id=user_id, email=email.strip().lower(), name=name or email,
