@@ -123,15 +123,15 @@ async def apply_push(engine: AsyncEngine, school_id: str, device_id: str, batch:
     work: _Batch | None = None
     for attempt in range(1, RETRIES + 1):
         try:
-            known = await _read_recorded(engine, school_id, device_id, batch)
-            if work is None or work.timezone != known.timezone:
+            recorded = await _read_recorded(engine, school_id, device_id, batch)
+            if work is None or work.timezone != recorded.timezone:
                 work = _encode(engine.dialect, school_id, device_id, batch, digests,
-                               known.timezone, received_at)
+                               recorded.timezone, received_at)
             if write_lock is None:
-                return await _apply_once(engine, school_id, device_id, work, known,
+                return await _apply_once(engine, school_id, device_id, work, recorded,
                                          received_at, clock_skew)
             async with write_lock:
-                return await _apply_once(engine, school_id, device_id, work, known,
+                return await _apply_once(engine, school_id, device_id, work, recorded,
                                          received_at, clock_skew)
         except (IntegrityError, DBAPIError) as exc:
             if attempt == RETRIES or not _retryable(exc):
