@@ -244,18 +244,16 @@ def _serve(config: ServerConfig, host: str, port: int) -> int:
     revision = asyncio.run(upgrade(config.db_url))
     logging.getLogger("sync_server").info("database %s at revision %s",
                                           config.db_url.split("://")[0], revision)
+    def make_app() -> web.Application:  # in each worker process, after the fork
+        app = create_app(config)
+        _tune_gc()
+        return app
+
     if config.workers > 1:
         from . import workers
 
-        def worker_app() -> web.Application:
-            app = create_app(config)
-            _tune_gc()
-            return app
-
-        workers.serve(host, port, config.workers, ACCESS_LOG_FORMAT, worker_app)
+        workers.serve(host, port, config.workers, ACCESS_LOG_FORMAT, make_app)
         return 0
-    app = create_app(config)
-    _tune_gc()
-    web.run_app(app, host=host, port=port, access_log_format=ACCESS_LOG_FORMAT,
+    web.run_app(make_app(), host=host, port=port, access_log_format=ACCESS_LOG_FORMAT,
                 print=lambda msg: logging.getLogger("sync_server").info("%s", msg.strip()))
     return 0

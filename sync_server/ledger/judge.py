@@ -65,14 +65,13 @@ class PreparedSale:
     posting_id: str | None        # used if the sale is applied; a total of 0 posts nothing
 
 
-def prepare(sales: list[Sale], tz: ZoneInfo,
-            digests: list[str] | None = None) -> list[PreparedSale]:
-    hashes = digests or [content_hash(s) for s in sales]
+def prepare(sales: list[Sale], tz: ZoneInfo, digests: list[str]) -> list[PreparedSale]:
+    """``digests`` are the sales' :func:`content_hash` values, computed once per push."""
     return [PreparedSale(
         sale=s, index=i, digest=h, lines=line_dicts(s), day=business_day(s.created_at, tz),
         moment=s.created_at.timestamp(), adds_up=s.total == s.lines_total(),
         posting_id=new_id("pst") if s.total else None)
-        for i, (s, h) in enumerate(zip(sales, hashes, strict=True))]
+        for i, (s, h) in enumerate(zip(sales, digests, strict=True))]
 
 
 @dataclass(slots=True)
@@ -161,8 +160,6 @@ class CredentialState:
 
 @dataclass(slots=True)
 class BatchContext:
-    school_id: str
-    device_id: str
     now: datetime
     overdraft_limit: int
     clock_skew: timedelta

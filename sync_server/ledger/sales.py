@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -203,8 +204,7 @@ def _encode(dialect: sa.Dialect, school_id: str, device_id: str, batch: list[Sal
     goes on its sale row and its posting); :meth:`RowShape.encoders` checks that no other
     column needs encoding on this dialect."""
     prepared = prepare(batch, ZoneInfo(timezone), digests)
-    moment, _, as_json, as_bool, _, _ = _sales_shape(dialect).encoders(*_ENCODED)
-    postings.shape(dialect).encoders("occurred_at", "posted_at")  # Timestamps, like those
+    moment, _, as_json, as_bool, _, _ = _sale_encoders(dialect)
     revenue = system_account(school_id, REVENUE)
     received = moment(received_at)
     sale_facts: list[tuple[Any, ...]] = []
@@ -241,8 +241,8 @@ async def _apply_once(engine: AsyncEngine, school_id: str, device_id: str, work:
                                .values(last_seen_at=now))
             return PushOutcome([], int(device.acked_seq), missing)
 
-        ctx, timezone = await _load_context(conn, school_id, device_id, work.prepared,
-                                            recorded, now, clock_skew)
+        ctx, timezone = await _load_context(conn, school_id, work.prepared, recorded, now,
+                                            clock_skew)
         if timezone != work.timezone:  # changed since it was read before the lock: redo days
             batch = [p.sale for p in work.prepared]
             work = _encode(conn.dialect, school_id, device_id, batch,
@@ -262,8 +262,8 @@ async def _apply_once(engine: AsyncEngine, school_id: str, device_id: str, work:
         return PushOutcome(results, acked, missing)
 
 
-async def _load_context(conn: AsyncConnection, school_id: str, device_id: str,
-                        batch: list[PreparedSale], recorded: _Recorded, now: datetime,
+async def _load_context(conn: AsyncConnection, school_id: str, batch: list[PreparedSale],
+                        recorded: _Recorded, now: datetime,
                         clock_skew: timedelta) -> tuple[BatchContext, str]:
     wallet_ids = {p.sale.wallet_id for p in batch}
     locked = await lock_wallets(conn, school_id, wallet_ids)
@@ -296,7 +296,7 @@ async def _load_context(conn: AsyncConnection, school_id: str, device_id: str,
     days = {(p.sale.wallet_id, p.day) for p in batch if p.sale.wallet_id in limited}
     days |= {(s.wallet_id, s.business_day) for s in stored.values() if s.wallet_id in limited}
     ctx = BatchContext(
-        school_id=school_id, device_id=device_id, now=now,
+        now=now,
         overdraft_limit=int(school.overdraft_limit), clock_skew=clock_skew,
         wallets={w: WalletState(int(r.balance), r.status, r.daily_limit)
                  for w, r in locked.items()},
@@ -369,7 +369,7 @@ async def _day_spend(conn: AsyncConnection, school_id: str,
 async def _write(conn: AsyncConnection, school_id: str, device_id: str, work: _Batch,
                  fx: BatchEffects, version: int | None, now: datetime) -> None:
     shape = _sales_shape(conn.dialect)
-    outcome = _outcome_encoder(shape)
+    outcome = _outcome_encoder(conn.dialect)
     rows, posted = [], []
     for new in fx.new_sales.values():
         i = new.prepared.index
@@ -397,11 +397,19 @@ def _sales_shape(dialect: sa.Dialect) -> RowShape:
     return insert_shape(sales, SALE_COLUMNS, dialect)
 
 
-def _outcome_encoder(shape: RowShape) -> Callable[[NewSale, str | None], tuple[Any, ...]]:
+@lru_cache(maxsize=4)
+def _sale_encoders(dialect: sa.Dialect) -> tuple[Callable[[Any], Any], ...]:
+    """The processors of ``_ENCODED``, in that order; checks once per dialect that no other
+    sales or postings column needs one (the rows are built as plain tuples)."""
+    postings.shape(dialect).encoders("occurred_at", "posted_at")  # Timestamps, like the sale's
+    return _sales_shape(dialect).encoders(*_ENCODED)
+
+
+def _outcome_encoder(dialect: sa.Dialect) -> Callable[[NewSale, str | None], tuple[Any, ...]]:
     """Encodes SALE_OUTCOME of a new row. ``flags`` and ``needs_review`` are the columns there
     that need it, and their values repeat (mostly ``[]`` and false), so each distinct value is
     encoded once."""
-    *_, as_json, as_bool = shape.encoders(*_ENCODED)
+    *_, as_json, as_bool = _sale_encoders(dialect)
     flag_lists: dict[tuple[str, ...], Any] = {}
     review = {True: as_bool(True), False: as_bool(False)}
 

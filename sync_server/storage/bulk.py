@@ -32,11 +32,10 @@ class RowShape:
     processors: tuple[Processor, ...]       # in that order
     reorder: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None  # to the statement's order
 
-    def encode(self, values: Sequence[Any], start: int = 0) -> tuple[Any, ...]:
-        """Driver values for parameters ``start, start + 1, …`` (a slice of a row)."""
-        procs = self.processors[start:start + len(values)]
+    def encode(self, values: Sequence[Any]) -> tuple[Any, ...]:
+        """Driver values for one row given in ``names`` order."""
         return tuple(v if p is None or v is None else p(v)
-                     for v, p in zip(values, procs, strict=True))
+                     for v, p in zip(values, self.processors, strict=True))
 
     def encoder(self, name: str) -> Callable[[Any], Any]:
         """The processor of one parameter (identity if it has none), for values that repeat."""
