@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlite_utils import Database
 
 from shared.clock import rfc3339, utcnow
-from shared.ids import mask_uid, new_ref, normalize_uid
+from shared.ids import new_ref, normalize_uid
 from terminal.errors import AlreadyEnrolled, NotEnrolled, SaleRefused
 from terminal.selling.alerts import Alert, AlertFacts, alerts
 from terminal.selling.cart import Cart
@@ -316,15 +316,15 @@ class Terminal:
         conn = self.db.conn
         return WalletView(
             wallet_id=wallet.wallet_id, display_name=wallet.display_name, status=wallet.status,
-            credential_status=None,
-            balance_estimate=self.balance_estimate(wallet.wallet_id) or 0,
+            credential_status=None, balance_estimate=self._estimate(wallet),
             daily_limit=wallet.daily_limit,
             spent_today=outbox.spent_on_day(conn, wallet.wallet_id, day))
 
     def balance_estimate(self, wallet_id: str) -> int | None:
         wallet = snapshot.get_wallet(self.db, wallet_id)
-        if wallet is None:
-            return None
+        return None if wallet is None else self._estimate(wallet)
+
+    def _estimate(self, wallet: snapshot.Wallet) -> int:
         return wallet.balance - outbox.unsettled_spending(self.db.conn, wallet.wallet_id,
                                                           wallet.snapshot_epoch)
 
@@ -371,7 +371,7 @@ class Terminal:
         settings = sync.settings or state.SchoolSettings(
             currency=device.currency if device else "SAR")
         reviewed = int(state.get_local_setting(db, "reviewed_seq") or 0)
-        unreviewed = sum(1 for row in outbox.needing_review(db.conn) if row.seq > reviewed)
+        unreviewed = outbox.review_count(db.conn, after_seq=reviewed)
         return alerts(AlertFacts(
             currency=settings.currency, enrolled=device is not None,
             server_reachable=sync.last_contact_ok is True,
@@ -384,9 +384,12 @@ class Terminal:
 
     def dismiss_review(self) -> None:
         """The cashier has seen the rejected/conflicting sales so far (they stay in history)."""
-        rows = outbox.needing_review(self.db.conn)
-        if rows:
-            state.set_local_setting(self.db, "reviewed_seq", str(max(r.seq for r in rows)))
+        last = outbox.last_review_seq(self.db.conn)
+        if last is not None:
+            state.set_local_setting(self.db, "reviewed_seq", str(last))
+
+    def enrolled(self) -> bool:
+        return state.get_device(self.db) is not None
 
     def currency(self) -> str:
         sync = state.get_sync_state(self.db)
@@ -425,7 +428,7 @@ class Terminal:
             "acked_seq": sync.acked_seq,
             "last_seq": outbox.last_seq(db.conn),
             "missing_seqs": sync.missing_seqs,
-            "needs_review": len(outbox.needing_review(db.conn)),
+            "needs_review": outbox.review_count(db.conn),
         }
 
 
@@ -434,7 +437,3 @@ def _hours_since(moment: datetime | None, now: datetime) -> float | None:
         return None
     return max(0.0, (now - moment).total_seconds() / 3600)
 
-
-def describe_uid(uid: str | None) -> str:
-    """For logs and messages: never the full UID."""
-    return mask_uid(uid)

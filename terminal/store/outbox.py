@@ -202,12 +202,30 @@ def recent(conn: sqlite3.Connection, limit: int = 100) -> list[OutboxRow]:
     return [OutboxRow.from_row(r) for r in rows]
 
 
+# Matches the partial index outbox_needs_review (schema m002) word for word, so SQLite uses it.
+_NEEDS_REVIEW = "outcome IN ('rejected', 'conflict')"
+
+
 def needing_review(conn: sqlite3.Connection) -> list[OutboxRow]:
     """Sales the server refused or found conflicting: kept visible to the cashier."""
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM outbox WHERE outcome IN ('rejected', 'conflict')"  # noqa: S608
-        " ORDER BY seq").fetchall()
+        f"SELECT {_COLUMNS} FROM outbox WHERE {_NEEDS_REVIEW} ORDER BY seq").fetchall()  # noqa: S608
     return [OutboxRow.from_row(r) for r in rows]
+
+
+def review_count(conn: sqlite3.Connection, after_seq: int = 0) -> int:
+    """How many of :func:`needing_review` come after ``after_seq``: the status bar asks every
+    second, so it counts through the index instead of loading the rows."""
+    value: int = conn.execute(
+        f"SELECT COUNT(*) FROM outbox WHERE {_NEEDS_REVIEW} AND seq > ?",  # noqa: S608
+        (after_seq,)).fetchone()[0]
+    return value
+
+
+def last_review_seq(conn: sqlite3.Connection) -> int | None:
+    value: int | None = conn.execute(
+        f"SELECT MAX(seq) FROM outbox WHERE {_NEEDS_REVIEW}").fetchone()[0]  # noqa: S608
+    return value
 
 
 def queue_stats(conn: sqlite3.Connection) -> QueueStats:

@@ -124,3 +124,12 @@ def m001_initial(db: Database) -> None:
         CREATE INDEX outbox_unanswered ON outbox (wallet_id) WHERE outcome IS NULL;
         """
     )
+
+
+@migrations()
+def m002_needs_review_index(db: Database) -> None:
+    """The status bar counts sales needing review every second; without this it scanned the
+    whole outbox, which only grows."""
+    db.execute("CREATE INDEX outbox_needs_review ON outbox (seq)"
+               " WHERE outcome IN ('rejected', 'conflict')")
+

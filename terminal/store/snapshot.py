@@ -124,11 +124,10 @@ def get_product(db: Database, product_id: str) -> Product | None:
     return Product(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
 
 
-def list_products(db: Database, *, active_only: bool = True) -> list[Product]:
-    sql = "SELECT product_id, name, price, category, active FROM products"
-    if active_only:
-        sql += " WHERE active = 1"
-    rows = db.conn.execute(sql + " ORDER BY category, name").fetchall()
+def list_products(db: Database) -> list[Product]:
+    """The active catalog, as the sale screen shows it."""
+    rows = db.conn.execute("SELECT product_id, name, price, category, active FROM products"
+                           " WHERE active = 1 ORDER BY category, name").fetchall()
     return [Product(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows]
 
 

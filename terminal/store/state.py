@@ -118,13 +118,6 @@ def record_synced(db: Database, at: datetime) -> None:
                         (at.isoformat(),))
 
 
-def record_ack(db: Database, acked_seq: int, missing_seqs: list[int]) -> None:
-    with db.atomic():
-        db.conn.execute(
-            "UPDATE sync_state SET acked_seq = ?, missing_seqs_json = ? WHERE id = 1",
-            (acked_seq, json.dumps(missing_seqs)))
-
-
 def next_epoch(db: Database) -> int:
     """Start a snapshot pull: every result learnt before this point is older than the pull."""
     with db.atomic():

@@ -11,7 +11,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 
 from shared.money import format_minor
-from terminal.selling.cart import Cart, CartLine
+from terminal.selling.cart import Cart
 
 Index = QModelIndex | QPersistentModelIndex
 COLUMNS = ("Item", "Qty", "Amount")
@@ -57,10 +57,6 @@ class CartModel(QAbstractTableModel):
         return None
 
     # -- what the cashier does
-
-    @property
-    def lines(self) -> list[CartLine]:
-        return list(self.cart.lines)
 
     @property
     def total(self) -> int:

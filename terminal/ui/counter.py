@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import QObject, Signal
 
 from shared.ids import mask_uid
-from terminal.core import Receipt, Terminal
+from terminal.core import Terminal
 from terminal.errors import SaleRefused, TerminalError
 from terminal.selling.rules import MESSAGES
 from terminal.selling.taps import TapGuard
@@ -37,7 +37,6 @@ class Outcome:
     code: str | None = None   # refusal code
     read_at: float | None = None   # perf_counter() of the reader's report (for timing)
     offline: bool = False
-    receipt: Receipt | None = None
 
 
 class Counter(QObject):
@@ -52,7 +51,6 @@ class Counter(QObject):
         self.guard = guard or TapGuard()
         self.cart = CartModel(terminal.currency())
         self.cashier_id: str | None = None
-        self.cashier_name = ""
         self.ignored_repeats = 0
 
     # -- cashier
@@ -60,7 +58,7 @@ class Counter(QObject):
     def log_in(self, cashier_id: str, name: str) -> None:
         if cashier_id != self.cashier_id:
             self.cart.clear()  # one cashier's order is not another's
-        self.cashier_id, self.cashier_name = cashier_id, name
+        self.cashier_id = cashier_id
         self.cart.currency = self.terminal.currency()
         self.cashier_changed.emit(cashier_id, name)
 
@@ -109,8 +107,7 @@ class Counter(QObject):
             result = Outcome(
                 "approved", receipt.display_name, "Paid", total=receipt.total,
                 before=receipt.balance_estimate + receipt.total,
-                after=receipt.balance_estimate, read_at=read_at, offline=receipt.offline,
-                receipt=receipt)
+                after=receipt.balance_estimate, read_at=read_at, offline=receipt.offline)
             self.cart.clear()
             self.recorded.emit(receipt)
         self.outcome.emit(result)
@@ -129,7 +126,7 @@ class Counter(QObject):
                                  "Sale voided: the money goes back to the student.",
                                  total=receipt.total,
                                  before=receipt.balance_estimate - receipt.total,
-                                 after=receipt.balance_estimate, receipt=receipt,
+                                 after=receipt.balance_estimate,
                                  offline=receipt.offline)
                 self.recorded.emit(receipt)
         self.outcome.emit(result)

@@ -108,7 +108,7 @@ class MainWindow(QMainWindow):
         except Exception as exc:
             log.warning("reader did not start: %s", exc)
             self.status_bar.show_reader(False, str(exc))
-        if self.terminal.status()["enrolled"]:
+        if self.terminal.enrolled():
             self.sync.start()
             self.show_login()
         else:
@@ -217,7 +217,7 @@ class MainWindow(QMainWindow):
     def _reader_state(self, state: str, message: str) -> None:
         connected = state == ReaderState.CONNECTED.value
         self.status_bar.show_reader(connected, message, self.reader.kind)
-        if self.terminal.status()["enrolled"]:
+        if self.terminal.enrolled():
             self.terminal.set_reader(f"{self.reader.kind}: {message}")
 
     def _sync_report(self, report: SyncReport) -> None:

@@ -138,10 +138,6 @@ class SyncBridge(QObject):
     def _emit(self, report: SyncReport) -> None:  # on the sync thread: no Qt calls here
         self._inbox.put(report)
 
-    @property
-    def running(self) -> bool:
-        return self._worker is not None
-
     def wake(self) -> None:
         if self._worker is not None:
             self._worker.wake()
