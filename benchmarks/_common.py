@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmarks: databases, a server subprocess, percentiles."""
+"""Helpers shared by the benchmarks: databases and a server subprocess."""
 
 from __future__ import annotations
 
@@ -22,14 +22,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
 
 
 async def _pg(sql: str) -> None:

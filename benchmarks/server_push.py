@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import database, pg_available, server
 from shared.ids import new_id, new_ref
+from sync_server.ledger.accounts import REVENUE, system_account
 
 DEVICES, BATCH, REPLAYS, WALLETS = 10, 1000, 100, 2000
 TARGETS = {"sqlite": 15_000, "postgresql": 5_000}
@@ -115,7 +116,7 @@ async def endpoint_run(url: str, setup: dict[str, Any], rounds: int) -> dict[str
             devices.append(Device(resp.json()["device_token"], setup))
         # Warm-up (untimed): gives every device a previous batch to replay from.
         await asyncio.gather(*(push(client, url, d.token, json.dumps(
-            {"sales": d.next_batch(0)}).encode()) for i, d in enumerate(devices)))
+            {"sales": d.next_batch(0)}).encode()) for d in devices))
         bodies = [[json.dumps({"sales": d.next_batch(REPLAYS)}).encode() for _ in range(rounds)]
                   for d in devices]
 
@@ -155,7 +156,7 @@ async def endpoint_run(url: str, setup: dict[str, Any], rounds: int) -> dict[str
 def _rows(setup: dict[str, Any], device_id: str, batch: list[dict[str, Any]], now: datetime,
           ) -> tuple[list[tuple[Any, ...]], ...]:
     sales, seqs, posts, deltas = [], [], [], {}
-    revenue = f"{setup['school_id']}:revenue"
+    revenue = system_account(setup["school_id"], REVENUE)
     for s in batch:
         pid = new_id("pst")
         sales.append((setup["school_id"], s["ref"], device_id, s["seq"], "sale", None, now, now,
@@ -200,7 +201,7 @@ async def baseline_run(db_url: str, setup: dict[str, Any], batches: int) -> floa
             conn.executemany(f"INSERT INTO sales ({SALES_COLS}) VALUES ({ph})",
                              [(*r[:6], naive, naive, *r[8:]) for r in sales])
             conn.executemany("INSERT INTO device_seqs VALUES (?, ?, ?, ?)", seqs)
-            conn.executemany(POSTING_SQL.replace("$", "?").format(*"?" * 9),
+            conn.executemany(POSTING_SQL.format(*"?" * 9),
                              [(*p[:7], naive, naive) for p in posts])
             conn.executemany("UPDATE wallets SET balance = balance + ? WHERE wallet_id = ?",
                              deltas)
@@ -219,8 +220,7 @@ async def baseline_run(db_url: str, setup: dict[str, Any], batches: int) -> floa
     start = time.perf_counter()
     for sales, seqs, posts, deltas in work:
         async with conn.transaction():
-            await conn.executemany(f"INSERT INTO sales ({SALES_COLS}) VALUES ({pg_ph})",
-                                   [(*r[:11], r[11], *r[12:17], r[17], *r[18:]) for r in sales])
+            await conn.executemany(f"INSERT INTO sales ({SALES_COLS}) VALUES ({pg_ph})", sales)
             await conn.executemany("INSERT INTO device_seqs VALUES ($1, $2, $3, $4)", seqs)
             await conn.executemany(POSTING_SQL.format(*(f"${i}" for i in range(1, 10))),
                                    posts)

@@ -48,6 +48,10 @@ class ServerConfig:
     def enrollment_ttl(self) -> timedelta:
         return timedelta(hours=self.enrollment_ttl_hours)
 
+    @property
+    def clock_skew(self) -> timedelta:
+        return timedelta(seconds=self.clock_skew_seconds)
+
     @classmethod
     def load(cls, config_file: str | Path | None = None, **overrides: Any) -> ServerConfig:
         """File, then environment, then explicit overrides (``None`` overrides are ignored)."""

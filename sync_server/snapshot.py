@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -61,7 +60,7 @@ class Cursor:
 
 async def build(engine: AsyncEngine, school_id: str, cursor_text: str | None,
                 page_rows: int = SNAPSHOT_PAGE_ROWS) -> dict[str, Any]:
-    now = utcnow()
+    stamp = utcnow().isoformat(timespec="milliseconds")  # every balance is current as of it
     async with engine.connect() as conn:
         conn = await conn.execution_options(readonly=True)
         async with conn.begin():
@@ -84,7 +83,7 @@ async def build(engine: AsyncEngine, school_id: str, cursor_text: str | None,
                 if kind in cursor.after:
                     query = query.where(sa.tuple_(table.c.version, key) > cursor.after[kind])
                 rows = (await conn.execute(query)).all()
-                body[kind] = [_ROW[kind](r, now) for r in rows]
+                body[kind] = [_ROW[kind](r, stamp) for r in rows]
                 if len(rows) == page_rows:
                     more = True
                 if rows:
@@ -98,7 +97,7 @@ async def build(engine: AsyncEngine, school_id: str, cursor_text: str | None,
         nxt = Cursor(cursor.epoch, high)
     return {
         "cursor": nxt.encode(), "full": cursor.since < 0, "more": more,
-        "server_time": now.isoformat(timespec="milliseconds"),
+        "server_time": stamp,
         "settings": {
             "currency": school.currency, "offline_max_sale": school.offline_max_sale,
             "offline_max_unsynced_total": school.offline_max_unsynced_total,
@@ -109,22 +108,21 @@ async def build(engine: AsyncEngine, school_id: str, cursor_text: str | None,
     }
 
 
-def _wallet(r: Any, now: datetime) -> dict[str, Any]:
+def _wallet(r: Any, now: str) -> dict[str, Any]:
     return {"wallet_id": r.wallet_id, "display_name": r.display_name, "balance": r.balance,
-            "daily_limit": r.daily_limit, "status": r.status,
-            "balance_as_of": now.isoformat(timespec="milliseconds")}
+            "daily_limit": r.daily_limit, "status": r.status, "balance_as_of": now}
 
 
-def _credential(r: Any, _now: datetime) -> dict[str, Any]:
+def _credential(r: Any, _now: str) -> dict[str, Any]:
     return {"uid": r.uid, "wallet_id": r.wallet_id, "status": r.status}
 
 
-def _product(r: Any, _now: datetime) -> dict[str, Any]:
+def _product(r: Any, _now: str) -> dict[str, Any]:
     return {"product_id": r.product_id, "name": r.name, "price": r.price,
             "category": r.category, "active": r.active}
 
 
-def _cashier(r: Any, _now: datetime) -> dict[str, Any]:
+def _cashier(r: Any, _now: str) -> dict[str, Any]:
     return {"cashier_id": r.cashier_id, "name": r.name, "pin_hash": r.pin_hash,
             "active": r.active}
 

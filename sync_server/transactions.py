@@ -9,7 +9,7 @@ write lock and never waits behind a sales push.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -19,12 +19,7 @@ from .keys import engine_key, write_lock_key
 
 @asynccontextmanager
 async def writing(app: web.Application) -> AsyncIterator[AsyncConnection]:
-    lock = app.get(write_lock_key)
-    if lock is None:
-        async with app[engine_key].begin() as conn:
-            yield conn
-        return
-    async with lock, app[engine_key].begin() as conn:
+    async with app.get(write_lock_key) or nullcontext(), app[engine_key].begin() as conn:
         yield conn
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import sqlalchemy as sa
 from aiohttp import web
 
@@ -92,7 +90,7 @@ async def push_sales(request: web.Request) -> web.Response:
     try:
         outcome = await apply_push(
             app[engine_key], device.school_id, device.device_id, list(push.sales),
-            clock_skew=timedelta(seconds=app[config_key].clock_skew_seconds),
+            clock_skew=app[config_key].clock_skew,
             write_lock=app.get(write_lock_key))
     except DeviceNotActive:  # revoked between the token check and the push's device lock
         raise revoked() from None

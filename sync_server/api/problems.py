@@ -54,13 +54,17 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
     Parsing the raw bytes with pydantic's JSON parser keeps strict types meaningful (a JSON
     float is never taken as money) and is faster than json.loads + validate.
     """
-    raw = await request.read()
+    return validate_json(await request.read(), model, "the body must be a JSON object")
+
+
+def validate_json(raw: bytes, model: type[M], detail: str | None = None) -> M:
+    """Validate bytes already read; a body that is not JSON at all is its own 422."""
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
         if any(e["type"] == "json_invalid" for e in exc.errors()):
             raise ProblemError(422, "validation", "Request body is not valid JSON",
-                               "the body must be a JSON object") from None
+                               detail) from None
         raise
 
 

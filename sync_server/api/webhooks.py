@@ -23,7 +23,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from aiohttp import web
-from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -35,7 +34,7 @@ from ..ledger.accounts import TOPUP_CLEARING
 from ..ledger.transfers import move
 from ..storage.schema import payment_conflicts, payment_events, schools, wallets
 from ..transactions import writing
-from .problems import ProblemError
+from .problems import ProblemError, validate_json
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -77,12 +76,7 @@ async def payment_webhook(request: web.Request) -> web.Response:
     if event_type is not None and event_type not in KNOWN_PAYMENT_EVENTS:
         log.info("payment webhook: ignored unknown event type %r", event_type[:100])
         return web.json_response({"status": "ignored", "event_type": event_type[:100]})
-    try:
-        event = PaymentEvent.model_validate_json(raw)
-    except ValidationError as exc:
-        if any(e["type"] == "json_invalid" for e in exc.errors()):
-            raise ProblemError(422, "validation", "Request body is not valid JSON") from None
-        raise
+    event = validate_json(raw, PaymentEvent)
     for attempt in range(1, _RETRIES + 1):
         try:
             return await _handle(request.app, event)

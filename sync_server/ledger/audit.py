@@ -8,12 +8,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..storage.schema import accounts, devices, postings, schools, wallets
+from . import seqs
 
 GAPS_SQL = sa.text("""
 SELECT prev + 1 AS gap_start, seq - 1 AS gap_end FROM (
   SELECT seq, LAG(seq, 1, 0) OVER (ORDER BY seq) AS prev
   FROM device_seqs WHERE device_id = :device_id
-) AS t WHERE seq - prev > 1 ORDER BY seq LIMIT 100
+) AS t WHERE seq - prev > 1 ORDER BY seq LIMIT :limit
 """)
 
 
@@ -72,13 +73,14 @@ async def _audit_school(conn: AsyncConnection, school_id: str) -> dict[str, Any]
         .order_by(devices.c.device_id))).scalars().all()
     for device_id in device_ids:
         gaps: list[int] = []
-        for gap in await conn.execute(GAPS_SQL, {"device_id": device_id}):
+        limit = seqs.MISSING_LIMIT
+        for gap in await conn.execute(GAPS_SQL, {"device_id": device_id, "limit": limit}):
             gaps.extend(range(int(gap.gap_start),
-                              min(int(gap.gap_end), int(gap.gap_start) + 100) + 1))
-            if len(gaps) >= 100:
+                              min(int(gap.gap_end), int(gap.gap_start) + limit) + 1))
+            if len(gaps) >= limit:
                 break
         if gaps:
-            missing[device_id] = gaps[:100]
+            missing[device_id] = gaps[:limit]
     ok = int(total) == 0 and not mismatches and not stray and not posted_twice
     return {"school_id": school_id, "ok": ok, "postings_sum": int(total), "wallets": len(rows),
             "balance_mismatches": mismatches, "foreign_accounts": list(stray),

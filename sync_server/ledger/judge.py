@@ -108,8 +108,12 @@ class NewSale:
     detail: str | None
     flags: list[str]
     balance_after: int | None
-    posted: bool                  # its posting (``prepared.posting_id``) is written
     voided_by: str | None = None
+
+    @property
+    def posted(self) -> bool:
+        """Its posting (``prepared.posting_id``) is written: applied, and not a total of 0."""
+        return self.status == "applied" and self.prepared.posting_id is not None
 
     @property
     def ref(self) -> str:
@@ -299,8 +303,7 @@ def _apply(ctx: BatchContext, fx: BatchEffects, p: PreparedSale) -> Result:
         key, amount = spend
         ctx.day_spend[key] = ctx.day_spend.get(key, 0) + amount
     fx.wallet_deltas[sale.wallet_id] = fx.wallet_deltas.get(sale.wallet_id, 0) + delta
-    return _record(ctx, fx, p, flags=flags, balance_after=wallet.balance,
-                   posted=p.posting_id is not None)
+    return _record(ctx, fx, p, flags=flags, balance_after=wallet.balance)
 
 
 def _sale_flags(ctx: BatchContext, p: PreparedSale, wallet: WalletState) -> list[str]:
@@ -326,14 +329,13 @@ def _sale_flags(ctx: BatchContext, p: PreparedSale, wallet: WalletState) -> list
 
 
 def _record(ctx: BatchContext, fx: BatchEffects, p: PreparedSale, *, reject: str | None = None,
-            flags: list[str] | None = None, balance_after: int | None = None,
-            posted: bool = False) -> Result:
+            flags: list[str] | None = None, balance_after: int | None = None) -> Result:
     status = "rejected" if reject else "applied"
     detail = _REJECT_WORDS[reject] if reject else None
     flags = flags or []
     ctx.stored[p.sale.ref] = fx.new_sales[p.sale.ref] = NewSale(
         prepared=p, status=status, code=reject, detail=detail, flags=flags,
-        balance_after=balance_after, posted=posted)
+        balance_after=balance_after)
     return _result(p.sale.ref, status, flags, balance_after, reject, detail)
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shared.clock import utcnow
 from shared.protocol import Sale
 
-from ..storage.bulk import RowShape, bulk_insert, insert_shape
+from ..storage.bulk import RowShape, insert_shape
 from ..storage.schema import (
     Timestamp,
     cashiers,
@@ -83,6 +83,8 @@ SALE_OUTCOME = ("status", "code", "detail", "flags", "balance_after", "txn_id", 
                 "needs_review")
 SALE_COLUMNS = SALE_FACTS + SALE_OUTCOME
 SEQ_COLUMNS = ("device_id", "seq", "school_id", "ref")
+CONFLICT_COLUMNS = ("school_id", "ref", "device_id", "seq", "content_hash", "payload",
+                    "received_at")
 # The sales columns whose values need the driver's bind processing (checked on every dialect by
 # RowShape.encoders); the rest are passed as they are.
 _ENCODED = ("created_at", "received_at", "lines", "offline", "flags", "needs_review")
@@ -128,10 +130,7 @@ async def apply_push(engine: AsyncEngine, school_id: str, device_id: str, batch:
             if work is None or work.timezone != recorded.timezone:
                 work = _encode(engine.dialect, school_id, device_id, batch, digests,
                                recorded.timezone, received_at)
-            if write_lock is None:
-                return await _apply_once(engine, school_id, device_id, work, recorded,
-                                         received_at, clock_skew)
-            async with write_lock:
+            async with write_lock or nullcontext():
                 return await _apply_once(engine, school_id, device_id, work, recorded,
                                          received_at, clock_skew)
         except (IntegrityError, DBAPIError) as exc:
@@ -370,21 +369,23 @@ async def _write(conn: AsyncConnection, school_id: str, device_id: str, work: _B
                  fx: BatchEffects, version: int | None, now: datetime) -> None:
     shape = _sales_shape(conn.dialect)
     outcome = _outcome_encoder(conn.dialect)
-    rows, posted = [], []
+    rows: list[tuple[Any, ...]] = []
+    posted: list[tuple[Any, ...]] = []
     for new in fx.new_sales.values():
         i = new.prepared.index
         txn_id = new.prepared.posting_id if new.posted else None
         rows.append(work.sale_facts[i] + outcome(new, txn_id))
-        if new.posted:
-            posted.append(work.posting_rows[i])
+        posting = work.posting_rows[i]
+        if txn_id is not None and posting is not None:  # encoded whenever it has an ID
+            posted.append(posting)
     await shape.execute(conn, rows)
-    await bulk_insert(conn, sale_conflicts, [{
-        "school_id": school_id, "ref": p.sale.ref, "device_id": device_id, "seq": p.sale.seq,
-        "content_hash": p.digest, "payload": p.sale.model_dump(mode="json"), "received_at": now,
-    } for p in fx.new_conflicts])
+    conflict = insert_shape(sale_conflicts, CONFLICT_COLUMNS, conn.dialect)
+    await conflict.execute(conn, [conflict.encode((
+        school_id, p.sale.ref, device_id, p.sale.seq, p.digest, p.sale.model_dump(mode="json"),
+        now)) for p in fx.new_conflicts])
     await insert_shape(device_seqs, SEQ_COLUMNS, conn.dialect).execute(
         conn, [(device_id, seq, school_id, ref) for seq, ref in sorted(fx.new_seqs.items())])
-    await postings.write(conn, [r for r in posted if r is not None], fx.wallet_deltas, version)
+    await postings.write(conn, posted, fx.wallet_deltas, version)
     if fx.voided:
         await conn.execute(
             sa.update(sales)

@@ -84,38 +84,3 @@ def _shape(stmt: UpdateBase, names: tuple[str, ...],
     reorder = None if order == names else itemgetter(*(names.index(n) for n in order))
     return RowShape(compiled.string, names,
                     tuple(types[n]._cached_bind_processor(dialect) for n in names), reorder)
-
-
-async def bulk_insert(conn: AsyncConnection, table: sa.Table,
-                      rows: Sequence[dict[str, Any]]) -> None:
-    """Insert ``rows`` (dicts with the same keys) in one driver executemany."""
-    if not rows:
-        return
-    columns = tuple(rows[0])
-    shape = insert_shape(table, columns, conn.dialect)
-    take = itemgetter(*columns)
-    # Rows of one batch share many values (every row's received_at, a sale's created_at on its
-    # sale and posting rows): process each distinct hashable value once. Columns without a
-    # bind processor are taken as they are, in C, by ``itemgetter``.
-    fix: list[tuple[int, Any, dict[Any, Any]]] = [
-        (i, proc, {}) for i, proc in enumerate(shape.processors) if proc is not None]
-    params = []
-    for row in rows:
-        values = list(take(row)) if len(columns) > 1 else [take(row)]
-        for i, proc, memo in fix:
-            value = values[i]
-            if value is None:
-                continue
-            try:
-                cached = memo.get(value, _MISSING)
-            except TypeError:  # unhashable (JSON lists): process every time
-                values[i] = proc(value)
-                continue
-            if cached is _MISSING:
-                cached = memo[value] = proc(value)
-            values[i] = cached
-        params.append(tuple(values))
-    await shape.execute(conn, params)
-
-
-_MISSING = object()
