@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+NO_READER = "no reader connected"
+
 
 class ReaderState(enum.Enum):
     CONNECTED = "connected"          # a reader is present and being polled
@@ -107,3 +109,35 @@ class BraceletReader(abc.ABC):
         sink = self._sink
         if changed and sink is not None:
             sink(StateChange(state, message))
+
+
+class ThreadedReader(BraceletReader):
+    """A reader served by one worker thread (PC/SC, nfcpy): started and stopped the same way,
+    and silent about a disconnection that is only the reader being stopped."""
+
+    join_timeout = 2.0  # seconds stop() waits for the worker to notice
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stop_event = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _start(self) -> None:
+        self._stop_event.clear()
+        self._thread = threading.Thread(target=self._run, name=f"{self.kind}-reader",
+                                        daemon=True)
+        self._thread.start()
+
+    def _stop(self) -> None:
+        self._stop_event.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.join_timeout)
+            self._thread = None
+
+    @abc.abstractmethod
+    def _run(self) -> None: ...
+
+    def _disconnected(self, message: str) -> None:
+        if not self._stop_event.is_set():
+            self._set_state(ReaderState.DISCONNECTED, message)
+

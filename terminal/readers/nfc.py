@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import errno
 import logging
-import threading
 from collections.abc import Sequence
 from typing import Any
 
 import nfc
 
 from shared.ids import mask_uid, normalize_uid
-from terminal.readers.base import BraceletReader, ReaderState
+from terminal.readers.base import NO_READER, ReaderState, ThreadedReader
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +24,14 @@ DEFAULT_TARGETS = ("106A", "106B", "212F")  # Type 1/2/4A, Type 4B, Type 3 (Feli
 PATH_PREFIXES = ("usb", "tty", "com", "udp")
 RETRY_SECONDS = 1.0
 
-NO_READER = "no reader connected"
 
-
-class NfcReader(BraceletReader):
+class NfcReader(ThreadedReader):
     """Reads tag identifiers (UID, PUPI or IDm) through nfcpy in a worker thread."""
 
     kind = "nfc"
+    # On a real reader a polling round lasts milliseconds; over udp a silent round waits 1 s
+    # per technology, hence the generous join.
+    join_timeout = 4.0
 
     def __init__(self, path: str = "usb", targets: Sequence[str] = DEFAULT_TARGETS) -> None:
         super().__init__()
@@ -48,24 +48,12 @@ class NfcReader(BraceletReader):
             )
         self.path = path
         self.targets = tuple(targets)
-        self._stop_event = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def _start(self) -> None:
         # nfcpy logs whole tag identifiers at DEBUG level; bracelet UIDs must not reach the logs
         # even when the app runs with debug logging.
         logging.getLogger("nfc").setLevel(max(logging.INFO, logging.getLogger("nfc").level))
-        self._stop_event.clear()
-        self._thread = threading.Thread(target=self._run, name="nfc-reader", daemon=True)
-        self._thread.start()
-
-    def _stop(self) -> None:
-        self._stop_event.set()
-        if self._thread is not None:
-            # On a real reader a polling round lasts milliseconds; over udp a silent round
-            # waits 1 s per technology, hence the generous join.
-            self._thread.join(timeout=4.0)
-            self._thread = None
+        super()._start()
 
     # -- worker thread
 
@@ -116,10 +104,6 @@ class NfcReader(BraceletReader):
         log.info("bracelet %s read (%s)", mask_uid(uid), type(tag).__name__)
         self._emit_tap(uid)
         return True  # True: nfcpy waits until the tag is gone, so it is not read again
-
-    def _disconnected(self, message: str) -> None:
-        if not self._stop_event.is_set():
-            self._set_state(ReaderState.DISCONNECTED, message)
 
 
 def _open_error_message(error: OSError) -> str:

@@ -10,13 +10,12 @@ reader) and an old context never works again; the reader must heal without an ap
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 from smartcard import scard
 
 from shared.ids import mask_uid, normalize_uid
-from terminal.readers.base import BraceletReader, ReaderState
+from terminal.readers.base import NO_READER, ReaderState, ThreadedReader
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +24,6 @@ POLL_TIMEOUT_MS = 250  # how long one SCardGetStatusChange may block before stop
 RETRY_SECONDS = 0.5  # pause before looking again for pcscd or a reader
 
 NO_SERVICE = "reader service not running"
-NO_READER = "no reader connected"
 
 # hresults meaning "the service or the reader went away": start again from a new context.
 _LOST = {
@@ -47,7 +45,7 @@ class _Lost(Exception):
     """The context or reader is gone; carries the plain words for the cashier."""
 
 
-class PcscReader(BraceletReader):
+class PcscReader(ThreadedReader):
     """Reads the UID of each bracelet placed on a PC/SC reader, once per placement."""
 
     kind = "pcsc"
@@ -55,19 +53,6 @@ class PcscReader(BraceletReader):
     def __init__(self, reader: str | None = None) -> None:
         super().__init__()
         self._wanted = reader.strip() if reader else None
-        self._stop_event = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def _start(self) -> None:
-        self._stop_event.clear()
-        self._thread = threading.Thread(target=self._run, name="pcsc-reader", daemon=True)
-        self._thread.start()
-
-    def _stop(self) -> None:
-        self._stop_event.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
 
     # -- worker thread
 
@@ -89,11 +74,6 @@ class PcscReader(BraceletReader):
                 self._stop_event.wait(RETRY_SECONDS)
             finally:
                 scard.SCardReleaseContext(context)
-
-    def _disconnected(self, message: str) -> None:
-        if self._stop_event.is_set():
-            return
-        self._set_state(ReaderState.DISCONNECTED, message)
 
     def _serve(self, context: Any) -> None:
         """Wait for a reader, then watch it for bracelets until it or pcscd goes away."""

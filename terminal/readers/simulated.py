@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from shared.ids import mask_uid, normalize_uid
-from terminal.readers.base import BraceletReader, ReaderState
+from terminal.readers.base import NO_READER, BraceletReader, ReaderState
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class SimulatedReader(BraceletReader):
         self._emit_tap(normalized)
         return True
 
-    def disconnect(self, message: str = "no reader connected") -> None:
+    def disconnect(self, message: str = NO_READER) -> None:
         if self.state is not ReaderState.STOPPED:
             self._set_state(ReaderState.DISCONNECTED, message)
 
