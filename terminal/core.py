@@ -171,7 +171,7 @@ class Terminal:
         now = self._clock()
         with outbox.immediate_transaction(db) as conn:
             sync = state.get_sync_state(db)
-            settings = sync.settings or state.SchoolSettings(currency=device.currency)
+            settings = _settings(sync, device)
             local_now = now.astimezone(_zone(settings.timezone))
             school_day = local_now.date().isoformat()
 
@@ -229,12 +229,12 @@ class Terminal:
 
     def void(self, ref: str, cashier_id: str) -> Receipt:
         """Reverse one sale of this terminal in full (same wallet, lines and total)."""
-        self._device()
+        device = self._device()
         db = self.db
         now = self._clock()
         with outbox.immediate_transaction(db) as conn:
             sync = state.get_sync_state(db)
-            settings = sync.settings or state.SchoolSettings()
+            settings = _settings(sync, device)
             local_now = now.astimezone(_zone(settings.timezone))
             cashier = snapshot.get_cashier(db, cashier_id)
             target = outbox.get(conn, ref)
@@ -310,8 +310,7 @@ class Terminal:
         wallet = snapshot.get_wallet(self.db, wallet_id)
         if wallet is None:
             return None
-        sync = state.get_sync_state(self.db)
-        tz = (sync.settings or state.SchoolSettings()).timezone
+        tz = _settings(state.get_sync_state(self.db), None).timezone
         day = self._clock().astimezone(_zone(tz)).date().isoformat()
         conn = self.db.conn
         return WalletView(
@@ -368,8 +367,7 @@ class Terminal:
         db = self.db
         device = state.get_device(db)
         sync = state.get_sync_state(db)
-        settings = sync.settings or state.SchoolSettings(
-            currency=device.currency if device else "SAR")
+        settings = _settings(sync, device)
         reviewed = int(state.get_local_setting(db, "reviewed_seq") or 0)
         unreviewed = outbox.review_count(db.conn, after_seq=reviewed)
         return alerts(AlertFacts(
@@ -392,11 +390,7 @@ class Terminal:
         return state.get_device(self.db) is not None
 
     def currency(self) -> str:
-        sync = state.get_sync_state(self.db)
-        if sync.settings is not None:
-            return sync.settings.currency
-        device = state.get_device(self.db)
-        return device.currency if device else "SAR"
+        return _settings(state.get_sync_state(self.db), state.get_device(self.db)).currency
 
     def set_reader(self, description: str) -> None:
         state.set_local_setting(self.db, "reader", description)
@@ -430,6 +424,14 @@ class Terminal:
             "missing_seqs": sync.missing_seqs,
             "needs_review": outbox.review_count(db.conn),
         }
+
+
+def _settings(sync: state.SyncState, device: state.Device | None) -> state.SchoolSettings:
+    """The school's settings from the last snapshot; before the first one, the defaults in
+    the currency the device enrolled with."""
+    if sync.settings is not None:
+        return sync.settings
+    return state.SchoolSettings(currency=device.currency) if device else state.SchoolSettings()
 
 
 def _hours_since(moment: datetime | None, now: datetime) -> float | None:
