@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.clock import utcnow
 
+from ..ledger import seqs
 from ..ledger.accounts import REVENUE
 from ..ledger.postings import lock_wallets
 from ..ledger.transfers import move
@@ -171,9 +172,18 @@ async def review_gap(request: web.Request) -> web.StreamResponse:
     device_id, seq = request.match_info["device_id"], int(request.match_info["seq"])
     note = await _note(request)
     async with writing(request.app) as conn:
-        gap = [g for d, g in await open_gaps(conn, school.school_id)
-               if d.device_id == device_id and g == seq]
-        found(gap or None)
+        # Only this device's gaps, not the whole school's device list: this runs under the
+        # write lock.
+        acked = (await conn.execute(
+            sa.select(devices.c.acked_seq).where(devices.c.device_id == device_id,
+                                                 devices.c.school_id == school.school_id)
+        )).scalar_one_or_none()
+        reviewed = (await conn.execute(
+            sa.select(seq_gap_reviews.c.seq).where(seq_gap_reviews.c.device_id == device_id,
+                                                   seq_gap_reviews.c.seq == seq))).first()
+        is_open = (acked is not None and reviewed is None
+                   and seq in await seqs.missing_for(conn, device_id, int(acked)))
+        found(seq if is_open else None)
         await conn.execute(sa.insert(seq_gap_reviews).values(
             device_id=device_id, seq=seq, school_id=school.school_id, reviewed_at=utcnow(),
             reviewed_by=admin.user_id, review_note=note))
