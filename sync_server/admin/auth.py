@@ -11,7 +11,6 @@ email still runs one argon2 verification so timing does not reveal which emails 
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import secrets
@@ -25,7 +24,7 @@ from aiohttp import web
 from shared.clock import utcnow
 
 from ..keys import admin_login_limiter_key, config_key
-from ..secrets import hash_password, verify_password
+from ..secrets import hash_password, token_hash, verify_password
 from ..storage.schema import admin_sessions, admin_users
 from ..transactions import reading, writing
 from . import auditlog
@@ -45,10 +44,6 @@ TOUCH_EVERY = timedelta(seconds=60)
 LOGIN_FAILURES_PER_MINUTE = 5
 PUBLIC_PATHS = ("/admin/login",)
 _DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
-
-
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _set_cookie(request: web.Request, response: web.StreamResponse, name: str, value: str,
@@ -109,7 +104,7 @@ async def _load_session(request: web.Request) -> Admin | None:
     token = request.cookies.get(SESSION_COOKIE)
     if not token or len(token) > 100:
         return None
-    digest = _hash(token)
+    digest = token_hash(token)
     now = utcnow()
     async with reading(request.app) as conn:
         row = (await conn.execute(
@@ -191,7 +186,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     now = utcnow()
     async with writing(request.app) as conn:
         await conn.execute(sa.insert(admin_sessions).values(
-            session_hash=_hash(token), user_id=user.user_id,
+            session_hash=token_hash(token), user_id=user.user_id,
             csrf_token=secrets.token_urlsafe(32), school_id=None, created_at=now,
             last_seen_at=now, expires_at=now + ABSOLUTE_TIMEOUT))
         await conn.execute(sa.delete(admin_sessions).where(admin_sessions.c.expires_at < now))
