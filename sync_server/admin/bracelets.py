@@ -47,13 +47,6 @@ async def _current(conn: AsyncConnection, school_id: str, uid: str) -> Any:
         credentials.c.school_id == school_id, credentials.c.uid == uid))).first()
 
 
-async def _existing(conn: AsyncConnection, school_id: str, uid: str) -> Any:
-    """This school's bracelet, or 404 (another school's UID looks exactly like a missing one)."""
-    row = await _current(conn, school_id, uid)
-    found(row)
-    return row
-
-
 def _path_uid(request: web.Request) -> str:
     try:
         return normalize_uid(request.match_info["uid"])
@@ -88,12 +81,11 @@ async def bracelet_page(request: web.Request) -> web.StreamResponse:
     school = school_of(request)
     uid = _path_uid(request)
     async with reading(request.app) as conn:
-        current = (await conn.execute(
+        current = found((await conn.execute(
             sa.select(credentials, wallets.c.display_name)
             .join(wallets, wallets.c.wallet_id == credentials.c.wallet_id)
             .where(credentials.c.school_id == school.school_id,
-                   credentials.c.uid == uid))).first()
-        found(current)
+                   credentials.c.uid == uid))).first())
         history = (await conn.execute(
             sa.select(credential_events, wallets.c.display_name)
             .outerjoin(wallets, sa.and_(wallets.c.wallet_id == credential_events.c.wallet_id,
@@ -138,7 +130,7 @@ async def block(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     async with writing(request.app) as conn:
         uid = _path_uid(request)
-        before = await _existing(conn, school.school_id, uid)
+        before = found(await _current(conn, school.school_id, uid))
         back = f"/admin/wallets/{before.wallet_id}"
         if before.status == "blocked":
             return redirect(back, "That bracelet was already blocked.", error=True)
@@ -160,7 +152,7 @@ async def replace(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     async with writing(request.app) as conn:
         old = _path_uid(request)
-        before = await _existing(conn, school.school_id, old)
+        before = found(await _current(conn, school.school_id, old))
         back = f"/admin/wallets/{before.wallet_id}"
         try:
             new = _uid(text(form, "new_uid", max_len=40, label="new bracelet UID"))

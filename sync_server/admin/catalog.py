@@ -83,11 +83,9 @@ async def product_update(request: web.Request) -> web.StreamResponse:
     except FormError as exc:
         return redirect("/admin/products", f"Not saved: {exc}.", error=True)
     async with writing(request.app) as conn:
-        row = (await conn.execute(sa.select(products).where(
+        row = found((await conn.execute(sa.select(products).where(
             products.c.school_id == school.school_id,
-            products.c.product_id == product_id))).first()
-        found(row)
-        assert row is not None
+            products.c.product_id == product_id))).first())
         changes = {k: v for k, v in changes.items() if row._mapping[k] != v}
         if not changes:
             raise Refused("/admin/products", "Nothing changed.")
@@ -150,11 +148,9 @@ async def cashier_update(request: web.Request) -> web.StreamResponse:
     except FormError as exc:
         return redirect("/admin/cashiers", f"Not saved: {exc}.", error=True)
     async with writing(request.app) as conn:
-        row = (await conn.execute(sa.select(cashiers.c.name, cashiers.c.active).where(
+        row = found((await conn.execute(sa.select(cashiers.c.name, cashiers.c.active).where(
             cashiers.c.school_id == school.school_id,
-            cashiers.c.cashier_id == cashier_id))).first()
-        found(row)
-        assert row is not None
+            cashiers.c.cashier_id == cashier_id))).first())
         await records.update_cashier(conn, school.school_id, cashier_id, name=name, pin=pin,
                                      active=active)
         before: dict[str, Any] = {}

@@ -106,12 +106,10 @@ async def revoke(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     reason = str(form.get("reason", "")).strip()[:500]
     async with writing(request.app) as conn:
-        before = (await conn.execute(
+        before = found((await conn.execute(
             sa.select(devices.c.status, devices.c.name)
             .where(devices.c.device_id == device_id,
-                   devices.c.school_id == school.school_id))).first()
-        found(before)
-        assert before is not None
+                   devices.c.school_id == school.school_id))).first())
         if before.status == "revoked":
             return redirect("/admin/devices", "That terminal was already revoked.", error=True)
         await records.revoke_device(conn, device_id, school.school_id)

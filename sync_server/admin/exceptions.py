@@ -227,10 +227,8 @@ async def reverse_sale(request: web.Request) -> web.StreamResponse:
     reason = await _note(request, "reason")
     sid = school.school_id
     async with writing(request.app) as conn:
-        sale = (await conn.execute(sa.select(sales.c.wallet_id).where(
-            sales.c.school_id == sid, sales.c.ref == ref))).first()
-        found(sale)
-        assert sale is not None
+        sale = found((await conn.execute(sa.select(sales.c.wallet_id).where(
+            sales.c.school_id == sid, sales.c.ref == ref))).first())
         # Lock the wallet first (the ledger's lock order), then re-read: a terminal void of
         # this sale committing meanwhile is seen here, so the money goes back only once.
         await lock_wallets(conn, sid, [sale.wallet_id])

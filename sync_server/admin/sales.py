@@ -173,10 +173,8 @@ async def sale_detail(request: web.Request) -> web.StreamResponse:
     school = school_of(request)
     ref = request.match_info["ref"]
     async with reading(request.app) as conn:
-        sale = (await conn.execute(sa.select(sales).where(
-            sales.c.school_id == school.school_id, sales.c.ref == ref))).first()
-        found(sale)
-        assert sale is not None
+        sale = found((await conn.execute(sa.select(sales).where(
+            sales.c.school_id == school.school_id, sales.c.ref == ref))).first())
         wallet = (await conn.execute(sa.select(wallets).where(
             wallets.c.school_id == school.school_id,
             wallets.c.wallet_id == sale.wallet_id))).first()

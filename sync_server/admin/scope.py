@@ -9,6 +9,7 @@ the school picked for the session and is sent to the picker until there is one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import sqlalchemy as sa
 from aiohttp import web
@@ -19,6 +20,8 @@ from ..storage.schema import schools
 PLATFORM_ADMIN = "platform_admin"
 SCHOOL_ADMIN = "school_admin"
 SCHOOL_VIEWER = "school_viewer"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +90,9 @@ async def load_school(conn: AsyncConnection, school_id: str) -> School | None:
     return School(row.school_id, row.name, row.currency, row.timezone) if row else None
 
 
-def found(row: object) -> None:
-    """404 for a row that is missing *or belongs to another school* (queries filter by school)."""
+def found(row: T | None) -> T:
+    """The row, or 404 when it is missing *or belongs to another school* (queries filter by
+    school)."""
     if row is None:
         raise web.HTTPNotFound(text="not found in this school")
+    return row

@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.money import format_minor, parse_major
 
@@ -50,11 +51,10 @@ async def wallet_list(request: web.Request) -> web.StreamResponse:
         "qs_next": query_with(request, page=page + 1)})
 
 
-async def _wallet(conn: Any, school: School, wallet_id: str) -> Any:
-    row = (await conn.execute(sa.select(wallets).where(
-        wallets.c.school_id == school.school_id, wallets.c.wallet_id == wallet_id))).first()
-    found(row)
-    return row
+async def _wallet(conn: AsyncConnection, school: School, wallet_id: str) -> sa.Row[Any]:
+    """This school's wallet, or 404."""
+    return found((await conn.execute(sa.select(wallets).where(
+        wallets.c.school_id == school.school_id, wallets.c.wallet_id == wallet_id))).first())
 
 
 @routes.get("/admin/wallets/{wallet_id}")
