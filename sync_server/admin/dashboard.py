@@ -74,8 +74,7 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
     return render(request, "dashboard.html", {
         "today": today, "count": count, "voids": voids, "total": total,
         "hour_chart": hour_chart, "day_chart": day_chart, "terminals": active,
-        "online": sum(1 for t in active if t.online), "exceptions": exceptions,
-        "generated": datetime.now(tz)})
+        "online": sum(1 for t in active if t.online), "exceptions": exceptions})
 
 
 def _quarter_hour(dialect: str) -> sa.ColumnElement[Any]:

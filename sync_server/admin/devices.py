@@ -35,7 +35,6 @@ class DeviceRow:
     device_id: str
     name: str
     status: str
-    enrolled_at: datetime
     last_seen_at: datetime | None
     app_version: str | None
     acked_seq: int
@@ -59,7 +58,7 @@ async def device_rows(conn: AsyncConnection, school_id: str) -> list[DeviceRow]:
                                 .order_by(devices.c.name, devices.c.device_id)):
         missing = await seqs.missing_for(conn, d.device_id, int(d.acked_seq))
         rows.append(DeviceRow(
-            d.device_id, d.name, d.status, d.enrolled_at, d.last_seen_at, d.app_version,
+            d.device_id, d.name, d.status, d.last_seen_at, d.app_version,
             int(d.acked_seq), int(d.max_seq), lags.get(d.device_id), missing,
             d.status == "active" and d.last_seen_at is not None
             and now - d.last_seen_at <= ONLINE_WITHIN))
@@ -76,8 +75,7 @@ async def device_list(request: web.Request) -> web.StreamResponse:
                       enrollment_codes.c.used_at, enrollment_codes.c.device_id)
             .where(enrollment_codes.c.school_id == school.school_id)
             .order_by(enrollment_codes.c.created_at.desc()).limit(20))).all()
-    return render(request, "devices.html", {"devices": rows, "codes": codes, "now": utcnow(),
-                                            "new_code": None})
+    return render(request, "devices.html", {"devices": rows, "codes": codes, "new_code": None})
 
 
 @routes.post("/admin/devices/enrollment-codes")
@@ -94,8 +92,7 @@ async def new_code(request: web.Request) -> web.StreamResponse:
     async with reading(request.app) as conn:
         rows = await device_rows(conn, school.school_id)
     # Shown once, on this response only: the database keeps just its hash.
-    return render(request, "devices.html", {"devices": rows, "codes": [], "now": utcnow(),
-                                            "new_code": code})
+    return render(request, "devices.html", {"devices": rows, "codes": [], "new_code": code})
 
 
 @routes.post("/admin/devices/{device_id}/revoke")

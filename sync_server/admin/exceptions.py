@@ -135,14 +135,11 @@ async def review_sale(request: web.Request) -> web.StreamResponse:
     school, admin = school_of(request), admin_of(request)
     ref, note = request.match_info["ref"], await _note(request)
     async with writing(request.app) as conn:
-        row = (await conn.execute(sa.select(sales.c.reviewed_at, sales.c.flags, sales.c.status)
-                                  .where(sales.c.school_id == school.school_id,
-                                         sales.c.ref == ref))).first()
-        found(row)
-        await conn.execute(sa.update(sales)
-                           .where(sales.c.school_id == school.school_id, sales.c.ref == ref)
-                           .values(reviewed_at=utcnow(), reviewed_by=admin.user_id,
-                                   review_note=note))
+        result = await conn.execute(
+            sa.update(sales)
+            .where(sales.c.school_id == school.school_id, sales.c.ref == ref)
+            .values(reviewed_at=utcnow(), reviewed_by=admin.user_id, review_note=note))
+        found(result.rowcount or None)
         await auditlog.record(conn, request, "sale_reviewed", school_id=school.school_id,
                               target_type="sale", target_id=ref, note=note)
     return redirect("/admin/exceptions", "Sale marked reviewed.")
