@@ -14,11 +14,10 @@ from aiohttp import web
 
 from ..storage.schema import audit_log
 from ..transactions import reading
-from .render import page_number, parse_day, query_with, render
+from .render import page_context, paged, parse_day, render
 from .scope import admin_of, require_admin_role, school_of
 
 routes = web.RouteTableDef()
-PAGE_SIZE = 50
 
 
 @routes.get("/admin/audit")
@@ -43,14 +42,9 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
     if day := parse_day(q.get("to")):
         stmt = stmt.where(audit_log.c.at < datetime.combine(
             datetime.fromisoformat(day).date() + timedelta(days=1), time(), tz))
-    page = page_number(request)
     async with reading(request.app) as conn:
-        rows = (await conn.execute(stmt.order_by(audit_log.c.audit_id.desc())
-                                   .limit(PAGE_SIZE + 1)
-                                   .offset((page - 1) * PAGE_SIZE))).all()
+        rows = (await conn.execute(paged(stmt.order_by(audit_log.c.audit_id.desc()),
+                                         request))).all()
         actions = (await conn.execute(sa.select(audit_log.c.action).where(scope).distinct()
                                       .order_by(audit_log.c.action))).scalars().all()
-    return render(request, "audit.html", {
-        "rows": rows[:PAGE_SIZE], "has_more": len(rows) > PAGE_SIZE, "page": page,
-        "actions": actions, "qs_prev": query_with(request, page=page - 1),
-        "qs_next": query_with(request, page=page + 1)})
+    return render(request, "audit.html", {**page_context(request, rows), "actions": actions})

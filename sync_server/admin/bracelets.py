@@ -21,11 +21,10 @@ from .. import records
 from ..storage.schema import credential_events, credentials, wallets
 from ..transactions import reading, writing
 from . import auditlog
-from .render import FormError, Refused, page_number, query_with, redirect, render, text
+from .render import FormError, Refused, page_context, paged, redirect, render, text
 from .scope import admin_of, found, require_write, school_of
 
 routes = web.RouteTableDef()
-PAGE_SIZE = 50
 
 
 def _uid(raw: str) -> str:
@@ -57,7 +56,6 @@ def _path_uid(request: web.Request) -> str:
 @routes.get("/admin/bracelets")
 async def bracelet_list(request: web.Request) -> web.StreamResponse:
     school = school_of(request)
-    page = page_number(request)
     stmt = (sa.select(credentials, wallets.c.display_name)
             .join(wallets, sa.and_(wallets.c.wallet_id == credentials.c.wallet_id,
                                    wallets.c.school_id == school.school_id))
@@ -67,13 +65,9 @@ async def bracelet_list(request: web.Request) -> web.StreamResponse:
     if request.query.get("status") in ("active", "blocked"):
         stmt = stmt.where(credentials.c.status == request.query["status"])
     async with reading(request.app) as conn:
-        rows = (await conn.execute(stmt.order_by(credentials.c.assigned_at.desc())
-                                   .limit(PAGE_SIZE + 1)
-                                   .offset((page - 1) * PAGE_SIZE))).all()
-    return render(request, "bracelets.html", {
-        "rows": rows[:PAGE_SIZE], "has_more": len(rows) > PAGE_SIZE, "page": page,
-        "qs_prev": query_with(request, page=page - 1),
-        "qs_next": query_with(request, page=page + 1)})
+        rows = (await conn.execute(paged(stmt.order_by(credentials.c.assigned_at.desc()),
+                                         request))).all()
+    return render(request, "bracelets.html", page_context(request, rows))
 
 
 @routes.get("/admin/bracelets/{uid}")

@@ -7,11 +7,10 @@ from aiohttp import web
 
 from ..storage.schema import payment_events
 from ..transactions import reading
-from .render import page_number, query_with, render
+from .render import page_context, paged, render
 from .scope import admin_of, school_of
 
 routes = web.RouteTableDef()
-PAGE_SIZE = 50
 
 
 @routes.get("/admin/payments")
@@ -20,13 +19,8 @@ async def payment_list(request: web.Request) -> web.StreamResponse:
     scope = payment_events.c.school_id == school.school_id
     if admin.is_platform and request.query.get("unassigned") == "1":
         scope = payment_events.c.school_id.is_(None)  # unknown wallets: no school to show under
-    page = page_number(request)
     async with reading(request.app) as conn:
-        rows = (await conn.execute(
+        rows = (await conn.execute(paged(
             sa.select(payment_events).where(scope)
-            .order_by(payment_events.c.received_at.desc())
-            .limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE))).all()
-    return render(request, "payments.html", {
-        "rows": rows[:PAGE_SIZE], "has_more": len(rows) > PAGE_SIZE, "page": page,
-        "qs_prev": query_with(request, page=page - 1),
-        "qs_next": query_with(request, page=page + 1)})
+            .order_by(payment_events.c.received_at.desc()), request))).all()
+    return render(request, "payments.html", page_context(request, rows))

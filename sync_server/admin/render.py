@@ -6,17 +6,22 @@ repeats an action; the outcome travels in a short-lived HttpOnly cookie, not in 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urlencode
 
 import aiohttp_jinja2
+import sqlalchemy as sa
 from aiohttp import web
 from multidict import MultiDictProxy
 
 from .scope import admin_key, school_key
 
 FLASH_COOKIE = "pos_flash"
+PAGE_SIZE = 50  # rows per page of every paged list
+
+T = TypeVar("T")
 
 
 class FormError(ValueError):
@@ -78,6 +83,26 @@ def page_number(request: web.Request) -> int:
         return max(1, min(int(request.query.get("page", "1")), 100_000))
     except ValueError:
         return 1
+
+
+def page_window(request: web.Request) -> tuple[int, int]:
+    """``(limit, offset)`` for the page asked for: one row more than is shown, which tells
+    whether there is a next page."""
+    return PAGE_SIZE + 1, (page_number(request) - 1) * PAGE_SIZE
+
+
+def paged(stmt: sa.Select[Any], request: web.Request) -> sa.Select[Any]:
+    limit, offset = page_window(request)
+    return stmt.limit(limit).offset(offset)
+
+
+def page_context(request: web.Request, fetched: Sequence[T]) -> dict[str, Any]:
+    """What the ``pager`` macro needs, plus the page's ``rows``, from the rows fetched through
+    :func:`page_window` (or :func:`paged`)."""
+    page = page_number(request)
+    return {"rows": fetched[:PAGE_SIZE], "has_more": len(fetched) > PAGE_SIZE, "page": page,
+            "qs_prev": query_with(request, page=page - 1),
+            "qs_next": query_with(request, page=page + 1)}
 
 
 def query_with(request: web.Request, **changes: Any) -> str:

@@ -25,11 +25,10 @@ from ..storage.schema import (
 )
 from ..transactions import reading
 from .ledgerview import sale_entries
-from .render import page_number, parse_day, query_with, render
+from .render import page_context, paged, parse_day, query_with, render
 from .scope import School, found, school_of
 
 routes = web.RouteTableDef()
-PAGE_SIZE = 50
 EXPORT_LIMIT = 200_000
 STATUSES = ("applied", "rejected", "voided", "reversed")
 FLAGS = ("overdraft", "credential_blocked", "credential_mismatch", "wallet_frozen",
@@ -109,19 +108,15 @@ async def _choices(conn: Any, school_id: str) -> dict[str, Any]:
 @routes.get("/admin/sales")
 async def sale_list(request: web.Request) -> web.StreamResponse:
     school = school_of(request)
-    page = page_number(request)
     stmt = listing(school.school_id, request.query)
     async with reading(request.app) as conn:
-        rows = (await conn.execute(stmt.limit(PAGE_SIZE + 1)
-                                   .offset((page - 1) * PAGE_SIZE))).all()
+        rows = (await conn.execute(paged(stmt, request))).all()
         total = (await conn.execute(sa.select(sa.func.count())
                                     .select_from(stmt.order_by(None).subquery()))).scalar_one()
         choices = await _choices(conn, school.school_id)
     return render(request, "sales.html", {
-        "rows": rows[:PAGE_SIZE], "has_more": len(rows) > PAGE_SIZE, "page": page,
-        "total": total, "qs_prev": query_with(request, page=page - 1),
-        "qs_next": query_with(request, page=page + 1), "qs_export": query_with(request, page=None),
-        **choices})
+        **page_context(request, rows), "total": total,
+        "qs_export": query_with(request, page=None), **choices})
 
 
 @routes.get("/admin/sales.csv")

@@ -23,18 +23,16 @@ from ..storage.schema import credentials, sales, wallets
 from ..transactions import reading, writing
 from . import auditlog
 from .ledgerview import wallet_history
-from .render import FormError, page_number, query_with, redirect, render, text
+from .render import FormError, page_context, page_window, paged, redirect, render, text
 from .scope import School, admin_of, found, require_write, school_of
 
 routes = web.RouteTableDef()
-PAGE_SIZE = 50
 MAX_AMOUNT = 10**9  # minor units; a typo guard, far above any real top-up
 
 
 @routes.get("/admin/wallets")
 async def wallet_list(request: web.Request) -> web.StreamResponse:
     school = school_of(request)
-    page = page_number(request)
     stmt = sa.select(wallets).where(wallets.c.school_id == school.school_id)
     if search := request.query.get("q", "").strip()[:100].lower():
         stmt = stmt.where(sa.or_(sa.func.lower(wallets.c.display_name).like(f"%{search}%"),
@@ -43,12 +41,8 @@ async def wallet_list(request: web.Request) -> web.StreamResponse:
         stmt = stmt.where(wallets.c.status == request.query["status"])
     async with reading(request.app) as conn:
         rows = (await conn.execute(
-            stmt.order_by(wallets.c.display_name, wallets.c.wallet_id)
-            .limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE))).all()
-    return render(request, "wallets.html", {
-        "rows": rows[:PAGE_SIZE], "has_more": len(rows) > PAGE_SIZE, "page": page,
-        "qs_prev": query_with(request, page=page - 1),
-        "qs_next": query_with(request, page=page + 1)})
+            paged(stmt.order_by(wallets.c.display_name, wallets.c.wallet_id), request))).all()
+    return render(request, "wallets.html", page_context(request, rows))
 
 
 async def _wallet(conn: AsyncConnection, school: School, wallet_id: str) -> sa.Row[Any]:
@@ -61,12 +55,11 @@ async def _wallet(conn: AsyncConnection, school: School, wallet_id: str) -> sa.R
 async def wallet_page(request: web.Request) -> web.StreamResponse:
     school = school_of(request)
     wallet_id = request.match_info["wallet_id"]
-    page = page_number(request)
+    limit, offset = page_window(request)
     async with reading(request.app) as conn:
         wallet = await _wallet(conn, school, wallet_id)
         entries, newer = await wallet_history(conn, school.school_id, wallet_id,
-                                              limit=PAGE_SIZE + 1,
-                                              offset=(page - 1) * PAGE_SIZE)
+                                              limit=limit, offset=offset)
         bracelets = (await conn.execute(
             sa.select(credentials).where(credentials.c.school_id == school.school_id,
                                          credentials.c.wallet_id == wallet_id)
@@ -76,16 +69,15 @@ async def wallet_page(request: web.Request) -> web.StreamResponse:
                       sales.c.kind, sales.c.flags)
             .where(sales.c.school_id == school.school_id, sales.c.wallet_id == wallet_id)
             .order_by(sales.c.received_at.desc()).limit(10))).all()
+    paging = page_context(request, entries)
     running = int(wallet.balance) - newer
     history = []
-    for e in entries[:PAGE_SIZE]:
+    for e in paging.pop("rows"):
         history.append((e, running))
         running -= int(e.amount)
     return render(request, "wallet.html", {
         "wallet": wallet, "history": history, "bracelets": bracelets, "recent": recent,
-        "page": page, "has_more": len(entries) > PAGE_SIZE,
-        "qs_prev": query_with(request, page=page - 1),
-        "qs_next": query_with(request, page=page + 1)})
+        **paging})
 
 
 def _money(form: Any, school: School) -> int:
