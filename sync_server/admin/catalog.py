@@ -11,13 +11,13 @@ from typing import Any
 import sqlalchemy as sa
 from aiohttp import web
 
-from shared.money import format_minor, parse_major
+from shared.money import format_minor
 
 from .. import records
 from ..storage.schema import cashiers, products
 from ..transactions import reading, writing
 from . import auditlog
-from .render import FormError, Refused, redirect, render, text
+from .render import FormError, Refused, money, redirect, render, text
 from .scope import School, found, require_write, school_of
 
 routes = web.RouteTableDef()
@@ -25,13 +25,8 @@ MAX_PRICE = 10**8
 
 
 def _price(form: Any, school: School) -> int:
-    try:
-        price = parse_major(text(form, "price", max_len=20), school.currency)
-    except ValueError as exc:
-        raise FormError(str(exc)) from None
-    if price < 0 or price > MAX_PRICE:
-        raise FormError("the price must be zero or more")
-    return price
+    return money(form, "price", school.currency, max_len=20, maximum=MAX_PRICE,
+                 error="the price must be zero or more")
 
 
 @routes.get("/admin/products")

@@ -16,10 +16,13 @@ import sqlalchemy as sa
 from aiohttp import web
 from multidict import MultiDictProxy
 
+from shared.money import parse_major
+
 from .scope import admin_key, school_key
 
 FLASH_COOKIE = "pos_flash"
 PAGE_SIZE = 50  # rows per page of every paged list
+MAX_AMOUNT = 10**9  # minor units; a typo guard, far above any real top-up or setting
 
 T = TypeVar("T")
 
@@ -76,6 +79,25 @@ def text(form: MultiDictProxy[Any], name: str, *, max_len: int = 200,
     if len(value) > max_len:
         raise FormError(f"{label} is longer than {max_len} characters")
     return value
+
+
+def money(form: MultiDictProxy[Any], name: str, currency: str, *, max_len: int,
+          error: str, maximum: int = MAX_AMOUNT, signed: bool = False,
+          prefixed: bool = False) -> int:
+    """A required amount typed in major units, in minor units (parsed exactly).
+
+    In range means zero up to ``maximum``, or with ``signed`` non-zero of either sign and at
+    most ``maximum`` in size; out of range is a :class:`FormError` saying ``error``. A missing
+    or unparsable value is a FormError with the reader's own message, after the field's label
+    when ``prefixed``.
+    """
+    try:
+        amount = parse_major(text(form, name, max_len=max_len), currency)
+    except ValueError as exc:  # text()'s FormError too
+        raise FormError(f"{name.replace('_', ' ')}: {exc}" if prefixed else str(exc)) from None
+    if (amount == 0 or abs(amount) > maximum) if signed else not 0 <= amount <= maximum:
+        raise FormError(error)
+    return amount
 
 
 def page_number(request: web.Request) -> int:

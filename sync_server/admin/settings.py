@@ -12,18 +12,17 @@ from typing import Any
 import sqlalchemy as sa
 from aiohttp import web
 
-from shared.money import format_minor, parse_major
+from shared.money import format_minor
 
 from .. import records
 from ..storage.schema import schools
 from ..transactions import reading, writing
 from . import auditlog
-from .render import FormError, Refused, redirect, render, text
+from .render import FormError, Refused, money, redirect, render, text
 from .scope import School, require_write, school_of
 
 routes = web.RouteTableDef()
 MONEY_FIELDS = ("offline_max_sale", "offline_max_unsynced_total", "overdraft_limit")
-MAX_AMOUNT = 10**9
 MAX_OFFLINE_HOURS = 24 * 30
 
 
@@ -38,13 +37,8 @@ async def _current(conn: Any, school_id: str) -> dict[str, int]:
 def _parse(form: Any, school: School) -> dict[str, int]:
     values: dict[str, int] = {}
     for name in MONEY_FIELDS:
-        try:
-            amount = parse_major(text(form, name, max_len=20), school.currency)
-        except ValueError as exc:
-            raise FormError(f"{name.replace('_', ' ')}: {exc}") from None
-        if not 0 <= amount <= MAX_AMOUNT:
-            raise FormError(f"{name.replace('_', ' ')} must be zero or more")
-        values[name] = amount
+        values[name] = money(form, name, school.currency, max_len=20, prefixed=True,
+                             error=f"{name.replace('_', ' ')} must be zero or more")
     raw_hours = text(form, "offline_max_hours", max_len=5)
     if not raw_hours.isdigit() or not 1 <= int(raw_hours) <= MAX_OFFLINE_HOURS:
         raise FormError(f"offline hours must be a whole number from 1 to {MAX_OFFLINE_HOURS}")

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.money import format_minor, parse_major
+from shared.money import format_minor
 
 from .. import records
 from ..ledger.accounts import ADJUSTMENTS, TOPUP_CLEARING
@@ -23,11 +23,20 @@ from ..storage.schema import credentials, sales, wallets
 from ..transactions import reading, writing
 from . import auditlog
 from .ledgerview import wallet_history
-from .render import FormError, page_context, page_window, paged, redirect, render, text
+from .render import (
+    MAX_AMOUNT,
+    FormError,
+    money,
+    page_context,
+    page_window,
+    paged,
+    redirect,
+    render,
+    text,
+)
 from .scope import School, admin_of, found, require_write, school_of
 
 routes = web.RouteTableDef()
-MAX_AMOUNT = 10**9  # minor units; a typo guard, far above any real top-up
 
 
 @routes.get("/admin/wallets")
@@ -80,18 +89,6 @@ async def wallet_page(request: web.Request) -> web.StreamResponse:
         **paging})
 
 
-def _money(form: Any, school: School) -> int:
-    raw = text(form, "amount", max_len=30)
-    try:
-        amount = parse_major(raw, school.currency)
-    except ValueError as exc:
-        raise FormError(str(exc)) from None
-    if amount == 0 or abs(amount) > MAX_AMOUNT:
-        raise FormError("the amount must be non-zero and below "
-                        f"{format_minor(MAX_AMOUNT, school.currency)}")
-    return amount
-
-
 @routes.post("/admin/wallets/{wallet_id}/money")
 async def wallet_money(request: web.Request) -> web.StreamResponse:
     require_write(request)
@@ -105,7 +102,9 @@ async def wallet_money(request: web.Request) -> web.StreamResponse:
             kind = form.get("kind")
             if kind not in ("topup", "adjustment"):
                 raise FormError("choose top-up or adjustment")
-            amount = _money(form, school)
+            amount = money(form, "amount", school.currency, max_len=30, signed=True,
+                           error="the amount must be non-zero and below "
+                                 f"{format_minor(MAX_AMOUNT, school.currency)}")
             if kind == "topup" and amount < 0:
                 raise FormError("a top-up adds money; use an adjustment to take money off")
             reason = text(form, "reason", max_len=400)
@@ -136,21 +135,17 @@ async def wallet_settings(request: web.Request) -> web.StreamResponse:
     changes: dict[str, Any] = {}
     try:
         if "daily_limit" in form:
-            raw = text(form, "daily_limit", max_len=30, required=False)
-            if raw:
-                limit = parse_major(raw, school.currency)
-                if limit < 0 or limit > MAX_AMOUNT:
-                    raise FormError("the daily limit must be zero or more")
-                changes["daily_limit"] = limit
-            else:
-                changes["daily_limit"] = None
+            given = text(form, "daily_limit", max_len=30, required=False)
+            changes["daily_limit"] = money(
+                form, "daily_limit", school.currency, max_len=30,
+                error="the daily limit must be zero or more") if given else None
         if "status" in form:
             if form["status"] not in ("active", "frozen", "closed"):
                 raise FormError("status must be active, frozen or closed")
             changes["status"] = form["status"]
         if "display_name" in form:
             changes["display_name"] = text(form, "display_name", label="name")
-    except (FormError, ValueError) as exc:
+    except FormError as exc:
         return redirect(back, str(exc), error=True)
     if not changes:
         return redirect(back, "Nothing to change.", error=True)
