@@ -49,6 +49,17 @@ class RecordError(ValueError):
     """A change that would break a rule (e.g. an active bracelet on two wallets)."""
 
 
+async def _update_one(conn: AsyncConnection, school_id: str, table: sa.Table,
+                      key: sa.ColumnElement[bool], what: str, values: dict[str, Any]) -> None:
+    """Bump the school's version and stamp it on the one row of this school that ``key``
+    picks, with ``values``; RecordError when there is no such row."""
+    version = await versions.bump(conn, school_id)
+    result = await conn.execute(sa.update(table).where(table.c.school_id == school_id, key)
+                                .values(**values, version=version))
+    if result.rowcount != 1:
+        raise RecordError(f"no such {what} in this school")
+
+
 async def create_school(conn: AsyncConnection, name: str, currency: str = "SAR",
                         timezone: str = "Asia/Riyadh", **settings: int) -> str:
     school_id = new_id("sch")
@@ -97,13 +108,8 @@ async def update_wallet(conn: AsyncConnection, school_id: str, wallet_id: str,
     # Wallet before school: the lock order every sales batch uses (no deadlock between them).
     if not await lock_wallets(conn, school_id, [wallet_id]):
         raise RecordError("no such wallet in this school")
-    version = await versions.bump(conn, school_id)
-    result = await conn.execute(
-        sa.update(wallets)
-        .where(wallets.c.school_id == school_id, wallets.c.wallet_id == wallet_id)
-        .values(**changes, version=version, updated_at=utcnow()))
-    if result.rowcount != 1:
-        raise RecordError("no such wallet in this school")
+    await _update_one(conn, school_id, wallets, wallets.c.wallet_id == wallet_id, "wallet",
+                      {**changes, "updated_at": utcnow()})
 
 
 def _uid(raw: str) -> str:
@@ -140,13 +146,8 @@ async def assign_credential(conn: AsyncConnection, school_id: str, wallet_id: st
 
 async def block_credential(conn: AsyncConnection, school_id: str, uid: str,
                            at: datetime | None = None) -> None:
-    version = await versions.bump(conn, school_id)
-    result = await conn.execute(
-        sa.update(credentials)
-        .where(credentials.c.school_id == school_id, credentials.c.uid == _uid(uid))
-        .values(status="blocked", blocked_at=at or utcnow(), version=version))
-    if result.rowcount != 1:
-        raise RecordError("no such bracelet in this school")
+    await _update_one(conn, school_id, credentials, credentials.c.uid == _uid(uid), "bracelet",
+                      {"status": "blocked", "blocked_at": at or utcnow()})
 
 
 async def create_product(conn: AsyncConnection, school_id: str, name: str, price: int,
@@ -173,13 +174,8 @@ async def update_product(conn: AsyncConnection, school_id: str, product_id: str,
         raise RecordError(f"cannot change {', '.join(sorted(set(changes) - allowed))}")
     if "price" in changes and int(changes["price"]) < 0:
         raise RecordError("price cannot be negative")
-    version = await versions.bump(conn, school_id)
-    result = await conn.execute(
-        sa.update(products)
-        .where(products.c.school_id == school_id, products.c.product_id == product_id)
-        .values(**changes, version=version))
-    if result.rowcount != 1:
-        raise RecordError("no such product in this school")
+    await _update_one(conn, school_id, products, products.c.product_id == product_id,
+                      "product", changes)
     if "price" in changes:
         await conn.execute(sa.insert(product_prices).values(
             product_id=product_id, school_id=school_id, price=changes["price"],
@@ -209,13 +205,8 @@ async def update_cashier(conn: AsyncConnection, school_id: str, cashier_id: str,
         changes["active"] = active
     if not changes:
         return
-    version = await versions.bump(conn, school_id)
-    result = await conn.execute(
-        sa.update(cashiers)
-        .where(cashiers.c.school_id == school_id, cashiers.c.cashier_id == cashier_id)
-        .values(**changes, version=version))
-    if result.rowcount != 1:
-        raise RecordError("no such cashier in this school")
+    await _update_one(conn, school_id, cashiers, cashiers.c.cashier_id == cashier_id,
+                      "cashier", changes)
 
 
 def _check_pin(pin: str) -> None:
