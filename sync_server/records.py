@@ -112,7 +112,8 @@ async def update_wallet(conn: AsyncConnection, school_id: str, wallet_id: str,
                       {**changes, "updated_at": utcnow()})
 
 
-def _uid(raw: str) -> str:
+def parse_uid(raw: str) -> str:
+    """A bracelet UID as stored (``normalize_uid``), or RecordError saying what is wrong."""
     try:
         return normalize_uid(raw)
     except ValueError as exc:
@@ -122,7 +123,7 @@ def _uid(raw: str) -> str:
 async def assign_credential(conn: AsyncConnection, school_id: str, wallet_id: str,
                             uid: str) -> str:
     """Give a bracelet to a wallet. An active bracelet belongs to at most one wallet."""
-    uid = _uid(uid)
+    uid = parse_uid(uid)
     found = (await conn.execute(
         sa.select(wallets.c.wallet_id).where(wallets.c.school_id == school_id,
                                              wallets.c.wallet_id == wallet_id))).first()
@@ -146,8 +147,8 @@ async def assign_credential(conn: AsyncConnection, school_id: str, wallet_id: st
 
 async def block_credential(conn: AsyncConnection, school_id: str, uid: str,
                            at: datetime | None = None) -> None:
-    await _update_one(conn, school_id, credentials, credentials.c.uid == _uid(uid), "bracelet",
-                      {"status": "blocked", "blocked_at": at or utcnow()})
+    await _update_one(conn, school_id, credentials, credentials.c.uid == parse_uid(uid),
+                      "bracelet", {"status": "blocked", "blocked_at": at or utcnow()})
 
 
 async def create_product(conn: AsyncConnection, school_id: str, name: str, price: int,
@@ -183,7 +184,7 @@ async def update_product(conn: AsyncConnection, school_id: str, product_id: str,
 
 
 async def create_cashier(conn: AsyncConnection, school_id: str, name: str, pin: str) -> str:
-    _check_pin(pin)
+    check_pin(pin)
     cashier_id = new_id("csh")
     version = await versions.bump(conn, school_id)
     await conn.execute(sa.insert(cashiers).values(
@@ -199,7 +200,7 @@ async def update_cashier(conn: AsyncConnection, school_id: str, cashier_id: str,
     if name is not None:
         changes["name"] = name
     if pin is not None:
-        _check_pin(pin)
+        check_pin(pin)
         changes["pin_hash"] = hash_password(pin)
     if active is not None:
         changes["active"] = active
@@ -209,7 +210,7 @@ async def update_cashier(conn: AsyncConnection, school_id: str, cashier_id: str,
                       "cashier", changes)
 
 
-def _check_pin(pin: str) -> None:
+def check_pin(pin: str) -> None:
     if not (pin.isdigit() and 4 <= len(pin) <= 8):
         raise RecordError("a PIN is 4 to 8 digits")
 

@@ -27,13 +27,6 @@ from .scope import admin_of, found, require_write, school_of
 routes = web.RouteTableDef()
 
 
-def _uid(raw: str) -> str:
-    try:
-        return normalize_uid(raw)
-    except ValueError as exc:
-        raise FormError(str(exc)) from None
-
-
 async def _event(conn: AsyncConnection, request: web.Request, school_id: str, uid: str,
                  wallet_id: str | None, action: str, other: str | None = None) -> None:
     await conn.execute(sa.insert(credential_events).values(
@@ -102,7 +95,7 @@ async def assign(request: web.Request) -> web.StreamResponse:
             wallets.c.school_id == school.school_id,
             wallets.c.wallet_id == wallet_id))).first())
         try:
-            uid = _uid(text(form, "uid", max_len=40, label="bracelet UID"))
+            uid = records.parse_uid(text(form, "uid", max_len=40, label="bracelet UID"))
             before = await _current(conn, school.school_id, uid)
             await records.assign_credential(conn, school.school_id, wallet_id, uid)
         except (FormError, records.RecordError) as exc:
@@ -149,7 +142,7 @@ async def replace(request: web.Request) -> web.StreamResponse:
         before = found(await _current(conn, school.school_id, old))
         back = f"/admin/wallets/{before.wallet_id}"
         try:
-            new = _uid(text(form, "new_uid", max_len=40, label="new bracelet UID"))
+            new = records.parse_uid(text(form, "new_uid", max_len=40, label="new bracelet UID"))
             if new == old:
                 raise FormError("the new bracelet must differ from the old one")
             if before.status == "active":

@@ -108,8 +108,10 @@ async def cashier_list(request: web.Request) -> web.StreamResponse:
 
 def _pin(form: Any) -> str:
     pin = text(form, "pin", max_len=8, label="PIN")
-    if not (pin.isdigit() and 4 <= len(pin) <= 8):
-        raise FormError("a PIN is 4 to 8 digits")
+    try:
+        records.check_pin(pin)
+    except records.RecordError as exc:
+        raise FormError(str(exc)) from None
     return pin
 
 
