@@ -129,7 +129,9 @@ async def test_reversed_sale_no_longer_counts_against_the_daily_limit(
     lunch = sale(school, 1, wallet=3, items=(5,))
     second = sale(school, 2, wallet=3, items=(5,))
     out = await push(client, token, [lunch, second])
-    assert [r["flags"] for r in out["results"]] == [[], ["daily_limit_exceeded"]]
+    assert out["results"][0]["flags"] == []
+    # (plus "overdraft" when the demo's random balance is under the two lunches)
+    assert "daily_limit_exceeded" in out["results"][1]["flags"]
     admin = await as_role(client, demo, "admin")
     for ref in (lunch["ref"], second["ref"]):
         resp = await admin.post(f"/admin/sales/{ref}/reverse", {"reason": "charged by mistake"})
