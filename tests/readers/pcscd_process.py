@@ -14,9 +14,9 @@ class Pcscd:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, attempts: int = 2) -> None:
-        """Start pcscd and wait for vpcd's reader; one retry, because in one CI run out of
-        three the reader never appeared (pcscd up, vpcd's fixed port apparently not ready
-        yet). A second failure raises with what pcscd said."""
+        """Start pcscd and wait for vpcd's reader; one retry. A second failure raises with
+        what pcscd said (vpcd's port taken by another socket shows as "Address already in
+        use": see ``_reserve_vpcd_port`` in conftest.py)."""
         for attempt in range(1, attempts + 1):
             if self._start_once():
                 return
