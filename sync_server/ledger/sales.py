@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shared.clock import utcnow
 from shared.protocol import Sale
 
-from ..storage.bulk import RowShape, insert_shape
+from ..storage.bulk import RowShape, chunks, insert_shape
 from ..storage.schema import (
     Timestamp,
     cashiers,
@@ -53,7 +53,7 @@ from ..storage.schema import (
     wallets,
 )
 from ..storage.schema import postings as postings_table
-from . import postings, seqs, versions
+from . import postings, seqs, spend, versions
 from .accounts import REVENUE, system_account
 from .judge import (
     BatchContext,
@@ -72,7 +72,6 @@ from .postings import lock_wallets
 
 log = logging.getLogger(__name__)
 RETRIES = 5
-CHUNK = 900  # stays under every driver's bound-parameter limit
 
 # A sales row is what the sale says plus what judging decided; the first part is encoded
 # before the write lock, the second under it.
@@ -168,7 +167,7 @@ async def _read_recorded(engine: AsyncEngine, school_id: str, device_id: str,
         refs = {sale.ref for sale in batch}
         stored = await _stored(conn, school_id, refs)
         conflicts: dict[tuple[str, str], None] = {}
-        for chunk in _chunks(set(stored)):
+        for chunk in chunks(set(stored)):
             rows = await conn.execute(
                 sa.select(sale_conflicts.c.ref, sale_conflicts.c.content_hash)
                 .where(sale_conflicts.c.school_id == school_id, sale_conflicts.c.ref.in_(chunk)))
@@ -179,7 +178,7 @@ async def _read_recorded(engine: AsyncEngine, school_id: str, device_id: str,
 
 async def _stored(conn: AsyncConnection, school_id: str, refs: set[str]) -> dict[str, StoredSale]:
     stored: dict[str, StoredSale] = {}
-    for chunk in _chunks(refs):
+    for chunk in chunks(refs):
         rows = await conn.execute(sa.select(
             sales.c.ref, sales.c.kind, sales.c.status, sales.c.code, sales.c.detail,
             sales.c.flags, sales.c.balance_after, sales.c.content_hash, sales.c.wallet_id,
@@ -280,7 +279,7 @@ async def _load_context(conn: AsyncConnection, school_id: str, batch: list[Prepa
 
     uids = {p.sale.credential_uid for p in batch if p.sale.credential_uid}
     creds: dict[str, CredentialState] = {}
-    for chunk in _chunks(uids):
+    for chunk in chunks(uids):
         rows = await conn.execute(
             sa.select(credentials.c.uid, credentials.c.wallet_id, credentials.c.status,
                       credentials.c.blocked_at)
@@ -302,7 +301,7 @@ async def _load_context(conn: AsyncConnection, school_id: str, batch: list[Prepa
         foreign_wallets=foreign, credentials=creds, cashiers=cashier_ids,
         prices=await _prices(conn, school_id, batch), stored=stored,
         conflicts=dict(recorded.conflicts), seqs=dict(recorded.seqs),
-        day_spend=await _day_spend(conn, school_id, days),
+        day_spend=await spend.day_spend(conn, school_id, days),
     )
     return ctx, str(school.timezone)
 
@@ -314,7 +313,7 @@ async def _prices(conn: AsyncConnection, school_id: str,
     known = set(await _column_in(conn, products.c.product_id, products.c.product_id,
                                  product_ids, products.c.school_id == school_id))
     prices: dict[str, list[tuple[float, int]]] = {p: [] for p in known}
-    for chunk in _chunks(known):
+    for chunk in chunks(known):
         rows = await conn.execute(
             sa.select(product_prices.c.product_id, product_prices.c.valid_from,
                       product_prices.c.price)
@@ -339,30 +338,12 @@ async def _seq_owners(conn: AsyncConnection, device_id: str, wanted: set[int]) -
             sa.select(device_seqs.c.seq, device_seqs.c.ref)
             .where(device_seqs.c.device_id == device_id, device_seqs.c.seq.between(low, high)))
         return {int(r.seq): r.ref for r in rows if int(r.seq) in wanted}
-    for chunk in _chunks(wanted):
+    for chunk in chunks(wanted):
         rows = await conn.execute(
             sa.select(device_seqs.c.seq, device_seqs.c.ref)
             .where(device_seqs.c.device_id == device_id, device_seqs.c.seq.in_(chunk)))
         owners.update({int(r.seq): r.ref for r in rows})
     return owners
-
-
-async def _day_spend(conn: AsyncConnection, school_id: str,
-                     keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    """What each (wallet, school day) has spent: its applied sales that are not voided or
-    reversed. Summed from ``sales`` through the (school, wallet, day) index, and only for
-    wallets with a daily limit, so pushes write no running totals at all."""
-    spend: dict[tuple[str, str], int] = {}
-    for chunk in _chunks({w for w, _ in keys}):
-        rows = await conn.execute(
-            sa.select(sales.c.wallet_id, sales.c.business_day, sa.func.sum(sales.c.total))
-            .where(sales.c.school_id == school_id, sales.c.wallet_id.in_(chunk),
-                   sales.c.business_day.in_(sorted({d for _, d in keys})),
-                   sales.c.kind == "sale", sales.c.status == "applied",
-                   sales.c.voided_by.is_(None))
-            .group_by(sales.c.wallet_id, sales.c.business_day))
-        spend.update({(r[0], r[1]): int(r[2]) for r in rows})
-    return spend
 
 
 async def _write(conn: AsyncConnection, school_id: str, device_id: str, work: _Batch,
@@ -428,13 +409,8 @@ def _outcome_encoder(dialect: sa.Dialect) -> Callable[[NewSale, str | None], tup
 async def _column_in(conn: AsyncConnection, out: sa.Column[str], key: sa.Column[str],
                      values: Iterable[str], *where: sa.ColumnElement[bool]) -> list[str]:
     found: list[str] = []
-    for chunk in _chunks(set(values)):
+    for chunk in chunks(set(values)):
         rows = await conn.execute(sa.select(out).where(key.in_(chunk), *where))
         found.extend(r[0] for r in rows)
     return found
 
-
-def _chunks(values: Iterable[Any]) -> Iterable[list[Any]]:
-    items = sorted(values)
-    for i in range(0, len(items), CHUNK):
-        yield items[i:i + CHUNK]

@@ -10,7 +10,7 @@ before it queues for the write lock.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from operator import itemgetter
@@ -84,3 +84,13 @@ def _shape(stmt: UpdateBase, names: tuple[str, ...],
     reorder = None if order == names else itemgetter(*(names.index(n) for n in order))
     return RowShape(compiled.string, names,
                     tuple(types[n]._cached_bind_processor(dialect) for n in names), reorder)
+
+
+CHUNK = 900  # stays under every driver's bound-parameter limit
+
+
+def chunks(values: Iterable[Any]) -> Iterator[list[Any]]:
+    """Sorted, in lists small enough for one ``IN (...)`` on every driver."""
+    items = sorted(values)
+    for i in range(0, len(items), CHUNK):
+        yield items[i:i + CHUNK]
