@@ -161,7 +161,7 @@ def _rows(setup: dict[str, Any], device_id: str, batch: list[dict[str, Any]], no
         pid = new_id("pst")
         sales.append((setup["school_id"], s["ref"], device_id, s["seq"], "sale", None, now, now,
                       s["cashier_id"], s["wallet_id"], None, json.dumps(s["lines"]), s["total"],
-                      True, "applied", None, None, "[]", 0, "h" * 64, pid, None, "2026-11-22"))
+                      True, "applied", None, None, "[]", 0, "h" * 64, pid, "2026-11-22"))
         seqs.append((device_id, s["seq"], setup["school_id"], s["ref"]))
         posts.append((pid, setup["school_id"], "sale", s["wallet_id"], revenue, s["total"],
                       s["ref"], now, now))
@@ -174,7 +174,7 @@ POSTING_SQL = ("INSERT INTO postings (posting_id, school_id, kind, from_account,
                "{}, {})")
 SALES_COLS = ("school_id, ref, device_id, seq, kind, voids_ref, created_at, received_at, "
               "cashier_id, wallet_id, credential_uid, lines, total, offline, status, code, "
-              "detail, flags, balance_after, content_hash, txn_id, voided_by, business_day")
+              "detail, flags, balance_after, content_hash, txn_id, business_day")
 
 
 async def baseline_run(db_url: str, setup: dict[str, Any], batches: int) -> float:
@@ -184,7 +184,7 @@ async def baseline_run(db_url: str, setup: dict[str, Any], batches: int) -> floa
     fake = Device("", setup)
     fake.seq = 10_000_000
     work = [_rows(setup, device_id, fake.next_batch(0), now) for _ in range(batches)]
-    ph = ", ".join(["?"] * 23)
+    ph = ", ".join(["?"] * 22)
     if db_url.startswith("sqlite"):
         import sqlite3
 

@@ -94,6 +94,14 @@ class SchoolSettings(Lenient):
     timezone: str = "UTC"
 
 
+class Restrictions(Lenient):
+    """v1.1: what a wallet may not buy (empty lists when nothing is restricted)."""
+
+    blocked_categories: list[str] = Field(default_factory=list)
+    blocked_products: list[str] = Field(default_factory=list)
+    allergens: list[str] = Field(default_factory=list)
+
+
 class WalletRow(Lenient):
     wallet_id: str
     display_name: str
@@ -101,6 +109,12 @@ class WalletRow(Lenient):
     daily_limit: int | None
     status: WalletStatus
     balance_as_of: AwareDatetime
+    # v1.1 additions: defaults stand for a v1.0 server that does not send them. None for
+    # spent_today means "not said", which the terminal must not read as "nothing spent".
+    spent_today: int | None = None
+    grade: str | None = None
+    homeroom: str | None = None
+    restrictions: Restrictions = Field(default_factory=Restrictions)
 
 
 class CredentialRow(Lenient):
@@ -115,6 +129,9 @@ class ProductRow(Lenient):
     price: int
     category: str
     active: bool
+    # v1.1 additions (defaults for a v1.0 server)
+    allergens: list[str] = Field(default_factory=list)
+    position: int | None = None             # button order on the till; None: not set
 
 
 class CashierRow(Lenient):
@@ -207,7 +224,8 @@ class PaymentEvent(Strict):
     created_at: AwareDatetime
 
 
-KNOWN_PAYMENT_EVENTS = ("payment.completed", "payment.failed", "refund.completed")
+KNOWN_PAYMENT_EVENTS = ("payment.pending", "payment.completed", "payment.failed",
+                        "refund.completed", "refund.failed", "chargeback.created")
 
 
 def canonical_time(moment: datetime) -> str:

@@ -13,6 +13,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from .ledger.payments import Policy
+
 
 def _meta(env: str, help: str) -> dict[str, str]:
     return {"env": env, "help": help}
@@ -43,6 +45,28 @@ class ServerConfig:
     clock_skew_seconds: int = field(
         default=300,
         metadata=_meta("POS_CLOCK_SKEW_SECONDS", "created_at this far ahead is flagged"))
+
+    payment_pending_minutes: int = field(
+        default=30,
+        metadata=_meta("POS_PAYMENT_PENDING_MINUTES",
+                       "a payment pending this long is checked with the gateway's status API"))
+    payment_hold_above: int = field(
+        default=500_000,
+        metadata=_meta("POS_PAYMENT_HOLD_ABOVE",
+                       "top-ups above this many minor units are held for an admin's review"))
+    gateway_url: str | None = field(
+        default=None,
+        metadata=_meta("POS_GATEWAY_URL",
+                       "base URL of the payment gateway's status API (reconciliation is off "
+                       "without it)"))
+    gateway_api_key: str | None = field(
+        default=None, repr=False,
+        metadata=_meta("POS_GATEWAY_API_KEY", "credential for the gateway's status API"))
+
+    @property
+    def payment_policy(self) -> Policy:
+        return Policy(hold_above=self.payment_hold_above,
+                      check_pending_after=timedelta(minutes=self.payment_pending_minutes))
 
     @property
     def enrollment_ttl(self) -> timedelta:

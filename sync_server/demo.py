@@ -14,8 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import records
-from .ledger.accounts import TOPUP_CLEARING
-from .ledger.transfers import move
+from .ledger import money_ops
 from .secrets import new_password, new_pin
 
 FIRST = ["Sara", "Omar", "Lina", "Yusuf", "Maryam", "Adam", "Noor", "Khalid", "Huda", "Ali",
@@ -62,8 +61,9 @@ async def seed(engine: AsyncEngine, *, rng: random.Random | None = None) -> dict
                     student_number=f"{slug.upper()}-{1000 + i}", grade=f"Grade {1 + i % 6}")
                 uid = await records.assign_credential(conn, school_id, wid, demo_uid(rng))
                 balance = rng.randrange(20, 120) * 100
-                await move(conn, school_id=school_id, wallet_id=wid, amount=balance,
-                           counter_kind=TOPUP_CLEARING, kind="topup", memo="demo top-up")
+                await money_ops.apply_in(conn, money_ops.MoneyOp(
+                    school_id=school_id, kind="opening", wallet_id=wid, amount=balance,
+                    idem_key=f"demo-opening:{wid}", actor="seed-demo", reason="demo top-up"))
                 if frozen:
                     await records.update_wallet(conn, school_id, wid, status="frozen")
                 school["wallets"].append({

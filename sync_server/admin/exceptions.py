@@ -3,9 +3,9 @@
 Open items are derived, not copied: flagged and rejected sales and kept conflicts carry their
 own review columns; a missing seq is a gap in ``device_seqs`` until a ``seq_gap_reviews`` row
 says someone looked at it; payment events needing review are rejections, flagged events and
-reused event IDs. A reversal is a new ledger transaction (``move`` against revenue), never an
-edit of the sale or its postings; the sale is marked so a later terminal void of it is refused
-as ``void_twice`` rather than refunding twice.
+reused event IDs. A reversal is a ledger money operation (``ledger.money_ops``), never an edit of
+the sale or its postings; its ``sale_refunds`` row makes a later terminal void of the sale a
+``void_twice`` rather than a second refund.
 """
 
 from __future__ import annotations
@@ -18,16 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.clock import utcnow
 
-from ..ledger import seqs
-from ..ledger.accounts import REVENUE
-from ..ledger.postings import lock_wallets
-from ..ledger.transfers import move
+from ..ledger import money_ops, seqs
 from ..storage.schema import (
     OPEN_REVIEW,
     devices,
     payment_conflicts,
     payment_events,
     sale_conflicts,
+    sale_refunds,
     sales,
     seq_gap_reviews,
     wallets,
@@ -35,7 +33,7 @@ from ..storage.schema import (
 from ..transactions import reading, writing
 from . import auditlog
 from .devices import DeviceRow, device_rows
-from .render import FormError, redirect, render, text
+from .render import FormError, idem_key, redirect, render, text
 from .scope import admin_of, found, require_write, school_of
 
 routes = web.RouteTableDef()
@@ -48,10 +46,13 @@ def _open_sales(school_id: str) -> sa.Select[Any]:
     school's whole (school, received_at) index instead)."""
     return (sa.select(sales.c.ref, sales.c.kind, sales.c.status, sales.c.code, sales.c.flags,
                       sales.c.total, sales.c.received_at, sales.c.balance_after,
-                      sales.c.wallet_id, sales.c.voided_by, wallets.c.display_name)
+                      sales.c.wallet_id, sale_refunds.c.kind.label("refund_kind"),
+                      wallets.c.display_name)
             .with_hint(sales, "INDEXED BY ix_sales_open_review", "sqlite")
             .outerjoin(wallets, sa.and_(wallets.c.wallet_id == sales.c.wallet_id,
                                         wallets.c.school_id == school_id))
+            .outerjoin(sale_refunds, sa.and_(sale_refunds.c.school_id == sales.c.school_id,
+                                             sale_refunds.c.sale_ref == sales.c.ref))
             .where(sales.c.school_id == school_id, OPEN_REVIEW)
             .order_by(sales.c.received_at.desc()))
 
@@ -221,35 +222,33 @@ async def reverse_sale(request: web.Request) -> web.StreamResponse:
     require_write(request)
     school, admin = school_of(request), admin_of(request)
     ref = request.match_info["ref"]
+    form = await request.post()
     reason = await _note(request, "reason")
     sid = school.school_id
-    async with writing(request.app) as conn:
-        sale = found((await conn.execute(sa.select(sales.c.wallet_id).where(
+    async with reading(request.app) as conn:
+        sale = found((await conn.execute(sa.select(sales.c.wallet_id, sales.c.flags).where(
             sales.c.school_id == sid, sales.c.ref == ref))).first())
-        # Lock the wallet first (the ledger's lock order), then re-read: a terminal void of
-        # this sale committing meanwhile is seen here, so the money goes back only once.
-        await lock_wallets(conn, sid, [sale.wallet_id])
-        row = (await conn.execute(sa.select(sales).where(
-            sales.c.school_id == sid, sales.c.ref == ref))).one()
-        if row.kind != "sale" or row.status != "applied" or row.voided_by is not None:
-            problem = ("it was already reversed or voided" if row.voided_by
-                       else "only applied sales can be reversed")
-            return redirect(f"/admin/sales/{ref}", f"Not reversed: {problem}.", error=True)
-        transfer = await move(conn, school_id=sid, wallet_id=row.wallet_id,
-                              amount=int(row.total), counter_kind=REVENUE, kind="reversal",
-                              memo=f"reversal of sale {ref}: {reason}"[:500],
-                              actor=admin.user_id, sale_ref=ref)
-        now = utcnow()
-        await conn.execute(sa.update(sales).where(sales.c.school_id == sid, sales.c.ref == ref)
-                           .values(voided_by=f"reversal:{transfer.txn_id}",
-                                   reviewed_at=row.reviewed_at or now,
-                                   reviewed_by=row.reviewed_by or admin.user_id,
-                                   review_note=row.review_note or f"reversed: {reason}"))
+
+    async def settle(conn: AsyncConnection, outcome: money_ops.OpOutcome) -> None:
+        # A reversed sale needs no further review; keep an earlier reviewer's words.
+        await conn.execute(
+            sa.update(sales).where(sales.c.school_id == sid, sales.c.ref == ref,
+                                   sales.c.reviewed_at.is_(None))
+            .values(reviewed_at=utcnow(), reviewed_by=admin.user_id,
+                    review_note=f"reversed: {reason}"[:1000]))
         await auditlog.record(conn, request, "sale_reversed", school_id=sid, target_type="sale",
                               target_id=ref,
-                              before={"balance": transfer.balance_after - int(row.total),
-                                      "flags": row.flags},
-                              after={"balance": transfer.balance_after,
-                                     "txn_id": transfer.txn_id, "amount": int(row.total)},
-                              note=reason)
+                              before={"balance": outcome.balance_before, "flags": sale.flags},
+                              after=money_ops.describe(outcome), note=reason)
+
+    try:
+        outcome = await money_ops.run(lambda: writing(request.app), money_ops.MoneyOp(
+            school_id=sid, kind="reversal", wallet_id=sale.wallet_id, amount=0,
+            idem_key=idem_key(form), actor=admin.user_id, reason=reason, sale_ref=ref),
+            after=settle)
+    except money_ops.OpRefused as exc:
+        return redirect(f"/admin/sales/{ref}", f"Not reversed: {exc.words}.", error=True)
+    if outcome.replay:
+        return redirect(f"/admin/sales/{ref}", "This reversal was already posted; nothing "
+                                               "more was done.")
     return redirect(f"/admin/sales/{ref}", "Sale reversed: the amount is back on the wallet.")

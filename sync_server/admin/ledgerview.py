@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..storage.schema import postings, sales
-
-REVERSAL_PREFIX = "reversal:"
+from ..storage.schema import money_ops, postings, sales
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,17 +56,19 @@ async def wallet_history(conn: AsyncConnection, school_id: str, wallet_id: str, 
 
 
 async def sale_entries(conn: AsyncConnection, school_id: str, txn_id: str | None,
-                       voided_by: str | None) -> list[Entry]:
-    """Everything posted for a sale: its own posting, and the void's or admin reversal's."""
+                       refund: Any) -> list[Entry]:
+    """Everything posted for a sale: its own posting, and the one of the void or admin
+    reversal that refunded it (``refund``: its ``sale_refunds`` row, or None)."""
     ids = [txn_id] if txn_id else []
-    if voided_by and voided_by.startswith(REVERSAL_PREFIX):
-        ids.append(voided_by.removeprefix(REVERSAL_PREFIX))
-    elif voided_by:
+    if refund is not None and refund.kind == "void":
         void_txn = (await conn.execute(
             sa.select(sales.c.txn_id).where(sales.c.school_id == school_id,
-                                            sales.c.ref == voided_by))).scalar_one_or_none()
+                                            sales.c.ref == refund.void_ref))).scalar_one_or_none()
         if void_txn:
             ids.append(void_txn)
+    elif refund is not None:
+        ids.append((await conn.execute(sa.select(money_ops.c.posting_id).where(
+            money_ops.c.op_id == refund.op_id))).scalar_one())
     if not ids:
         return []
     p = postings.c

@@ -6,6 +6,7 @@ repeats an action; the outcome travels in a short-lived HttpOnly cookie, not in 
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -98,6 +99,15 @@ def money(form: MultiDictProxy[Any], name: str, currency: str, *, max_len: int,
     if (amount == 0 or abs(amount) > maximum) if signed else not 0 <= amount <= maximum:
         raise FormError(error)
     return amount
+
+
+def idem_key(form: MultiDictProxy[Any]) -> str:
+    """The money form's idempotency key (see ``money_key`` in macros.html). A form posted
+    without one (a script) gets a fresh key: it is then never a replay."""
+    value = form.get("idem_key", "")
+    if isinstance(value, str) and 8 <= len(value) <= 64 and value.isascii():
+        return "form:" + value
+    return "form:" + secrets.token_urlsafe(18)
 
 
 def page_number(request: web.Request) -> int:

@@ -20,6 +20,7 @@ from ..storage.schema import (
     cashiers,
     devices,
     sale_conflicts,
+    sale_refunds,
     sales,
     wallets,
 )
@@ -47,10 +48,13 @@ def has_flags() -> sa.ColumnElement[bool]:
 def listing(school_id: str, q: Any) -> sa.Select[Any]:
     """The filtered sales of one school, newest received first, with display names."""
     w, d, c = wallets.alias("w"), devices.alias("d"), cashiers.alias("c")
+    f = sale_refunds
     stmt = (
         sa.select(sales.c.ref, sales.c.seq, sales.c.kind, sales.c.created_at,
                   sales.c.received_at, sales.c.total, sales.c.status, sales.c.code,
-                  sales.c.flags, sales.c.balance_after, sales.c.offline, sales.c.voided_by,
+                  sales.c.flags, sales.c.balance_after, sales.c.offline,
+                  f.c.kind.label("refund_kind"), sa.func.coalesce(f.c.void_ref, f.c.op_id)
+                  .label("refund_ref"),
                   sales.c.wallet_id, sales.c.device_id, sales.c.cashier_id,
                   sales.c.business_day, sales.c.reviewed_at,
                   w.c.display_name, w.c.student_number, d.c.name.label("device_name"),
@@ -61,7 +65,9 @@ def listing(school_id: str, q: Any) -> sa.Select[Any]:
                      .outerjoin(d, sa.and_(d.c.device_id == sales.c.device_id,
                                            d.c.school_id == school_id))
                      .outerjoin(c, sa.and_(c.c.cashier_id == sales.c.cashier_id,
-                                           c.c.school_id == school_id)))
+                                           c.c.school_id == school_id))
+                     .outerjoin(f, sa.and_(f.c.school_id == sales.c.school_id,
+                                           f.c.sale_ref == sales.c.ref)))
         .where(sales.c.school_id == school_id)
     )
     if day := parse_day(q.get("from")):
@@ -82,9 +88,9 @@ def listing(school_id: str, q: Any) -> sa.Select[Any]:
     if status in ("applied", "rejected"):
         stmt = stmt.where(sales.c.status == status)
     elif status == "voided":
-        stmt = stmt.where(sales.c.voided_by.is_not(None), ~sales.c.voided_by.like("reversal:%"))
+        stmt = stmt.where(f.c.kind == "void")
     elif status == "reversed":
-        stmt = stmt.where(sales.c.voided_by.like("reversal:%"))
+        stmt = stmt.where(f.c.kind == "reversal")
     if q.get("kind") in ("sale", "void"):
         stmt = stmt.where(sales.c.kind == q.get("kind"))
     if q.get("flag") in FLAGS:
@@ -132,7 +138,7 @@ async def export_csv(request: web.Request) -> web.StreamResponse:
     writer.writerow(["ref", "received_at", "created_at", "business_day", "terminal", "seq",
                      "kind", "cashier", "student_number", "student", "wallet_id", "total",
                      "currency", "status", "code", "flags", "balance_after", "offline",
-                     "voided_by"])
+                     "refund", "refund_ref"])
     async with reading(request.app) as conn:
         result = await conn.stream(stmt)
         async for chunk in result.partitions(500):
@@ -142,7 +148,7 @@ async def export_csv(request: web.Request) -> web.StreamResponse:
                     r.device_name, r.seq, r.kind, r.cashier_name, r.student_number,
                     r.display_name, r.wallet_id, _major(r.total, school), school.currency,
                     r.status, r.code, " ".join(r.flags or []), _major(r.balance_after, school),
-                    "yes" if r.offline else "no", r.voided_by)])
+                    "yes" if r.offline else "no", r.refund_kind, r.refund_ref)])
             await response.write(buf.getvalue().encode())
             buf.seek(0)
             buf.truncate()
@@ -179,12 +185,17 @@ async def sale_detail(request: web.Request) -> web.StreamResponse:
         cashier = (await conn.execute(sa.select(cashiers.c.name).where(
             cashiers.c.school_id == school.school_id,
             cashiers.c.cashier_id == sale.cashier_id))).scalar_one_or_none()
-        entries = await sale_entries(conn, school.school_id, sale.txn_id, sale.voided_by)
+        refund = (await conn.execute(sa.select(sale_refunds).where(
+            sale_refunds.c.school_id == school.school_id,
+            sale_refunds.c.sale_ref == ref))).first()
+        entries = await sale_entries(conn, school.school_id, sale.txn_id, refund)
         conflicts = (await conn.execute(sa.select(sale_conflicts).where(
             sale_conflicts.c.school_id == school.school_id,
             sale_conflicts.c.ref == ref))).all()
-    reversible = (sale.kind == "sale" and sale.status == "applied" and sale.voided_by is None)
+    reversible = (sale.kind == "sale" and sale.status == "applied" and refund is None
+                  and int(sale.total) > 0)
     return render(request, "sale.html", {
-        "sale": sale, "wallet": wallet, "device_name": device, "cashier_name": cashier,
+        "sale": sale, "refund": refund, "wallet": wallet, "device_name": device,
+        "cashier_name": cashier,
         "entries": entries, "conflicts": conflicts, "reversible": reversible,
         "delay_s": (sale.received_at - sale.created_at).total_seconds()})

@@ -6,6 +6,7 @@ and a strict Content-Security-Policy makes that a rule the browser enforces.
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ def setup_admin(app: web.Application) -> None:
         trim_blocks=True, lstrip_blocks=True)
     env.filters.update(money=_money, when=_when, mask=mask_uid)
     env.globals["lag"] = devices.lag_text
+    env.globals["new_idem_key"] = new_idem_key
     app[admin_login_limiter_key] = FailureLimiter(auth.LOGIN_FAILURES_PER_MINUTE)
     app.middlewares.append(auth.admin_middleware)
     app.on_response_prepare.append(_security_headers)
@@ -76,6 +78,11 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
                 response.headers[name] = "public, max-age=3600"
             else:
                 response.headers.setdefault(name, value)
+
+
+def new_idem_key() -> str:
+    """A fresh idempotency key for a money form, made each time the form is drawn."""
+    return secrets.token_urlsafe(18)
 
 
 def _money(amount: Any, currency: str = "") -> str:

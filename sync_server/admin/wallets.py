@@ -17,8 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shared.money import format_minor
 
 from .. import records
-from ..ledger.accounts import ADJUSTMENTS, TOPUP_CLEARING
-from ..ledger.transfers import move
+from ..ledger import money_ops
 from ..storage.schema import credentials, sales, wallets
 from ..transactions import reading, writing
 from . import auditlog
@@ -26,6 +25,7 @@ from .ledgerview import wallet_history
 from .render import (
     MAX_AMOUNT,
     FormError,
+    idem_key,
     money,
     page_context,
     page_window,
@@ -96,32 +96,38 @@ async def wallet_money(request: web.Request) -> web.StreamResponse:
     wallet_id = request.match_info["wallet_id"]
     back = f"/admin/wallets/{wallet_id}"
     form = await request.post()
-    async with writing(request.app) as conn:
-        wallet = await _wallet(conn, school, wallet_id)
-        try:
-            kind = form.get("kind")
-            if kind not in ("topup", "adjustment"):
-                raise FormError("choose top-up or adjustment")
-            amount = money(form, "amount", school.currency, max_len=30, signed=True,
-                           error="the amount must be non-zero and below "
-                                 f"{format_minor(MAX_AMOUNT, school.currency)}")
-            if kind == "topup" and amount < 0:
-                raise FormError("a top-up adds money; use an adjustment to take money off")
-            reason = text(form, "reason", max_len=400)
-        except FormError as exc:
-            return redirect(back, str(exc), error=True)
-        transfer = await move(
-            conn, school_id=school.school_id, wallet_id=wallet_id, amount=amount,
-            counter_kind=TOPUP_CLEARING if kind == "topup" else ADJUSTMENTS,
-            kind="topup" if kind == "topup" else "adjustment",
-            memo=f"manual {kind}: {reason}"[:500], actor=admin.user_id)
+    try:
+        kind = form.get("kind")
+        if kind not in ("topup", "adjustment"):
+            raise FormError("choose top-up or adjustment")
+        amount = money(form, "amount", school.currency, max_len=30, signed=True,
+                       error="the amount must be non-zero and below "
+                             f"{format_minor(MAX_AMOUNT, school.currency)}")
+        if kind == "topup" and amount < 0:
+            raise FormError("a top-up adds money; use an adjustment to take money off")
+        reason = text(form, "reason", max_len=400)
+    except FormError as exc:
+        return redirect(back, str(exc), error=True)
+
+    async def audit(conn: AsyncConnection, outcome: money_ops.OpOutcome) -> None:
         await auditlog.record(conn, request, f"wallet_{kind}", school_id=school.school_id,
                               target_type="wallet", target_id=wallet_id,
-                              before={"balance": int(wallet.balance)},
-                              after={"balance": transfer.balance_after, "amount": amount,
-                                     "txn_id": transfer.txn_id}, note=reason)
+                              before={"balance": outcome.balance_before},
+                              after=money_ops.describe(outcome), note=reason)
+
+    try:
+        outcome = await money_ops.run(lambda: writing(request.app), money_ops.MoneyOp(
+            school_id=school.school_id, kind=str(kind), wallet_id=wallet_id, amount=amount,
+            idem_key=idem_key(form), actor=admin.user_id, reason=reason), after=audit)
+    except money_ops.OpRefused as exc:
+        if exc.code == "wallet_unknown":
+            raise web.HTTPNotFound() from None
+        return redirect(back, f"Nothing posted: {exc.words}.", error=True)
     shown = format_minor(amount, school.currency)
-    return redirect(back, f"{'Top-up' if kind == 'topup' else 'Adjustment'} of {shown} posted.")
+    what = "Top-up" if kind == "topup" else "Adjustment"
+    if outcome.replay:
+        return redirect(back, f"{what} of {shown} was already posted; nothing more was done.")
+    return redirect(back, f"{what} of {shown} posted.")
 
 
 @routes.post("/admin/wallets/{wallet_id}/settings")

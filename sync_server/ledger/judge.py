@@ -28,6 +28,8 @@ from zoneinfo import ZoneInfo
 from shared.ids import new_id
 from shared.protocol import Sale, canonical_time
 
+from .idempotency import Verdict, verdict
+
 
 def content_hash(sale: Sale) -> str:
     """Hash of the parsed sale: 'identical' compares values, not bytes or time offsets.
@@ -90,7 +92,7 @@ class StoredSale:
     credential_uid: str | None
     lines: list[dict[str, Any]]
     total: int
-    voided_by: str | None
+    refunded_by: str | None  # the void's ref, or "reversal": see ``sale_refunds``
     business_day: str
 
 
@@ -108,7 +110,7 @@ class NewSale:
     detail: str | None
     flags: list[str]
     balance_after: int | None
-    voided_by: str | None = None
+    refunded_by: str | None = None
 
     @property
     def posted(self) -> bool:
@@ -173,7 +175,7 @@ class BatchContext:
     cashiers: set[str]
     prices: dict[str, list[tuple[float, int]]]  # product -> [(valid_from epoch s, price)] asc
     stored: dict[str, StoredSale | NewSale]    # by ref: batch refs and void targets
-    conflicts: dict[tuple[str, str], None]     # (ref, content_hash) already kept as conflicts
+    conflicts: dict[str, set[str]]             # ref -> content hashes kept as conflicts
     seqs: dict[int, str]                       # this device's seq -> ref, for batch seqs
     day_spend: dict[tuple[str, str], int]      # (wallet, day) -> spent, for limited wallets
 
@@ -185,7 +187,8 @@ class BatchEffects:
     new_sales: dict[str, NewSale] = field(default_factory=dict)  # by ref, in batch order
     new_conflicts: list[PreparedSale] = field(default_factory=list)
     new_seqs: dict[int, str] = field(default_factory=dict)
-    voided: dict[str, str] = field(default_factory=dict)  # target ref -> void ref (older rows)
+    # Voids applied: (refunded sale's ref, void's ref, amount), each a ``sale_refunds`` row.
+    refunds: list[tuple[str, str, int]] = field(default_factory=list)
     wallet_deltas: dict[str, int] = field(default_factory=dict)
 
 
@@ -197,7 +200,7 @@ _REJECT_WORDS = {
     "total_mismatch": "total does not equal the sum of quantity x unit_price",
     "void_target_unknown": "the voided sale is unknown or was not applied",
     "void_mismatch": "the void does not repeat the voided sale's wallet, bracelet, lines and total",
-    "void_twice": "the sale was already voided",
+    "void_twice": "the sale was already voided or reversed",
     "product_unknown": "a line names a product this school does not have",
     "cashier_unknown": "the cashier is not one of this school's cashiers",
     "seq_reused": "this device already used that seq for another sale",
@@ -225,17 +228,22 @@ def judge_batch(ctx: BatchContext, batch: list[PreparedSale]) -> tuple[list[Resu
 def _judge_one(ctx: BatchContext, fx: BatchEffects, p: PreparedSale) -> Result:
     sale = p.sale
     prior = ctx.stored.get(sale.ref)
-    if prior is not None:
-        if prior.content_hash == p.digest:
+    kept = ctx.conflicts.setdefault(sale.ref, set()) if prior is not None else ()
+    match verdict(prior.content_hash if prior else None, p.digest, kept):
+        case Verdict.REPLAY:
+            assert prior is not None
             return _result(sale.ref, "duplicate", prior.flags, prior.balance_after, prior.code,
                            prior.detail, original_status=prior.status)
-        if (sale.ref, p.digest) in ctx.conflicts:
+        case Verdict.CONFLICT_REPLAY:
             return _result(sale.ref, "duplicate", detail=_CONFLICT_WORDS,
                            original_status="conflict")
-        ctx.conflicts[(sale.ref, p.digest)] = None
-        _claim_seq(ctx, fx, sale)
-        fx.new_conflicts.append(p)
-        return _result(sale.ref, "conflict", detail=_CONFLICT_WORDS)
+        case Verdict.CONFLICT:
+            ctx.conflicts[sale.ref].add(p.digest)
+            _claim_seq(ctx, fx, sale)
+            fx.new_conflicts.append(p)
+            return _result(sale.ref, "conflict", detail=_CONFLICT_WORDS)
+        case Verdict.FIRST:
+            pass
 
     owner = ctx.seqs.get(sale.seq)
     if owner is not None and owner != sale.ref:
@@ -271,7 +279,7 @@ def _reject_code(ctx: BatchContext, p: PreparedSale) -> str | None:
         target = ctx.stored.get(sale.voids or "")
         if target is None or target.kind != "sale" or target.status != "applied":
             return "void_target_unknown"
-        if target.voided_by is not None:
+        if target.refunded_by is not None:
             return "void_twice"
         if (target.wallet_id != sale.wallet_id or target.credential_uid != sale.credential_uid
                 or target.total != sale.total or target.lines != p.lines):
@@ -290,9 +298,8 @@ def _apply(ctx: BatchContext, fx: BatchEffects, p: PreparedSale) -> Result:
     else:
         delta = sale.total
         target = ctx.stored[sale.voids or ""]
-        target.voided_by = sale.ref
-        if not isinstance(target, NewSale):  # a row of this batch is written already voided
-            fx.voided[target.ref] = sale.ref
+        target.refunded_by = sale.ref
+        fx.refunds.append((target.ref, sale.ref, sale.total))
         spend = (sale.wallet_id, target.business_day), -sale.total
     if sale.created_at - ctx.now > ctx.clock_skew:
         flags.append("clock_skew")

@@ -12,7 +12,7 @@ an INSERT under a unique key: a sales row under (school, ref), a device_seqs row
 after this push looked (the same batch sent to two server processes, a terminal retrying
 through a proxy), the INSERT fails, the transaction rolls back, and the whole push starts
 again from those reads, where it now finds the other's outcome. What a unique key cannot
-guard is read under the lock: void targets (``voided_by`` decides ``void_twice``), wallets,
+guard is read under the lock: void targets (their refund link decides ``void_twice``), wallets,
 bracelets, cashiers, prices and the school's settings.
 
 Lock order, the same everywhere in the server: the device row, then wallets sorted by ID, then
@@ -21,7 +21,6 @@ the school row (taken by :func:`versions.bump` just before the writes).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager, nullcontext
@@ -32,7 +31,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.clock import utcnow
@@ -48,6 +46,7 @@ from ..storage.schema import (
     product_prices,
     products,
     sale_conflicts,
+    sale_refunds,
     sales,
     schools,
     wallets,
@@ -55,6 +54,7 @@ from ..storage.schema import (
 from ..storage.schema import postings as postings_table
 from . import postings, seqs, spend, versions
 from .accounts import REVENUE, system_account
+from .idempotency import retrying
 from .judge import (
     BatchContext,
     BatchEffects,
@@ -71,17 +71,16 @@ from .judge import (
 from .postings import lock_wallets
 
 log = logging.getLogger(__name__)
-RETRIES = 5
 
 # A sales row is what the sale says plus what judging decided; the first part is encoded
 # before the write lock, the second under it.
 SALE_FACTS = ("school_id", "ref", "device_id", "seq", "kind", "voids_ref", "created_at",
               "received_at", "cashier_id", "wallet_id", "credential_uid", "lines", "total",
               "offline", "content_hash", "business_day")
-SALE_OUTCOME = ("status", "code", "detail", "flags", "balance_after", "txn_id", "voided_by",
-                "needs_review")
+SALE_OUTCOME = ("status", "code", "detail", "flags", "balance_after", "txn_id", "needs_review")
 SALE_COLUMNS = SALE_FACTS + SALE_OUTCOME
 SEQ_COLUMNS = ("device_id", "seq", "school_id", "ref")
+REFUND_COLUMNS = ("school_id", "sale_ref", "kind", "void_ref", "amount", "refunded_at")
 CONFLICT_COLUMNS = ("school_id", "ref", "device_id", "seq", "content_hash", "payload",
                     "received_at")
 # The sales columns whose values need the driver's bind processing (checked on every dialect by
@@ -123,29 +122,18 @@ async def apply_push(engine: AsyncEngine, school_id: str, device_id: str, batch:
     received_at = utcnow()
     digests = [content_hash(sale) for sale in batch]
     work: _Batch | None = None
-    for attempt in range(1, RETRIES + 1):
-        try:
-            recorded = await _read_recorded(engine, school_id, device_id, batch)
-            if work is None or work.timezone != recorded.timezone:
-                work = _encode(engine.dialect, school_id, device_id, batch, digests,
-                               recorded.timezone, received_at)
-            async with write_lock or nullcontext():
-                return await _apply_once(engine, school_id, device_id, work, recorded,
-                                         received_at, clock_skew)
-        except (IntegrityError, DBAPIError) as exc:
-            if attempt == RETRIES or not _retryable(exc):
-                raise
-            log.warning("push from %s retried after %s (attempt %d)", device_id,
-                        type(exc.orig).__name__ if exc.orig else type(exc).__name__, attempt)
-            await asyncio.sleep(0.01 * attempt)
-    raise AssertionError("unreachable")
 
+    async def attempt() -> PushOutcome:
+        nonlocal work
+        recorded = await _read_recorded(engine, school_id, device_id, batch)
+        if work is None or work.timezone != recorded.timezone:
+            work = _encode(engine.dialect, school_id, device_id, batch, digests,
+                           recorded.timezone, received_at)
+        async with write_lock or nullcontext():
+            return await _apply_once(engine, school_id, device_id, work, recorded,
+                                     received_at, clock_skew)
 
-def _retryable(exc: DBAPIError) -> bool:
-    if isinstance(exc, IntegrityError):
-        return True
-    text = str(exc.orig or exc).lower()
-    return any(s in text for s in ("deadlock", "could not serialize", "database is locked"))
+    return await retrying(attempt, what=f"push from {device_id}")
 
 
 @dataclass(slots=True)
@@ -154,7 +142,7 @@ class _Recorded:
 
     timezone: str
     stored: dict[str, StoredSale]           # by ref, the batch's refs already recorded
-    conflicts: dict[tuple[str, str], None]  # (ref, content hash) kept as conflicts
+    conflicts: dict[str, set[str]]          # ref -> content hashes kept as conflicts
     seqs: dict[int, str]                    # this device's seqs of the batch -> their ref
 
 
@@ -166,32 +154,37 @@ async def _read_recorded(engine: AsyncEngine, school_id: str, device_id: str,
                                            .where(schools.c.school_id == school_id))).scalar_one())
         refs = {sale.ref for sale in batch}
         stored = await _stored(conn, school_id, refs)
-        conflicts: dict[tuple[str, str], None] = {}
+        conflicts: dict[str, set[str]] = {}
         for chunk in chunks(set(stored)):
             rows = await conn.execute(
                 sa.select(sale_conflicts.c.ref, sale_conflicts.c.content_hash)
                 .where(sale_conflicts.c.school_id == school_id, sale_conflicts.c.ref.in_(chunk)))
-            conflicts.update({(r.ref, r.content_hash): None for r in rows})
+            for r in rows:
+                conflicts.setdefault(r.ref, set()).add(r.content_hash)
         seq_owners = await _seq_owners(conn, device_id, {sale.seq for sale in batch})
     return _Recorded(timezone, stored, conflicts, seq_owners)
 
 
 async def _stored(conn: AsyncConnection, school_id: str, refs: set[str]) -> dict[str, StoredSale]:
     stored: dict[str, StoredSale] = {}
+    refunded_by = sa.func.coalesce(sale_refunds.c.void_ref, sale_refunds.c.kind)
     for chunk in chunks(refs):
         rows = await conn.execute(sa.select(
             sales.c.ref, sales.c.kind, sales.c.status, sales.c.code, sales.c.detail,
             sales.c.flags, sales.c.balance_after, sales.c.content_hash, sales.c.wallet_id,
-            sales.c.credential_uid, sales.c.lines, sales.c.total, sales.c.voided_by,
-            sales.c.business_day,
-        ).where(sales.c.school_id == school_id, sales.c.ref.in_(chunk)))
+            sales.c.credential_uid, sales.c.lines, sales.c.total,
+            refunded_by.label("refunded_by"), sales.c.business_day,
+        ).select_from(sales.outerjoin(sale_refunds, sa.and_(
+            sale_refunds.c.school_id == sales.c.school_id,
+            sale_refunds.c.sale_ref == sales.c.ref)))
+         .where(sales.c.school_id == school_id, sales.c.ref.in_(chunk)))
         for r in rows:
             stored[r.ref] = StoredSale(
                 ref=r.ref, kind=r.kind, status=r.status, code=r.code, detail=r.detail,
                 flags=list(r.flags or []), balance_after=r.balance_after,
                 content_hash=r.content_hash, wallet_id=r.wallet_id,
                 credential_uid=r.credential_uid, lines=list(r.lines), total=r.total,
-                voided_by=r.voided_by, business_day=r.business_day)
+                refunded_by=r.refunded_by, business_day=r.business_day)
     return stored
 
 
@@ -367,12 +360,13 @@ async def _write(conn: AsyncConnection, school_id: str, device_id: str, work: _B
     await insert_shape(device_seqs, SEQ_COLUMNS, conn.dialect).execute(
         conn, [(device_id, seq, school_id, ref) for seq, ref in sorted(fx.new_seqs.items())])
     await postings.write(conn, posted, fx.wallet_deltas, version)
-    if fx.voided:
-        await conn.execute(
-            sa.update(sales)
-            .where(sales.c.school_id == school_id, sales.c.ref == sa.bindparam("target"))
-            .values(voided_by=sa.bindparam("void_ref")),
-            [{"target": t, "void_ref": v} for t, v in sorted(fx.voided.items())])
+    if fx.refunds:
+        # The refund link's primary key is what makes "refunded once" hold against an admin
+        # reversal committing meanwhile: this INSERT then fails and the push is judged again.
+        refund = insert_shape(sale_refunds, REFUND_COLUMNS, conn.dialect)
+        await refund.execute(conn, [
+            refund.encode((school_id, target, "void", void_ref, amount, now))
+            for target, void_ref, amount in fx.refunds])
 
 
 def _sales_shape(dialect: sa.Dialect) -> RowShape:
@@ -402,7 +396,7 @@ def _outcome_encoder(dialect: sa.Dialect) -> Callable[[NewSale, str | None], tup
             flags = flag_lists[key] = as_json(new.flags)
         exception = new.status == "rejected" or bool(new.flags)
         return (new.status, new.code, new.detail, flags, new.balance_after, txn_id,
-                new.voided_by, review[exception])
+                review[exception])
     return encode
 
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..storage.bulk import chunks
-from ..storage.schema import sales
+from ..storage.schema import sale_refunds, sales
 
 
 async def day_spend(conn: AsyncConnection, school_id: str,
@@ -25,7 +25,8 @@ async def day_spend(conn: AsyncConnection, school_id: str,
             .where(sales.c.school_id == school_id, sales.c.wallet_id.in_(chunk),
                    sales.c.business_day.in_(sorted({d for _, d in keys})),
                    sales.c.kind == "sale", sales.c.status == "applied",
-                   sales.c.voided_by.is_(None))
+                   ~sa.exists().where(sale_refunds.c.school_id == sales.c.school_id,
+                                      sale_refunds.c.sale_ref == sales.c.ref))
             .group_by(sales.c.wallet_id, sales.c.business_day))
         spend.update({(r[0], r[1]): int(r[2]) for r in rows})
     return spend

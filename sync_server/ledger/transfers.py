@@ -1,7 +1,9 @@
-"""Money that moves outside sales: top-ups, refunds, admin adjustments and reversals.
+"""The posting primitive of money that moves outside sales, for the ledger's own modules.
 
-Each is one balanced transaction under the wallet's lock, with the wallet stamped so the next
-snapshot delta carries the new balance to every terminal.
+Top-ups, refunds, chargebacks, admin adjustments and reversals each post one balanced
+transaction under the wallet's lock, with the wallet stamped so the next snapshot delta carries
+the new balance to every terminal. Only :mod:`.money_ops` and :mod:`.payments` call it: they
+record the business event the posting belongs to in the same transaction.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ class Transfer:
 
 async def move(conn: AsyncConnection, *, school_id: str, wallet_id: str, amount: int,
                counter_kind: str, kind: str, memo: str | None = None, actor: str | None = None,
-               occurred_at: datetime | None = None, sale_ref: str | None = None) -> Transfer:
+               occurred_at: datetime | None = None, sale_ref: str | None = None,
+               posting_id: str | None = None) -> Transfer:
     """Credit (``amount`` > 0) or debit (< 0) a wallet against a system account.
 
     Runs inside the caller's transaction, so callers can record their own rows (a webhook
@@ -45,7 +48,7 @@ async def move(conn: AsyncConnection, *, school_id: str, wallet_id: str, amount:
     now = utcnow()
     counter = system_account(school_id, counter_kind)
     posting = Posting(
-        posting_id=new_id("pst"), school_id=school_id, kind=kind,
+        posting_id=posting_id or new_id("pst"), school_id=school_id, kind=kind,
         from_account=counter if amount > 0 else wallet_id,
         to_account=wallet_id if amount > 0 else counter, amount=abs(amount),
         occurred_at=occurred_at or now, posted_at=now, sale_ref=sale_ref, memo=memo,

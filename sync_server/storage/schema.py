@@ -237,7 +237,6 @@ sales = sa.Table(
     sa.Column("balance_after", Money, nullable=True),
     sa.Column("content_hash", sa.String(64), nullable=False),
     sa.Column("txn_id", sa.String(64), nullable=True),  # its posting's ID
-    sa.Column("voided_by", sa.String(64), nullable=True),  # ref of the void that reversed it
     sa.Column("business_day", sa.String(10), nullable=False),  # school-local YYYY-MM-DD
     # Rejected or flagged: an exception an admin must look at (until reviewed_at is set).
     sa.Column("needs_review", sa.Boolean, nullable=False, server_default=sa.false()),
@@ -329,16 +328,108 @@ payment_events = sa.Table(
     sa.Column("reference", sa.String(200), nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("received_at", Timestamp, nullable=False),
-    # credited|debited|recorded|rejected
+    # credited|debited|recorded|held (v1.1), rejected (v1 rows only)
     sa.Column("status", sa.String(12), nullable=False),
+    # For held and recorded events: why (a hold reason or a lifecycle note).
     sa.Column("code", sa.String(40), nullable=True),
     sa.Column("flags", sa.JSON, nullable=False),
     sa.Column("balance_after", Money, nullable=True),
     sa.Column("txn_id", sa.String(64), nullable=True),
     sa.Column("content_hash", sa.String(64), nullable=False),
     sa.Column("payload", sa.JSON, nullable=False),
+    # The payment (by reference) this event belongs to (0005); null only on v1 rows it could
+    # not be tied to.
+    sa.Column("payment_id", sa.String(64), nullable=True),
+    # webhook|reconciliation: how the event reached the ledger.
+    sa.Column("source", sa.String(20), nullable=False, server_default="webhook"),
+    # A held event an admin settled: credited (to a wallet) or refund_requested.
+    sa.Column("resolution", sa.String(20), nullable=True),
     *review_columns(),
     sa.Index("ix_payment_events_school_received", "school_id", "received_at"),
+    sa.Index("ix_payment_events_payment", "payment_id", "received_at"),
+)
+
+# One row per gateway payment (its ``reference``), moved through the v1.1 lifecycle by its
+# events: pending -> completed | failed, then refunded or charged_back; held while a person
+# must decide, refund_requested once they asked the gateway to give the money back.
+# ``credited`` and ``debited`` are what the ledger moved for it; the CHECKs make "refunded at
+# most its credited amount" a property of the database, not only of the code.
+payments = sa.Table(
+    "payments", metadata,
+    sa.Column("payment_id", sa.String(64), primary_key=True),
+    sa.Column("school_id", sa.String(64), nullable=True),  # null: the wallet is unknown
+    sa.Column("reference", sa.String(200), nullable=False),  # '' when the gateway sent none
+    sa.Column("wallet_id", sa.String(64), nullable=False),  # as the first event named it
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("amount", Money, nullable=False),  # as the first event stated it
+    # pending|completed|failed|refunded|charged_back|held|refund_requested
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("credited", Money, nullable=False, server_default="0"),
+    sa.Column("debited", Money, nullable=False, server_default="0"),
+    sa.Column("credit_txn_id", sa.String(64), nullable=True),
+    sa.Column("hold_reason", sa.String(40), nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    # Reconciliation of payments left pending (sync_server.payments_job): when to ask the
+    # gateway next, how often it was asked, and which process holds the check until when.
+    sa.Column("next_check_at", Timestamp, nullable=True),
+    sa.Column("check_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("lease_until", Timestamp, nullable=True),
+    sa.Column("last_check_error", sa.String(200), nullable=True),
+    sa.CheckConstraint("credited >= 0 AND debited >= 0 AND debited <= credited",
+                       name="ck_payments_refund_within_credit"),
+    sa.Index("ix_payments_school_updated", "school_id", "updated_at"),
+    sa.Index("ix_payments_due", "state", "next_check_at"),
+)
+sa.Index("ux_payments_reference", payments.c.reference, unique=True,
+         sqlite_where=payments.c.reference != "", postgresql_where=payments.c.reference != "")
+
+# Money an admin (or the server's own tooling) moved: manual top-ups and adjustments,
+# reversals of sales, held payments credited by hand, opening balances. Each is one business
+# event with one posting, idempotent by ``idem_key`` (the form's key: a second click replays).
+money_ops = sa.Table(
+    "money_ops", metadata,
+    sa.Column("op_id", sa.String(64), primary_key=True),
+    sa.Column("school_id", sa.String(64), nullable=False),
+    sa.Column("idem_key", sa.String(100), nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    # topup|adjustment|reversal|payment_credit|opening
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("wallet_id", sa.String(64), nullable=False),
+    sa.Column("amount", Money, nullable=False),  # signed, as seen from the wallet
+    sa.Column("posting_id", sa.String(64), nullable=False),
+    sa.Column("balance_after", Money, nullable=True),  # null only on rows migrated by 0005
+    sa.Column("sale_ref", sa.String(64), nullable=True),  # reversal: the reversed sale
+    sa.Column("payment_event_id", sa.String(200), nullable=True),  # payment_credit: the event
+    sa.Column("reason", sa.String(500), nullable=True),
+    sa.Column("actor", sa.String(64), nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.CheckConstraint("amount <> 0", name="ck_money_ops_amount_nonzero"),
+    sa.Index("ux_money_ops_key", "school_id", "idem_key", unique=True),
+    sa.Index("ux_money_ops_posting", "posting_id", unique=True),
+    sa.Index("ix_money_ops_wallet", "school_id", "wallet_id"),
+)
+# A held payment event is settled at most once (0005).
+sa.Index("ux_money_ops_payment_event", money_ops.c.payment_event_id, unique=True,
+         sqlite_where=money_ops.c.payment_event_id.is_not(None),
+         postgresql_where=money_ops.c.payment_event_id.is_not(None))
+
+# What refunded a sale: a terminal void or an admin reversal. The primary key is the rule
+# "a sale is refunded at most once, whichever path tries second": the second INSERT fails.
+sale_refunds = sa.Table(
+    "sale_refunds", metadata,
+    sa.Column("school_id", sa.String(64), primary_key=True),
+    sa.Column("sale_ref", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(10), nullable=False),  # void|reversal
+    sa.Column("void_ref", sa.String(64), nullable=True),  # kind void: the void's ref
+    sa.Column("op_id", sa.String(64), nullable=True),  # kind reversal: its money_ops row
+    sa.Column("amount", Money, nullable=False),
+    sa.Column("refunded_at", Timestamp, nullable=False),
+    sa.CheckConstraint(
+        "(kind = 'void' AND void_ref IS NOT NULL AND op_id IS NULL) OR "
+        "(kind = 'reversal' AND op_id IS NOT NULL AND void_ref IS NULL)",
+        name="ck_sale_refunds_one_link"),
+    sa.CheckConstraint("amount >= 0", name="ck_sale_refunds_amount"),
 )
 
 # A reused event_id with a different body: never applied, kept for review.

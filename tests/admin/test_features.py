@@ -307,7 +307,7 @@ async def test_wallet_money_limits_and_freeze(client: Any, demo: dict[str, Any],
     row = next(w for w in delta["wallets"] if w["wallet_id"] == wid)
     assert (row["balance"], row["daily_limit"], row["status"]) == (start + 2500, 750, "frozen")
     page = await admin.page(base)
-    assert "manual topup: cash" in page and "manual adjustment: rounding" in page
+    assert "manual top-up: cash" in page and "manual adjustment: rounding" in page
     assert await ledger_ok(db_url)
     actions = [r.action for r in await query(db_url, sa.select(audit_log.c.action)
                                              .where(audit_log.c.target_id == wid))]

@@ -10,6 +10,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from sync_server.api.webhooks import sign
+from sync_server.ledger import money_ops
+from sync_server.ledger.payments import HOLD_WORDS
+from sync_server.storage.engine import create_engine
 from sync_server.storage.schema import payment_conflicts, payment_events, wallets
 from tests.conftest import WEBHOOK_SECRET
 from tests.server.helpers import enroll, snapshot
@@ -102,14 +105,36 @@ async def test_bad_signature_and_stale_or_future_timestamps_are_401(
 
 async def test_refund_debits_and_flags_overdraft(client: Any, demo: dict[str, Any],
                                                  db_url: str) -> None:
-    wallet = demo["schools"][0]["wallets"][5]
+    """A refund takes back at most what its payment credited, even when the wallet has
+    spent it meanwhile: then the balance goes below zero and the event is flagged."""
+    school = demo["schools"][0]
+    wallet = school["wallets"][5]
     before = await balance(db_url, wallet["wallet_id"])
-    resp = await deliver(client, event(wallet["wallet_id"], "evt_r", kind="refund.completed",
-                                       amount=before + 700))
+    assert (await deliver(client, event(wallet["wallet_id"], "evt_c1"))).status == 200
+    engine = create_engine(db_url)
+    try:  # the parent's 5000 and 4300 more are spent (an adjustment stands in for the sales)
+        await money_ops.run(engine.begin, money_ops.MoneyOp(
+            school_id=school["school_id"], kind="adjustment", wallet_id=wallet["wallet_id"],
+            amount=-(before + 4300), idem_key="test:spent", actor="test"))
+    finally:
+        await engine.dispose()
+    resp = await deliver(client, event(wallet["wallet_id"], "evt_r", kind="refund.completed"))
     assert resp.status == 200
     data = await resp.json()
     assert data["status"] == "debited" and data["flags"] == ["overdraft"]
-    assert data["balance_after"] == -700 == await balance(db_url, wallet["wallet_id"])
+    assert data["balance_after"] == -4300 == await balance(db_url, wallet["wallet_id"])
+
+
+async def test_refund_without_credit_is_held_not_debited(client: Any, demo: dict[str, Any],
+                                                         db_url: str) -> None:
+    wallet = demo["schools"][0]["wallets"][5]
+    before = await balance(db_url, wallet["wallet_id"])
+    resp = await deliver(client, event(wallet["wallet_id"], "evt_r0", kind="refund.completed"))
+    assert resp.status == 202
+    assert await resp.json() == {"event_id": "evt_r0", "status": "held_for_review",
+                                 "reason": "refund_without_credit", "replay": False,
+                                 "detail": HOLD_WORDS["refund_without_credit"]}
+    assert await balance(db_url, wallet["wallet_id"]) == before
 
 
 async def test_failed_payment_recorded_without_money(client: Any, demo: dict[str, Any],
@@ -124,21 +149,30 @@ async def test_failed_payment_recorded_without_money(client: Any, demo: dict[str
     assert [(r.status, r.txn_id) for r in rows] == [("recorded", None)]
 
 
-async def test_unknown_wallet_and_wrong_currency_are_422_and_recorded(
+async def test_unknown_wallet_and_wrong_currency_are_held_and_recorded(
         client: Any, demo: dict[str, Any], db_url: str) -> None:
+    """v1.1: not 422 (the gateway would retry for days) but 202 held_for_review."""
     wallet = demo["schools"][0]["wallets"][7]
     before = await balance(db_url, wallet["wallet_id"])
-    unknown = await deliver(client, event("wal_nobody", "evt_u"))
-    currency = await deliver(client, event(wallet["wallet_id"], "evt_c", currency="USD"))
-    assert unknown.status == currency.status == 422
-    assert unknown.content_type == "application/problem+json"
-    assert (await currency.json())["code"] == "currency_mismatch"
+    unknown_body = event("wal_nobody", "evt_u", reference="r_u")
+    unknown = await deliver(client, unknown_body)
+    currency = await deliver(client, event(wallet["wallet_id"], "evt_c", currency="USD",
+                                           reference="r_c"))
+    empty = await deliver(client, event(wallet["wallet_id"], "evt_e", reference=""))
+    for resp, reason in ((unknown, "wallet_unknown"), (currency, "currency_mismatch"),
+                         (empty, "empty_reference")):
+        assert resp.status == 202
+        data = await resp.json()
+        assert (data["status"], data["reason"]) == ("held_for_review", reason)
     assert await balance(db_url, wallet["wallet_id"]) == before
     rows = {r.event_id: (r.status, r.code) for r in await query(
         db_url, sa.select(payment_events.c.event_id, payment_events.c.status,
                           payment_events.c.code))}
-    assert rows == {"evt_u": ("rejected", "wallet_unknown"),
-                    "evt_c": ("rejected", "currency_mismatch")}
+    assert rows == {"evt_u": ("held", "wallet_unknown"), "evt_c": ("held", "currency_mismatch"),
+                    "evt_e": ("held", "empty_reference")}
+    # A replay of a held event is held again, and still moves nothing.
+    again = await deliver(client, unknown_body)
+    assert again.status == 202 and (await again.json())["replay"] is True
 
 
 async def test_unknown_event_type_is_ignored(client: Any, demo: dict[str, Any],
