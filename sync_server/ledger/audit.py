@@ -1,4 +1,8 @@
-"""Re-deriving every balance from the postings (``pos-server audit-ledger``)."""
+"""Re-deriving every balance from the postings (``pos-server audit-ledger``).
+
+Balances and sums here; that every posting belongs to one business event and that refunds
+and payments obey their rules, in :mod:`.audit_events`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..storage.schema import accounts, devices, postings, schools, wallets
-from . import seqs
+from . import audit_events, seqs
 
 GAPS_SQL = sa.text("""
 SELECT prev + 1 AS gap_start, seq - 1 AS gap_end FROM (
@@ -81,7 +85,9 @@ async def _audit_school(conn: AsyncConnection, school_id: str) -> dict[str, Any]
                 break
         if gaps:
             missing[device_id] = gaps[:limit]
-    ok = int(total) == 0 and not mismatches and not stray and not posted_twice
+    events = await audit_events.check(conn, school_id)
+    ok = (int(total) == 0 and not mismatches and not stray and not posted_twice
+          and not any(events.values()))
     return {"school_id": school_id, "ok": ok, "postings_sum": int(total), "wallets": len(rows),
             "balance_mismatches": mismatches, "foreign_accounts": list(stray),
-            "refs_posted_twice": list(posted_twice), "missing_seqs": missing}
+            "refs_posted_twice": list(posted_twice), **events, "missing_seqs": missing}
