@@ -23,6 +23,7 @@ from .api.webhooks import routes as webhook_routes
 from .config import ServerConfig
 from .keys import config_key, dialect_key, engine_key, enroll_limiter_key, write_lock_key
 from .ratelimit import FailureLimiter
+from .reconciliation import reconciling
 from .storage.engine import create_engine, dialect_of
 from .storage.migrate import pending
 from .storage.writer_lock import WriterLock
@@ -44,6 +45,8 @@ def create_app(config: ServerConfig) -> web.Application:
     if config.trusted_proxies:
         _trust_proxies(app, config.trusted_proxies)
     app.cleanup_ctx.append(_database)
+    if config.gateway_url:  # after the database: stopped before the engine is disposed
+        app.cleanup_ctx.append(reconciling)
     app.add_routes(device_routes)
     app.add_routes(webhook_routes)
     setup_admin(app)

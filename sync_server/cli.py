@@ -1,5 +1,5 @@
 """``pos-server``: serve, migrate, seed-demo, enrollment-code, revoke-device, audit-ledger,
-and the set-up of a real installation: create-school, create-admin.
+reconcile-payments, and the set-up of a real installation: create-school, create-admin.
 
 Every command exits 0 on success and otherwise prints one line to stderr and exits non-zero;
 ``--json`` prints exactly one JSON document on stdout (the spec's command-line contract).
@@ -47,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     revoke = sub.add_parser("revoke-device", parents=[common], help="revoke a terminal")
     revoke.add_argument("--device", required=True)
     sub.add_parser("audit-ledger", parents=[common], help="re-derive balances from postings")
+    reconcile = sub.add_parser("reconcile-payments", parents=[common],
+                               help="compare a gateway settlement report with the ledger "
+                                    "(changes nothing)")
+    reconcile.add_argument("--settlement", required=True, metavar="FILE.csv",
+                           help="CSV with reference,amount,currency,status,settled_at")
     school = sub.add_parser("create-school", parents=[common], help="add a school")
     school.add_argument("--name", required=True)
     school.add_argument("--currency", default="SAR", help="ISO 4217 code (default SAR)")
@@ -164,6 +169,28 @@ async def _audit(config: ServerConfig, args: argparse.Namespace) -> int:
     return 0 if report["ok"] else 1
 
 
+async def _reconcile_payments(config: ServerConfig, args: argparse.Namespace) -> int:
+    from .settlement import SettlementError, read_settlement, reconcile
+
+    try:
+        lines = read_settlement(args.settlement)  # a bad file is refused before the database
+    except SettlementError as exc:
+        raise CommandError(str(exc)) from None
+    report = await _with_engine(config, lambda engine: reconcile(engine, lines))
+    human = [f"{report['matched']} matched, {len(report['missing_in_ledger'])} missing in the "
+             f"ledger, {len(report['missing_in_settlement'])} missing in the settlement, "
+             f"{len(report['amount_mismatch'])} amount mismatch(es)"]
+    human += [f"missing in ledger: {m['reference']} {m['amount']} {m['currency']}"
+              for m in report["missing_in_ledger"]]
+    human += [f"missing in settlement: {m['reference']} {m['amount']} {m['currency']}"
+              for m in report["missing_in_settlement"]]
+    human += [f"amount mismatch: {m['reference']} settled {m['settlement_amount']} "
+              f"{m['settlement_currency']}, ledger {m['ledger_amount']} {m['ledger_currency']}"
+              for m in report["amount_mismatch"]]
+    _emit(args, report, "\n".join(human))
+    return 0
+
+
 async def _create_school(config: ServerConfig, args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -218,7 +245,7 @@ async def _create_admin(config: ServerConfig, args: argparse.Namespace) -> int:
 _COMMANDS: dict[str, Callable[[ServerConfig, argparse.Namespace], Coroutine[Any, Any, int]]] = {
     "migrate": _migrate, "seed-demo": _seed_demo, "enrollment-code": _enrollment_code,
     "revoke-device": _revoke_device, "audit-ledger": _audit, "create-school": _create_school,
-    "create-admin": _create_admin,
+    "create-admin": _create_admin, "reconcile-payments": _reconcile_payments,
 }
 
 ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs "%{User-Agent}i"'
