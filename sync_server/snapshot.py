@@ -5,21 +5,29 @@ every mirrored row with ``version`` above the cursor, sent with its current stat
 deactivations and blocks arrive like any other change. Pages of a large snapshot are all read
 below one high-water mark fixed by the first page; a row that changes meanwhile gets a version
 above it and comes with the next delta, never lost between pages.
+
+Each wallet carries ``spent_today`` (spec v1.1): what the ledger counts against its daily limit
+on the school's current day, read in the same transaction as its balance by one grouped query
+per page (:func:`ledger.spend.day_spend`). A sale bumps its wallet's version, so a delta always
+brings a fresh figure for a wallet that spent.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.clock import utcnow
 from shared.protocol import SNAPSHOT_PAGE_ROWS
 
+from .ledger.spend import day_spend
 from .storage.schema import cashiers, credentials, products, schools, wallets
 
 _KINDS: dict[str, tuple[sa.Table, sa.Column[Any]]] = {
@@ -60,7 +68,8 @@ class Cursor:
 
 async def build(engine: AsyncEngine, school_id: str, cursor_text: str | None,
                 page_rows: int = SNAPSHOT_PAGE_ROWS) -> dict[str, Any]:
-    stamp = utcnow().isoformat(timespec="milliseconds")  # every balance is current as of it
+    now = utcnow()
+    stamp = now.isoformat(timespec="milliseconds")  # every balance is current as of it
     async with engine.connect() as conn:
         conn = await conn.execution_options(readonly=True)
         async with conn.begin():
@@ -83,7 +92,13 @@ async def build(engine: AsyncEngine, school_id: str, cursor_text: str | None,
                 if kind in cursor.after:
                     query = query.where(sa.tuple_(table.c.version, key) > cursor.after[kind])
                 rows = (await conn.execute(query)).all()
-                body[kind] = [_ROW[kind](r, stamp) for r in rows]
+                if kind == "wallets":
+                    today = now.astimezone(ZoneInfo(school.timezone)).date().isoformat()
+                    spent = await _spent_today(conn, school_id, rows, today)
+                    body[kind] = [_wallet(r, stamp, spent.get((r.wallet_id, today), 0))
+                                  for r in rows]
+                else:
+                    body[kind] = [_ROW[kind](r, stamp) for r in rows]
                 if len(rows) == page_rows:
                     more = True
                 if rows:
@@ -108,9 +123,23 @@ async def build(engine: AsyncEngine, school_id: str, cursor_text: str | None,
     }
 
 
-def _wallet(r: Any, now: str) -> dict[str, Any]:
+async def _spent_today(conn: AsyncConnection, school_id: str, rows: Sequence[Any],
+                       today: str) -> dict[tuple[str, str], int]:
+    """One grouped query for the page's wallets that have a daily limit (the others send 0)."""
+    keys = {(r.wallet_id, today) for r in rows if r.daily_limit is not None}
+    return await day_spend(conn, school_id, keys) if keys else {}
+
+
+# Restrictions are sent empty until the school can set them (spec v1.1: lists, never null).
+_NO_RESTRICTIONS: dict[str, list[str]] = {
+    "blocked_categories": [], "blocked_products": [], "allergens": []}
+
+
+def _wallet(r: Any, now: str, spent_today: int) -> dict[str, Any]:
     return {"wallet_id": r.wallet_id, "display_name": r.display_name, "balance": r.balance,
-            "daily_limit": r.daily_limit, "status": r.status, "balance_as_of": now}
+            "daily_limit": r.daily_limit, "status": r.status, "balance_as_of": now,
+            "spent_today": spent_today, "grade": r.grade, "homeroom": None,
+            "restrictions": {k: list(v) for k, v in _NO_RESTRICTIONS.items()}}
 
 
 def _credential(r: Any, _now: str) -> dict[str, Any]:
@@ -119,7 +148,7 @@ def _credential(r: Any, _now: str) -> dict[str, Any]:
 
 def _product(r: Any, _now: str) -> dict[str, Any]:
     return {"product_id": r.product_id, "name": r.name, "price": r.price,
-            "category": r.category, "active": r.active}
+            "category": r.category, "active": r.active, "allergens": [], "position": None}
 
 
 def _cashier(r: Any, _now: str) -> dict[str, Any]:
@@ -127,5 +156,4 @@ def _cashier(r: Any, _now: str) -> dict[str, Any]:
             "active": r.active}
 
 
-_ROW = {"wallets": _wallet, "credentials": _credential, "products": _product,
-        "cashiers": _cashier}
+_ROW = {"credentials": _credential, "products": _product, "cashiers": _cashier}

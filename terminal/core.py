@@ -11,6 +11,7 @@ sync worker pushes); WAL lets them overlap, and every write transaction is short
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -27,7 +28,7 @@ from shared.ids import new_ref, normalize_uid
 from terminal.errors import AlreadyEnrolled, NotEnrolled, SaleRefused
 from terminal.selling.alerts import Alert, AlertFacts, alerts
 from terminal.selling.cart import Cart
-from terminal.selling.rules import SaleFacts, check_sale, refusal
+from terminal.selling.rules import SaleFacts, check_sale, clock_behind, refusal
 from terminal.store import outbox, snapshot, state
 from terminal.store.db import open_database
 from terminal.store.outbox import NewEntry
@@ -65,7 +66,7 @@ class WalletView:
     credential_status: str | None
     balance_estimate: int
     daily_limit: int | None
-    spent_today: int
+    spent_today: int             # counted against the daily limit today, all tills known
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +192,7 @@ class Terminal:
             wallet = snapshot.get_wallet(db, wallet_id) if wallet_id else None
             unsettled = outbox.unsettled_spending(conn, wallet.wallet_id,
                                                   wallet.snapshot_epoch) if wallet else 0
+            behind = _clock_behind(conn, sync, now, school_day)
             facts = SaleFacts(
                 currency=settings.currency,
                 cashier_known=cashier is not None and cashier.active,
@@ -198,6 +200,8 @@ class Terminal:
                 unknown_products=unknown,
                 hours_since_sync=_hours_since(sync.last_sync_at, now),
                 offline_max_hours=settings.offline_max_hours,
+                clock_shows=_shown(now, settings.timezone),
+                clock_behind=_shown(behind, settings.timezone) if behind else None,
                 credential_found=credential_found and wallet is not None,
                 credential_blocked=blocked,
                 wallet_status=wallet.status if wallet else None,
@@ -205,7 +209,7 @@ class Terminal:
                 offline_max_unsynced_total=settings.offline_max_unsynced_total,
                 unanswered_total=outbox.unanswered_sales_total(conn),
                 daily_limit=wallet.daily_limit if wallet else None,
-                spent_today=outbox.spent_on_day(conn, wallet.wallet_id, school_day)
+                spent_today=_day_spend(conn, wallet, school_day, settings.timezone)
                 if wallet else 0,
                 balance=wallet.balance if wallet else 0,
                 unsettled_spending=unsettled,
@@ -312,12 +316,11 @@ class Terminal:
             return None
         tz = _settings(state.get_sync_state(self.db), None).timezone
         day = self._clock().astimezone(_zone(tz)).date().isoformat()
-        conn = self.db.conn
         return WalletView(
             wallet_id=wallet.wallet_id, display_name=wallet.display_name, status=wallet.status,
             credential_status=None, balance_estimate=self._estimate(wallet),
             daily_limit=wallet.daily_limit,
-            spent_today=outbox.spent_on_day(conn, wallet.wallet_id, day))
+            spent_today=_day_spend(self.db.conn, wallet, day, tz))
 
     def balance_estimate(self, wallet_id: str) -> int | None:
         wallet = snapshot.get_wallet(self.db, wallet_id)
@@ -370,6 +373,8 @@ class Terminal:
         settings = _settings(sync, device)
         reviewed = int(state.get_local_setting(db, "reviewed_seq") or 0)
         unreviewed = outbox.review_count(db.conn, after_seq=reviewed)
+        now = self._clock()
+        behind = self.clock_behind()
         return alerts(AlertFacts(
             currency=settings.currency, enrolled=device is not None,
             server_reachable=sync.last_contact_ok is True,
@@ -377,8 +382,22 @@ class Terminal:
             auth_problem=sync.auth_problem,
             unanswered_total=outbox.unanswered_sales_total(db.conn),
             offline_max_unsynced_total=settings.offline_max_unsynced_total,
-            hours_since_sync=_hours_since(sync.last_sync_at, self._clock()),
-            offline_max_hours=settings.offline_max_hours, unreviewed=unreviewed))
+            hours_since_sync=_hours_since(sync.last_sync_at, now),
+            offline_max_hours=settings.offline_max_hours, unreviewed=unreviewed,
+            clock_shows=_shown(now, settings.timezone),
+            clock_behind=_shown(behind, settings.timezone) if behind else None))
+
+    def clock_behind(self) -> datetime | None:
+        """A time this terminal has already seen (the server's, or one of its own sales since
+        the last sync) that its clock is behind, or ``None`` when the clock is believable.
+        While it is not ``None`` every sale is refused (``offline_too_long``)."""
+        db = self.db
+        sync = state.get_sync_state(db)
+        if state.get_device(db) is None:
+            return None
+        now = self._clock()
+        today = now.astimezone(_zone(_settings(sync, None).timezone)).date().isoformat()
+        return _clock_behind(db.conn, sync, now, today)
 
     def dismiss_review(self) -> None:
         """The cashier has seen the rejected/conflicting sales so far (they stay in history)."""
@@ -423,6 +442,7 @@ class Terminal:
             "last_seq": outbox.last_seq(db.conn),
             "missing_seqs": sync.missing_seqs,
             "needs_review": outbox.review_count(db.conn),
+            "clock_behind": rfc3339(behind) if (behind := self.clock_behind()) else None,
         }
 
 
@@ -432,6 +452,32 @@ def _settings(sync: state.SyncState, device: state.Device | None) -> state.Schoo
     if sync.settings is not None:
         return sync.settings
     return state.SchoolSettings(currency=device.currency) if device else state.SchoolSettings()
+
+
+def _day_spend(conn: sqlite3.Connection, wallet: snapshot.Wallet, school_day: str,
+               timezone: str) -> int:
+    """What counts against the wallet's daily limit on ``school_day`` (spec v1.1): the
+    server's ``spent_today`` when the snapshot row is of that day, plus this terminal's own
+    sales not in it. A row of another day (or from a server that does not send the figure)
+    says nothing about this day: then every sale of this terminal that day counts."""
+    as_of = datetime.fromisoformat(wallet.balance_as_of).astimezone(_zone(timezone))
+    covered = wallet.spent_today is not None and as_of.date().isoformat() == school_day
+    server = wallet.spent_today if covered and wallet.spent_today is not None else 0
+    own = outbox.spent_on_day(conn, wallet.wallet_id, school_day,
+                              wallet.snapshot_epoch if covered else None)
+    return max(0, server + own)
+
+
+def _clock_behind(conn: sqlite3.Connection, sync: state.SyncState, now: datetime,
+                  today: str) -> datetime | None:
+    latest, latest_day = outbox.latest_recorded(conn, sync.synced_seq)
+    return clock_behind(now, server_time=sync.server_time, latest_recorded=latest,
+                        latest_day=latest_day, today=today)
+
+
+def _shown(moment: datetime, timezone: str) -> str:
+    """A time as the cashier reads it: the school's local date and time, to the minute."""
+    return moment.astimezone(_zone(timezone)).strftime("%Y-%m-%d %H:%M")
 
 
 def _hours_since(moment: datetime | None, now: datetime) -> float | None:

@@ -33,6 +33,8 @@ class AlertFacts:
     hours_since_sync: float | None
     offline_max_hours: int
     unreviewed: int              # rejected/conflicting sales the cashier has not dismissed
+    clock_shows: str = ""        # now, as the cashier reads it
+    clock_behind: str | None = None  # a later time already seen (rules.clock_behind); None: ok
 
 
 def alerts(f: AlertFacts) -> list[Alert]:
@@ -45,6 +47,11 @@ def alerts(f: AlertFacts) -> list[Alert]:
                          "This terminal is no longer authorized by the school "
                          f"({f.auth_problem}). Sales stay saved here but cannot be sent. "
                          "Call the school office."))
+    if f.clock_behind is not None:
+        out.append(Alert("problem", "clock_behind",
+                         f"This terminal's clock is behind: it shows {f.clock_shows}, but "
+                         f"this terminal has already seen {f.clock_behind}. Sales are refused "
+                         "until the date and time are set right and the terminal syncs."))
     if f.unreviewed:
         what = "sale was" if f.unreviewed == 1 else "sales were"
         out.append(Alert("problem", "sales_need_review",

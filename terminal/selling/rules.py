@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from shared.money import format_minor
 
@@ -24,6 +25,10 @@ MESSAGES = {
     "product_unknown": "An item in the cart is no longer sold here. Remove it and try again.",
     "offline_too_long": ("This terminal has not synced for {hours} hours (the limit is {limit}). "
                          "Connect it to the network and sync before selling."),
+    # offline_too_long again, for a clock that went back (see clock_behind)
+    "clock_behind": ("This terminal's clock is behind: it shows {shows}, but this terminal "
+                     "has already seen {known}. Set the correct date and time, then sync "
+                     "before selling."),
     "credential_unknown": "This bracelet is not registered. Send the student to the office.",
     "credential_blocked": ("This bracelet is blocked (lost or replaced). "
                            "Send the student to the office."),
@@ -52,6 +57,31 @@ def refusal(code: str, **values: object) -> Refusal:
     return Refusal(code, MESSAGES[code].format(**values))
 
 
+# How far behind a time this terminal has already seen its clock may be before it is taken to
+# be wrong: the server's and the terminal's clocks are two clocks (the server flags
+# ``clock_skew`` at the same 5 minutes the other way), and NTP may step a clock back a little.
+CLOCK_TOLERANCE = timedelta(minutes=5)
+
+
+def clock_behind(now: datetime, *, server_time: datetime | None,
+                 latest_recorded: datetime | None, latest_day: str | None,
+                 today: str) -> datetime | None:
+    """The time this terminal's clock should be past and is not, or ``None`` if it is fine.
+
+    The clock is wrong when it is more than :data:`CLOCK_TOLERANCE` before the server's time
+    at the last complete pull, or before a sale recorded here since the last successful sync;
+    and when it puts today before the school day of such a sale, however small the step (a
+    sale must never land in a day that is already over). A wrong clock could otherwise reopen
+    the ``offline_max_hours`` window or move sales into an earlier day's limit.
+    """
+    for known in (server_time, latest_recorded):
+        if known is not None and now < known - CLOCK_TOLERANCE:
+            return known
+    if latest_day is not None and today < latest_day:
+        return latest_recorded or now
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class SaleFacts:
     """Everything the rules need, gathered by the core in the sale's transaction."""
@@ -63,6 +93,8 @@ class SaleFacts:
     unknown_products: int            # products missing from the snapshot or inactive
     hours_since_sync: float | None   # None: never synced
     offline_max_hours: int
+    clock_shows: str                 # now, as the cashier reads it
+    clock_behind: str | None         # the later time already seen (see clock_behind); None: ok
     credential_found: bool           # bracelet (or, by hand, the wallet) is in the snapshot
     credential_blocked: bool
     wallet_status: str | None        # active | frozen | closed; None: wallet missing
@@ -70,7 +102,7 @@ class SaleFacts:
     offline_max_unsynced_total: int
     unanswered_total: int            # this terminal's sales the server has not answered yet
     daily_limit: int | None
-    spent_today: int                 # this wallet's sales on this terminal today (school tz)
+    spent_today: int                 # server's spent_today + this terminal's sales not in it
     balance: int                     # snapshot balance
     unsettled_spending: int          # this terminal's spending not yet in that balance
     overdraft_limit: int
@@ -89,6 +121,9 @@ def check_sale(f: SaleFacts) -> Refusal | None:
         return refusal("empty_cart")
     if f.unknown_products:
         return refusal("product_unknown")
+    if f.clock_behind is not None:
+        return Refusal("offline_too_long", MESSAGES["clock_behind"].format(
+            shows=f.clock_shows, known=f.clock_behind))
     if f.hours_since_sync is None or f.hours_since_sync > f.offline_max_hours:
         hours = "many" if f.hours_since_sync is None else int(f.hours_since_sync)
         return refusal("offline_too_long", hours=hours, limit=f.offline_max_hours)

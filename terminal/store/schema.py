@@ -133,3 +133,16 @@ def m002_needs_review_index(db: Database) -> None:
     db.execute("CREATE INDEX outbox_needs_review ON outbox (seq)"
                " WHERE outcome IN ('rejected', 'conflict')")
 
+
+@migrations()
+def m003_spent_today_and_clock(db: Database) -> None:
+    """Spec v1.1: the server's ``spent_today`` per wallet (NULL on rows written before it, or
+    by a server that does not send it: the terminal then counts its own sales of the day, as
+    before), and the seq that was last when a sync succeeded (the clock check only trusts the
+    times of sales recorded after it)."""
+    db.executescript(
+        """
+        ALTER TABLE wallets ADD COLUMN spent_today INTEGER;
+        ALTER TABLE sync_state ADD COLUMN synced_seq INTEGER NOT NULL DEFAULT 0;
+        """
+    )

@@ -29,6 +29,7 @@ class Wallet:
     status: str
     balance_as_of: str
     snapshot_epoch: int
+    spent_today: int | None      # the server's figure for balance_as_of's day; None: not sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +63,13 @@ def apply_page(db: Database, page: SnapshotResponse, epoch: int) -> None:
     with db.atomic():
         conn.executemany(
             "INSERT INTO wallets (wallet_id, display_name, balance, daily_limit, status,"
-            " balance_as_of, snapshot_epoch) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " balance_as_of, snapshot_epoch, spent_today) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (wallet_id) DO UPDATE SET display_name = excluded.display_name,"
             " balance = excluded.balance, daily_limit = excluded.daily_limit,"
             " status = excluded.status, balance_as_of = excluded.balance_as_of,"
-            " snapshot_epoch = excluded.snapshot_epoch",
+            " snapshot_epoch = excluded.snapshot_epoch, spent_today = excluded.spent_today",
             [(w.wallet_id, w.display_name, w.balance, w.daily_limit, w.status,
-              w.balance_as_of.isoformat(), epoch) for w in page.wallets])
+              w.balance_as_of.isoformat(), epoch, w.spent_today) for w in page.wallets])
         conn.executemany(
             "INSERT INTO credentials (uid, wallet_id, status, snapshot_epoch)"
             " VALUES (?, ?, ?, ?) ON CONFLICT (uid) DO UPDATE SET"
@@ -107,7 +108,8 @@ def finish_pull(db: Database, *, epoch: int, cursor: str, full: bool, at: dateti
 def get_wallet(db: Database, wallet_id: str) -> Wallet | None:
     row = db.conn.execute(
         "SELECT wallet_id, display_name, balance, daily_limit, status, balance_as_of,"
-        " snapshot_epoch FROM wallets WHERE wallet_id = ?", (wallet_id,)).fetchone()
+        " snapshot_epoch, spent_today FROM wallets WHERE wallet_id = ?",
+        (wallet_id,)).fetchone()
     return Wallet(*row) if row else None
 
 

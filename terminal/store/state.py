@@ -58,6 +58,8 @@ class SyncState:
     auth_problem: str | None
     acked_seq: int
     missing_seqs: list[int]
+    server_time: datetime | None = None   # the server's clock at the last complete pull
+    synced_seq: int = 0                   # the last seq when the last successful sync ended
 
 
 def _dt(text: str | None) -> datetime | None:
@@ -83,13 +85,14 @@ def save_device(db: Database, device: Device) -> None:
 def get_sync_state(db: Database) -> SyncState:
     row = db.conn.execute(
         "SELECT epoch, cursor, settings_json, snapshot_at, last_sync_at, last_contact_at,"
-        " last_contact_ok, last_error, auth_problem, acked_seq, missing_seqs_json"
-        " FROM sync_state WHERE id = 1").fetchone()
+        " last_contact_ok, last_error, auth_problem, acked_seq, missing_seqs_json,"
+        " snapshot_server_time, synced_seq FROM sync_state WHERE id = 1").fetchone()
     return SyncState(
         epoch=row[0], cursor=row[1], settings=SchoolSettings.from_json(row[2]),
         snapshot_at=_dt(row[3]), last_sync_at=_dt(row[4]), last_contact_at=_dt(row[5]),
         last_contact_ok=None if row[6] is None else bool(row[6]), last_error=row[7],
-        auth_problem=row[8], acked_seq=row[9], missing_seqs=json.loads(row[10]))
+        auth_problem=row[8], acked_seq=row[9], missing_seqs=json.loads(row[10]),
+        server_time=_dt(row[11]), synced_seq=row[12])
 
 
 def record_contact(db: Database, at: datetime, *, ok: bool, error: str | None = None,
@@ -113,9 +116,13 @@ def record_contact(db: Database, at: datetime, *, ok: bool, error: str | None = 
 
 
 def record_synced(db: Database, at: datetime) -> None:
+    """A push and a pull both finished. The server's time just seen now vouches for the
+    clock, so the clock check stops looking at the times of sales recorded before this."""
     with db.atomic():
-        db.conn.execute("UPDATE sync_state SET last_sync_at = ? WHERE id = 1",
-                        (at.isoformat(),))
+        db.conn.execute(
+            "UPDATE sync_state SET last_sync_at = ?,"
+            " synced_seq = (SELECT last_seq FROM seq_counter WHERE id = 1) WHERE id = 1",
+            (at.isoformat(),))
 
 
 def next_epoch(db: Database) -> int:

@@ -1,9 +1,9 @@
 """Problems the cashier must not miss, as coloured bars above every screen.
 
-The alerts themselves come from :meth:`Terminal.alerts` (a revoked device, sales the server
-rejected or found in conflict, offline caps nearly reached, the server unreachable); this
-widget only draws them, red for problems and amber for warnings. A rejected sale's bar has a
-"Seen" button, because it stays in history but should not shout forever.
+The alerts themselves come from :meth:`Terminal.alerts` (a revoked device, a clock that went
+back, sales the server rejected or found in conflict, offline caps nearly reached, the server
+unreachable); this widget only draws them, red for problems and amber for warnings. A rejected
+sale's bar has a "Seen" button, because it stays in history but should not shout forever.
 """
 
 from __future__ import annotations
