@@ -58,9 +58,10 @@ def _open_sales(school_id: str) -> sa.Select[Any]:
 
 
 def _payments_filter(school_id: str) -> sa.ColumnElement[bool]:
+    """Held, rejected (v1) or flagged events nobody has reviewed or settled yet."""
     return sa.and_(payment_events.c.school_id == school_id,
                    payment_events.c.reviewed_at.is_(None),
-                   sa.or_(payment_events.c.status == "rejected",
+                   sa.or_(payment_events.c.status.in_(("held", "rejected")),
                           sa.cast(payment_events.c.flags, sa.String).notin_(["[]", ""])))
 
 
@@ -207,10 +208,15 @@ async def review_payment(request: web.Request) -> web.StreamResponse:
                        payment_conflicts.c.conflict_id == int(target)).values(**values))
         else:
             target = str(form.get("event_id", ""))
+            # A held completion is money a parent paid: it is settled (credited or marked for
+            # refund) on its payment's page, not waved through as reviewed.
             result = await conn.execute(
                 sa.update(payment_events)
                 .where(payment_events.c.school_id == school.school_id,
-                       payment_events.c.event_id == target).values(**values))
+                       payment_events.c.event_id == target,
+                       ~sa.and_(payment_events.c.status == "held",
+                                payment_events.c.event_type == "payment.completed"))
+                .values(**values))
         found(result.rowcount or None)
         await auditlog.record(conn, request, "payment_reviewed", school_id=school.school_id,
                               target_type="payment_event", target_id=target[:64], note=note)

@@ -19,6 +19,7 @@ on two processes collide on its primary key and the loser replays the winner's o
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -379,7 +380,9 @@ async def _event_amount(open_tx: OpenTransaction, event_id: str) -> int:
 
 
 async def mark_for_refund(open_tx: OpenTransaction, *, school_id: str, event_id: str,
-                          actor: str, reason: str) -> bool:
+                          actor: str, reason: str,
+                          after: Callable[[AsyncConnection], Awaitable[None]] | None = None,
+                          ) -> bool:
     """Settle a held event by asking the gateway to give the money back: no ledger effect.
     Returns False when it was already marked so (a second click changes nothing)."""
     async def attempt() -> bool:
@@ -406,6 +409,8 @@ async def mark_for_refund(open_tx: OpenTransaction, *, school_id: str, event_id:
                            payments.c.credited == 0)
                     .values(state="refund_requested", updated_at=now, next_check_at=None,
                             school_id=sa.func.coalesce(payments.c.school_id, school_id)))
+            if after is not None:
+                await after(conn)
             return True
 
     return await retrying(attempt, what=f"refund request for {event_id}")

@@ -370,7 +370,7 @@ payments = sa.Table(
     sa.Column("hold_reason", sa.String(40), nullable=True),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
-    # Reconciliation of payments left pending (sync_server.payments_job): when to ask the
+    # Reconciliation of payments left pending (sync_server.reconciliation): when to ask the
     # gateway next, how often it was asked, and which process holds the check until when.
     sa.Column("next_check_at", Timestamp, nullable=True),
     sa.Column("check_attempts", sa.Integer, nullable=False, server_default="0"),

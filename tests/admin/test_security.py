@@ -14,10 +14,18 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from sync_server.storage.schema import admin_users, credentials, devices, wallets
+from sync_server.keys import config_key
+from sync_server.storage.schema import (
+    admin_users,
+    credentials,
+    devices,
+    payment_events,
+    wallets,
+)
 from tests.server.helpers import enroll, push, sale
 
 from .conftest import Session, as_role, audit_actions, csrf_of, login, query, scalar
+from .test_webhook import deliver, event
 
 PAGES = ["/admin/", "/admin/sales", "/admin/sales.csv", "/admin/exceptions", "/admin/wallets",
          "/admin/roster", "/admin/bracelets", "/admin/devices", "/admin/products",
@@ -31,24 +39,43 @@ class World:
     demo: dict[str, Any]
     device: list[str]
     ref: list[str]
+    held: list[tuple[str, str, str]]  # (event to credit, event to refund, first's payment)
 
     def ids(self, i: int) -> dict[str, str]:
         s = self.demo["schools"][i]
+        credit, refund, payment = self.held[i]
         return {"wallet": s["wallets"][10]["wallet_id"], "uid": s["wallets"][10]["credential_uid"],
                 "product": s["products"][0]["product_id"],
                 "cashier": s["cashiers"][1]["cashier_id"], "device": self.device[i],
-                "ref": self.ref[i]}
+                "ref": self.ref[i], "held_credit": credit, "held_refund": refund,
+                "payment": payment}
 
 
 async def make_world(client: Any, demo: dict[str, Any]) -> World:
-    devs, refs = [], []
-    for school in demo["schools"]:
+    """Also two held top-ups per school (above the server's ceiling for one top-up)."""
+    devs, refs, held = [], [], []
+    for i, school in enumerate(demo["schools"]):
         dev = await enroll(client, school["enrollment_code"])
         one = sale(school, 1, wallet=11)
         await push(client, dev["device_token"], [one])
         devs.append(dev["device_id"])
         refs.append(one["ref"])
-    return World(demo, devs, refs)
+        events = []
+        for n in (1, 2):
+            body = event(school["wallets"][10]["wallet_id"], f"evt_big{n}_{i}",
+                         amount=600_000, currency=school["currency"], reference=f"big{n}-{i}")
+            resp = await deliver(client, body)
+            assert resp.status == 202 and (await resp.json())["reason"] == "amount_above_limit"
+            events.append(body["event_id"])
+        payment = await scalar_of(client, events[0])
+        held.append((events[0], events[1], payment))
+    return World(demo, devs, refs, held)
+
+
+async def scalar_of(client: Any, event_id: str) -> str:
+    url = client.server.app[config_key].db_url
+    return str(await scalar(url, sa.select(payment_events.c.payment_id)
+                            .where(payment_events.c.event_id == event_id)))
 
 
 Action = tuple[str, Callable[[dict[str, str]], str], Callable[[dict[str, str]], dict[str, str]]]
@@ -67,6 +94,10 @@ ACTIONS: list[Action] = [
     ("pin", lambda i: f"/admin/cashiers/{i['cashier']}", lambda i: {"pin": "4321"}),
     ("review", lambda i: f"/admin/exceptions/sales/{i['ref']}/review", lambda i: {"note": "ok"}),
     ("reverse", lambda i: f"/admin/sales/{i['ref']}/reverse", lambda i: {"reason": "refund"}),
+    ("credit_held", lambda i: f"/admin/payments/events/{i['held_credit']}/credit",
+     lambda i: {"wallet_id": i["wallet"], "reason": "parent confirmed by phone"}),
+    ("refund_held", lambda i: f"/admin/payments/events/{i['held_refund']}/refund",
+     lambda i: {"reason": "paid twice"}),
 ]
 CREATES: list[tuple[str, dict[str, str]]] = [
     ("/admin/products", {"name": "Tea", "category": "Drinks", "price": "2.00"}),
@@ -83,7 +114,12 @@ async def state(db_url: str, ids: dict[str, str]) -> tuple[Any, ...]:
                     .where(credentials.c.wallet_id == ids["wallet"]))
     d = await scalar(db_url, sa.select(devices.c.status)
                      .where(devices.c.device_id == ids["device"]))
-    return tuple(w), tuple(sorted(c)), d
+    p = await query(db_url, sa.select(payment_events.c.event_id, payment_events.c.resolution,
+                                      payment_events.c.reviewed_at)
+                    .where(payment_events.c.event_id.in_([ids["held_credit"],
+                                                          ids["held_refund"]]))
+                    .order_by(payment_events.c.event_id))
+    return tuple(w), tuple(sorted(c)), d, tuple(p)
 
 
 async def test_viewer_reads_every_page_but_changes_nothing(client: Any, demo: dict[str, Any],
@@ -92,7 +128,7 @@ async def test_viewer_reads_every_page_but_changes_nothing(client: Any, demo: di
     ids = world.ids(0)
     viewer = await as_role(client, demo, "viewer")
     for path in [*PAGES, f"/admin/wallets/{ids['wallet']}", f"/admin/sales/{ids['ref']}",
-                 f"/admin/bracelets/{ids['uid']}"]:
+                 f"/admin/bracelets/{ids['uid']}", f"/admin/payments/{ids['payment']}"]:
         assert (await viewer.get(path)).status == 200, path
     assert (await viewer.get("/admin/audit")).status == 403
     assert (await viewer.get("/admin/schools")).status == 403
@@ -115,7 +151,8 @@ async def test_admin_roles_may_do_every_action_in_their_school(
     world = await make_world(client, demo)
     ids = world.ids(0)
     session = await as_role(client, demo, role)
-    for path in [*PAGES, "/admin/audit", f"/admin/wallets/{ids['wallet']}"]:
+    for path in [*PAGES, "/admin/audit", f"/admin/wallets/{ids['wallet']}",
+                 f"/admin/payments/{ids['payment']}"]:
         assert (await session.get(path)).status == 200, path
     for name, path, data in ACTIONS:
         resp = await session.post(path(ids), data(ids))
@@ -128,7 +165,8 @@ async def test_admin_roles_may_do_every_action_in_their_school(
     for expected in ("wallet_topup", "wallet_frozen", "bracelet_assigned", "bracelet_blocked",
                      "device_revoked", "product_updated", "cashier_pin_reset", "sale_reviewed",
                      "sale_reversed", "product_created", "cashier_created",
-                     "enrollment_code_created"):
+                     "enrollment_code_created", "payment_credited",
+                     "payment_refund_requested"):
         assert expected in actions, expected
 
 
@@ -139,7 +177,7 @@ async def test_other_schools_ids_are_not_found_and_untouched(
     theirs = world.ids(1)
     session = await as_role(client, demo, role, school=0)  # platform admin looks at school 0
     for path in (f"/admin/wallets/{theirs['wallet']}", f"/admin/sales/{theirs['ref']}",
-                 f"/admin/bracelets/{theirs['uid']}"):
+                 f"/admin/bracelets/{theirs['uid']}", f"/admin/payments/{theirs['payment']}"):
         assert (await session.get(path)).status == 404, path
     csv = await (await session.get(f"/admin/sales.csv?wallet={theirs['wallet']}")).text()
     assert theirs["ref"] not in csv and len(csv.strip().splitlines()) == 1
