@@ -216,7 +216,7 @@ async def baseline_run(db_url: str, setup: dict[str, Any], batches: int) -> floa
     await conn.execute("INSERT INTO devices (device_id, school_id, name, token_hash, status, "
                        "enrolled_at, acked_seq, max_seq) VALUES ($1, $2, 'b', $3, 'active', $4, "
                        "0, 0)", device_id, setup["school_id"], device_id, now)
-    pg_ph = ", ".join(f"${i}" for i in range(1, 24))
+    pg_ph = ", ".join(f"${i}" for i in range(1, 23))
     start = time.perf_counter()
     for sales, seqs, posts, deltas in work:
         async with conn.transaction():

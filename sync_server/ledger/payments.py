@@ -35,6 +35,7 @@ from ..storage.schema import payment_conflicts, payment_events, payments, school
 from .accounts import TOPUP_CLEARING
 from .idempotency import Verdict, fingerprint, retrying, verdict
 from .money_ops import AfterHook, MoneyOp, OpenTransaction, OpOutcome, OpRefused, run
+from .postings import lock_wallets
 from .transfers import move
 
 CREDITED = ("completed", "refunded", "charged_back")
@@ -249,51 +250,58 @@ async def _first(conn: AsyncConnection, event: PaymentEvent, digest: str, source
     status = {"credit": "credited", "debit": "debited", "record": "recorded",
               "hold": "held"}[decision.action]
     flags = list(decision.flags)
+    state = decision.state or (payment.state if payment is not None else "held")
+    credited = int(payment.credited) if payment is not None else 0
+    debited = int(payment.debited) if payment is not None else 0
+    credit_txn = payment.credit_txn_id if payment is not None else None
+    balance_after = txn_id = None
+    moves = decision.action in ("credit", "debit") and school_id is not None
+    if moves:
+        # Locked now (payment, then wallet: the ledger's order), so the event row below can
+        # be written once with its final outcome; the posting follows under the same locks.
+        locked = await lock_wallets(conn, str(school_id), [event.wallet_id])
+        delta = event.amount if decision.action == "credit" else -event.amount
+        balance_after, txn_id = int(locked[event.wallet_id].balance) + delta, new_id("pst")
+        if delta < 0 and balance_after < 0:
+            flags.insert(0, "overdraft")
+        if delta > 0:
+            credited, credit_txn = credited + event.amount, txn_id
+        else:
+            debited += event.amount
     # The key row first: a racing duplicate delivery fails here, before any money moves.
     await conn.execute(sa.insert(payment_events).values(
         event_id=event.event_id, school_id=event_school, event_type=event.event_type,
         wallet_id=event.wallet_id, amount=event.amount, currency=event.currency,
         reference=event.reference, created_at=event.created_at, received_at=now,
-        status=status, code=decision.code, flags=flags, balance_after=None, txn_id=None,
-        content_hash=digest, payload=event.model_dump(mode="json"), payment_id=payment_id,
-        source=source))
+        status=status, code=decision.code, flags=flags, balance_after=balance_after,
+        txn_id=txn_id, content_hash=digest, payload=event.model_dump(mode="json"),
+        payment_id=payment_id, source=source))
+    values: dict[str, Any] = {
+        "state": state, "credited": credited, "debited": debited, "credit_txn_id": credit_txn,
+        "updated_at": now}
+    if decision.state is not None:
+        values["next_check_at"] = (now + policy.check_pending_after
+                                   if decision.state == "pending" else None)
+        values["hold_reason"] = decision.code if decision.state == "held" else None
     if payment is None:
         await conn.execute(sa.insert(payments).values(
             payment_id=payment_id, school_id=school_id, reference=event.reference,
             wallet_id=event.wallet_id, currency=event.currency, amount=event.amount,
-            state=decision.state or "held", hold_reason=decision.code
-            if decision.action == "hold" else None, created_at=now, updated_at=now,
-            next_check_at=now + policy.check_pending_after
-            if decision.state == "pending" else None))
-    changes: dict[str, Any] = {"updated_at": now}
-    if decision.state is not None:
-        changes["state"] = decision.state
-        changes["next_check_at"] = (now + policy.check_pending_after
-                                    if decision.state == "pending" else None)
-        changes["hold_reason"] = decision.code if decision.state == "held" else None
-    balance_after = txn_id = None
-    if decision.action in ("credit", "debit") and school_id is not None:
-        credit = decision.action == "credit"
+            created_at=now, **{"next_check_at": None, "hold_reason": None, **values}))
+    else:
+        await conn.execute(sa.update(payments).where(payments.c.payment_id == payment_id)
+                           .values(**values))
+    if moves:
         transfer = await move(
-            conn, school_id=school_id, wallet_id=event.wallet_id,
-            amount=event.amount if credit else -event.amount, counter_kind=TOPUP_CLEARING,
-            kind="topup" if credit else
+            conn, school_id=str(school_id), wallet_id=event.wallet_id,
+            amount=event.amount if decision.action == "credit" else -event.amount,
+            counter_kind=TOPUP_CLEARING,
+            kind="topup" if decision.action == "credit" else
             ("chargeback" if event.event_type == "chargeback.created" else "refund"),
             memo=f"gateway {event.event_type} {event.reference}"[:500],
             actor="payment-gateway" if source == "webhook" else source,
-            occurred_at=event.created_at)
-        balance_after, txn_id = transfer.balance_after, transfer.txn_id
-        if not credit and balance_after < 0:
-            flags.insert(0, "overdraft")
-        if credit:
-            changes.update(credited=payments.c.credited + event.amount, credit_txn_id=txn_id)
-        else:
-            changes.update(debited=payments.c.debited + event.amount)
-        await conn.execute(sa.update(payment_events)
-                           .where(payment_events.c.event_id == event.event_id)
-                           .values(txn_id=txn_id, balance_after=balance_after, flags=flags))
-    await conn.execute(sa.update(payments).where(payments.c.payment_id == payment_id)
-                       .values(**changes))
+            occurred_at=event.created_at, posting_id=txn_id)
+        assert transfer.balance_after == balance_after
     return EventOutcome(event.event_id, status, decision.code, flags, balance_after,
                         payment_id, replay=False)
 
