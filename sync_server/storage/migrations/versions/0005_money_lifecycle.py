@@ -173,11 +173,12 @@ def _carry_refunds(bind: sa.Connection) -> None:
 
 
 def _carry_manual_money(bind: sa.Connection) -> None:
-    """Top-ups and adjustments not made by a gateway event (admin forms, demo seeding)."""
+    """Top-ups and adjustments not made by a gateway event (admin forms, demo seeding); also,
+    after a downgrade and upgrade, the kinds 0005 itself introduced."""
     rows = bind.execute(sa.text(
         "SELECT p.posting_id, p.school_id, p.kind, p.from_account, p.to_account, p.amount, "
         "p.memo, p.actor, p.posted_at FROM postings p "
-        "WHERE p.kind IN ('topup', 'adjustment') AND NOT EXISTS "
+        "WHERE p.kind IN ('topup', 'adjustment', 'opening', 'payment_credit') AND NOT EXISTS "
         "(SELECT 1 FROM payment_events e WHERE e.txn_id = p.posting_id)")).all()
     for r in rows:
         wallet = bind.execute(sa.text(
