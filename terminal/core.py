@@ -28,7 +28,7 @@ from shared.ids import new_ref, normalize_uid
 from terminal.errors import AlreadyEnrolled, NotEnrolled, SaleRefused
 from terminal.selling.alerts import Alert, AlertFacts, alerts
 from terminal.selling.cart import Cart
-from terminal.selling.rules import SaleFacts, check_sale, clock_behind, refusal
+from terminal.selling.rules import Refusal, SaleFacts, check_sale, clock_behind, refusal
 from terminal.store import outbox, snapshot, state
 from terminal.store.db import open_database
 from terminal.store.outbox import NewEntry
@@ -37,6 +37,10 @@ if TYPE_CHECKING:
     from terminal.sync.cycle import SyncReport
 
 Clock = Callable[[], datetime]
+
+# ``sync_state.auth_problem`` after a 403 whose problem type ends in ``/device-revoked``: the
+# school took this terminal out of service, so it stops selling (docs/terminal.md).
+REVOKED = "revoked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +199,7 @@ class Terminal:
             behind = _clock_behind(conn, sync, now, school_day)
             facts = SaleFacts(
                 currency=settings.currency,
+                device_revoked=sync.auth_problem == REVOKED,
                 cashier_known=cashier is not None and cashier.active,
                 cart_total=cart.total, cart_empty=cart.is_empty() and not unknown,
                 unknown_products=unknown,
@@ -243,7 +248,9 @@ class Terminal:
             cashier = snapshot.get_cashier(db, cashier_id)
             target = outbox.get(conn, ref)
             problem = None
-            if cashier is None or not cashier.active:
+            if sync.auth_problem == REVOKED:  # a void could never reach the ledger either
+                problem = refusal("device_revoked")
+            elif cashier is None or not cashier.active:
                 problem = refusal("cashier_unknown")
             elif target is None or target.kind != "sale":
                 problem = refusal("void_target_unknown")
@@ -386,6 +393,15 @@ class Terminal:
             offline_max_hours=settings.offline_max_hours, unreviewed=unreviewed,
             clock_shows=_shown(now, settings.timezone),
             clock_behind=_shown(behind, settings.timezone) if behind else None))
+
+    def selling_stopped(self) -> Refusal | None:
+        """Why this terminal may not sell at all, whatever the cart or the bracelet: the
+        school revoked it. The cashier app shows this on the sale screen itself; every sale
+        and void is refused with the same words until a good answer from the server clears
+        it. ``None`` while selling is possible."""
+        if state.get_sync_state(self.db).auth_problem == REVOKED:
+            return refusal("device_revoked")
+        return None
 
     def clock_behind(self) -> datetime | None:
         """A time this terminal has already seen (the server's, or one of its own sales since

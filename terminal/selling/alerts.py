@@ -42,7 +42,12 @@ def alerts(f: AlertFacts) -> list[Alert]:
     out: list[Alert] = []
     if not f.enrolled:
         return out
-    if f.auth_problem is not None:
+    if f.auth_problem == "revoked":
+        out.append(Alert("problem", "device_revoked",
+                         "This terminal is no longer authorized by the school (revoked): "
+                         "selling is stopped. Sales saved here stay on it but cannot be sent. "
+                         "Call the school office."))
+    elif f.auth_problem is not None:
         out.append(Alert("problem", "device_revoked",
                          "This terminal is no longer authorized by the school "
                          f"({f.auth_problem}). Sales stay saved here but cannot be sent. "

@@ -5,9 +5,9 @@ protocol has no online authorization, so the school's "offline" caps apply to ev
 only while the network is down (a terminal that is "online" may lose the network between two
 taps, and the money at risk is the same).
 
-The order of the checks is the order a cashier would want to hear about problems: who is
-selling, what is in the cart, whether this terminal may sell at all, whose bracelet it is,
-and only then the amounts.
+The order of the checks is the order a cashier would want to hear about problems: a terminal
+the school revoked first (nothing else matters then), who is selling, what is in the cart,
+whether this terminal may sell at all, whose bracelet it is, and only then the amounts.
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ from shared.money import format_minor
 
 # The spec's refusal codes, each with the sentence the cashier sees.
 MESSAGES = {
+    # Not one of the spec's codes: see "A revoked terminal" in docs/terminal.md for why.
+    "device_revoked": ("This terminal has been revoked by the school office, so it cannot "
+                       "sell. Sales already saved stay on it. Call the school office."),
     "cashier_unknown": "Cashier not recognised on this terminal. Please log in again.",
     "empty_cart": "The cart is empty. Add at least one item.",
     "product_unknown": "An item in the cart is no longer sold here. Remove it and try again.",
@@ -87,6 +90,8 @@ class SaleFacts:
     """Everything the rules need, gathered by the core in the sale's transaction."""
 
     currency: str
+    device_revoked: bool             # the server answered 403 device-revoked (nothing sold
+                                     # here could ever reach the ledger)
     cashier_known: bool              # exists and is active in the snapshot
     cart_total: int
     cart_empty: bool
@@ -115,6 +120,8 @@ def check_sale(f: SaleFacts) -> Refusal | None:
     spending exactly to the daily limit, is accepted.
     """
     money = _formatter(f.currency)
+    if f.device_revoked:
+        return refusal("device_revoked")
     if not f.cashier_known:
         return refusal("cashier_unknown")
     if f.cart_empty:

@@ -243,3 +243,5 @@ class MainWindow(QMainWindow):
         currency = self.terminal.currency()
         self.status_bar.show_status(status, currency)
         self.banner.show_alerts(self.terminal.alerts())
+        stopped = self.terminal.selling_stopped()
+        self.sale_view.show_stopped(stopped.message if stopped else None)

@@ -1,8 +1,9 @@
 """The big answer after a tap: green APPROVED or red REFUSED, readable from a step away.
 
 Between sales it shows the waiting state ("Tap bracelet to pay 12.00 SAR") so the cashier and
-the student both know the terminal is ready. The panel notes when it was last painted, which
-the tap-to-screen benchmark reads.
+the student both know the terminal is ready, or, when the terminal may not sell at all (the
+school revoked it), why not and what to do, in the place every answer appears. The panel
+notes when it was last painted, which the tap-to-screen benchmark reads.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class ResultPanel(QFrame):
         self.outcome: Outcome | None = None
         self.painted_at = 0.0
         self.paint_count = 0
+        self.stopped: str | None = None   # why this terminal cannot sell at all; None: it can
+        self._total = 0
         self.setObjectName("resultPanel")
         self.setMinimumHeight(150)
         layout = QVBoxLayout(self)
@@ -62,11 +65,28 @@ class ResultPanel(QFrame):
     def money(self, amount: int) -> str:
         return format_minor(amount, self.currency)
 
+    def set_stopped(self, message: str | None) -> None:
+        """Show ``message`` instead of the waiting state until it is cleared with ``None``.
+        A change replaces whatever answer is on screen at once: an "APPROVED" left standing
+        after the terminal was stopped would say the opposite of the truth."""
+        if message == self.stopped:
+            return
+        self.stopped = message
+        self.show_waiting(self._total)
+
     def show_waiting(self, total: int) -> None:
         """The cart's state when no answer is on screen."""
         self.outcome = None
+        self._total = total
         self.detail.setVisible(True)
-        if total > 0:
+        if self.stopped is not None:
+            self.state = "stopped"
+            self._style(theme.REFUSED, "white", 24)
+            self.headline.setText("SELLING STOPPED")
+            self.name.setText("No payments on this terminal")
+            self.amounts.setText("")
+            self.detail.setText(self.stopped)
+        elif total > 0:
             self.state = "waiting"
             self._style(theme.WAITING, "white", 24)
             self.headline.setText("Tap bracelet")

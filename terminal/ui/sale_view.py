@@ -230,7 +230,16 @@ class SaleView(QWidget):
         return [p for p in self.products if (p.category or "Other") == name]
 
     def add_product(self, product: Product) -> None:
-        self.cart.add(product.product_id, product.name, product.price)
+        if self.result.stopped is None:
+            self.cart.add(product.product_id, product.name, product.price)
+
+    def show_stopped(self, message: str | None) -> None:
+        """The terminal may not sell at all (``message`` says why and what to do), or may
+        again (``None``): the answer panel says so and the product buttons are greyed out;
+        History, Sync and Lock stay usable."""
+        self.result.set_stopped(message)
+        self.tabs.setEnabled(message is None)
+        self.pages.setEnabled(message is None)
 
     def add_nth(self, number: int) -> None:
         items = self.category_products()

@@ -8,6 +8,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from terminal.core import Terminal
 from terminal.errors import SaleRefused
 from terminal.store import outbox, snapshot, state
@@ -164,7 +166,7 @@ def test_server_down_selling_continues_and_next_sync_drains(live_server,
     assert_audit_clean(live_server)
 
 
-def test_revoked_device_keeps_its_queue_and_shows_it(live_server, tmp_path: Path) -> None:
+def test_revoked_device_keeps_its_queue_and_stops_selling(live_server, tmp_path: Path) -> None:
     data_dir = tmp_path / "revoked"
     school = live_server.demo["schools"][0]
     code, enrolled_doc = pos_terminal_json(data_dir, "enroll", "--server", live_server.url,
@@ -191,5 +193,23 @@ def test_revoked_device_keeps_its_queue_and_shows_it(live_server, tmp_path: Path
     term = Terminal(data_dir)
     assert [(r.seq, r.ref, r.outcome, r.acked) for r in term.history()] == before
     assert state.get_device(term.db) is not None
-    # selling still works offline (the school decides; the cashier sees the state)
-    assert term.record_sale(cashier, [(products[150], 1)], wallet_id=w["wallet_id"]).seq == 3
+    # A revoked terminal stops selling at once: nothing it records could ever be synced.
+    for sell in ({"wallet_id": w["wallet_id"]}, {"uid": w["credential_uid"]}):
+        with pytest.raises(SaleRefused) as refused:
+            term.record_sale(cashier, [(products[150], 1)], **sell)
+        assert refused.value.code == "device_revoked"
+        assert "revoked by the school office" in refused.value.message
+    with pytest.raises(SaleRefused) as refused:
+        term.void(before[0][1], cashier)
+    assert refused.value.code == "device_revoked"
+    assert term.selling_stopped() is not None
+    term.close()
+    code, doc = pos_terminal_json(data_dir, "sell", "--cashier", cashier, "--wallet",
+                                  w["wallet_id"], "--item", products[150])
+    assert code == 4 and doc["refused"] == "device_revoked", doc
+    assert "Call the school office" in doc["message"]
+    code, doc = pos_terminal_json(data_dir, "sync")  # still revoked: still refused by the server
+    assert code == 5
+    term = Terminal(data_dir)
+    assert [(r.seq, r.ref, r.outcome, r.acked) for r in term.history()] == before
+    assert term.status()["last_seq"] == 2 and term.status()["queued"] == 2

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from terminal.errors import SaleRefused
 from terminal.store import outbox, snapshot, state
 from terminal.sync.backoff import Backoff
 from terminal.sync.client import SyncClient
@@ -132,3 +134,38 @@ def test_sync_worker_reports_and_drains_in_the_background(live_server, tmp_path:
     assert drained.wait(30), reports
     worker.stop()
     assert term.status()["queued"] == 0
+
+
+def test_revoked_stops_selling_through_an_outage_until_the_server_answers(tmp_path: Path,
+                                                                           clock) -> None:
+    term = offline_terminal(tmp_path, Page(wallets=[wallet("w1", 5000)],
+                                           credentials=[bracelet(UID, "w1")]), clock)
+    first = term.record_sale("cash1", [("water", 1)], uid=UID)
+    server = FakeServer()
+    server.status = 401  # unknown token: shown, but not the school's decision to stop selling
+    run_cycle(term.db, client_for(server), clock)
+    assert term.status()["auth_problem"] == "unauthorized" and term.selling_stopped() is None
+    assert term.record_sale("cash1", [("water", 1)], uid=UID).seq == 2
+    server.status = 403  # the device-revoked problem type
+    run_cycle(term.db, client_for(server), clock)
+    server.status = 503  # then the network goes: the revocation is not forgotten
+    run_cycle(term.db, client_for(server), clock)
+    stopped = term.selling_stopped()
+    assert stopped is not None and stopped.code == "device_revoked"
+    for attempt in (lambda: term.record_sale("cash1", [("water", 1)], uid=UID),
+                    lambda: term.record_sale("cash1", [], uid=UID),  # even an empty cart
+                    lambda: term.void(first.ref, "cash1")):
+        with pytest.raises(SaleRefused) as refused:
+            attempt()
+        assert refused.value.code == "device_revoked"
+        assert refused.value.message == stopped.message
+    assert outbox.last_seq(term.db.conn) == 2
+    first_alert = term.alerts()[0]
+    assert first_alert.code == "device_revoked" and "selling is stopped" in first_alert.message
+    server.status = 200  # an admin re-activated it: the next good answer clears the stop
+    term.db.execute("UPDATE sync_state SET cursor = 'd1'")  # a delta keeps the catalogue
+    assert run_cycle(term.db, client_for(server), clock).completed
+    assert term.selling_stopped() is None
+    with pytest.raises(SaleRefused) as refused:  # the delta left w1 with 1.11 SAR: the
+        term.record_sale("cash1", [("water", 1)], uid=UID)  # ordinary rules answer again
+    assert refused.value.code == "insufficient_balance"
