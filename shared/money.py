@@ -36,7 +36,10 @@ def parse_major(text: str, currency: str) -> int:
         raise ValueError(f"'{text}' is not an amount") from None
     if not value.is_finite():
         raise ValueError(f"'{text}' is not an amount")
-    scaled = value.scaleb(exp)
+    try:
+        scaled = value.scaleb(exp)
+    except ArithmeticError:  # decimal.Overflow: '1e99999999999'
+        raise ValueError(f"'{text}' is not an amount") from None
     if scaled != scaled.to_integral_value():
         raise ValueError(f"{currency} amounts have at most {exp} decimals")
     return int(scaled)

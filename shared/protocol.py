@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -26,12 +27,36 @@ MAX_SALES_PER_PUSH = 1000
 MAX_BODY_BYTES = 8 * 1024 * 1024
 SNAPSHOT_PAGE_ROWS = 5000
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=False)]
-Uid = Annotated[str, StringConstraints(pattern=r"^[0-9A-F]{8,20}$")]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text, or None when it can: the one rule for text a
+    client sends, on both databases. PostgreSQL refuses NUL in text (SQLite would keep it, and
+    the two must agree), and neither driver can encode a lone surrogate, which is what bytes
+    that are not UTF-8 become in an HTTP header."""
+    if "\x00" in value:
+        return "must not contain a NUL character (\\u0000)"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid UTF-8 text"
+    return None
+
+
+def _storable(value: str) -> str:
+    problem = text_problem(value)
+    if problem:
+        raise ValueError(f"text {problem}")
+    return value
+
+
+# Every string field of a request is Text (a test walks the request models to keep it so).
+Text = Annotated[str, AfterValidator(_storable)]
+Id = Annotated[Text, StringConstraints(min_length=1, max_length=64, strip_whitespace=False)]
+Uid = Annotated[Text, StringConstraints(pattern=r"^[0-9A-F]{8,20}$")]
+Name = Annotated[Text, StringConstraints(min_length=1, max_length=200)]
 Money = StrictInt
 NonNegMoney = Annotated[StrictInt, Field(ge=0)]
-Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+Currency = Annotated[Text, StringConstraints(pattern=r"^[A-Z]{3}$")]
 
 WalletStatus = Literal["active", "frozen", "closed"]
 CredentialStatus = Literal["active", "blocked"]
@@ -70,7 +95,7 @@ class HealthResponse(Lenient):
 
 
 class EnrollRequest(Strict):
-    enrollment_code: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    enrollment_code: Annotated[Text, StringConstraints(min_length=1, max_length=64)]
     name: Name
 
 
@@ -158,17 +183,17 @@ class SnapshotResponse(Lenient):
 
 class SaleLine(Strict):
     product_id: Id
-    name: Annotated[str, StringConstraints(max_length=200)]
+    name: Annotated[Text, StringConstraints(max_length=200)]
     quantity: Annotated[StrictInt, Field(ge=1, le=10_000)]
     unit_price: Annotated[StrictInt, Field(ge=0, le=100_000_000)]
 
 
 class Sale(Strict):
-    ref: Annotated[str, StringConstraints(
+    ref: Annotated[Text, StringConstraints(
         pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     seq: Annotated[StrictInt, Field(ge=1, le=2**53)]
     kind: SaleKind
-    voids: Annotated[str, StringConstraints(max_length=64)] | None
+    voids: Annotated[Text, StringConstraints(max_length=64)] | None
     created_at: AwareDatetime
     cashier_id: Id
     wallet_id: Id
@@ -215,9 +240,9 @@ class SalesPushResponse(Lenient):
 
 
 class PaymentEvent(Strict):
-    event_id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    event_type: Annotated[str, StringConstraints(min_length=1, max_length=100)]
-    reference: Annotated[str, StringConstraints(max_length=200)]
+    event_id: Annotated[Text, StringConstraints(min_length=1, max_length=200)]
+    event_type: Annotated[Text, StringConstraints(min_length=1, max_length=100)]
+    reference: Annotated[Text, StringConstraints(max_length=200)]
     wallet_id: Id
     amount: Annotated[StrictInt, Field(gt=0, le=10**12)]
     currency: Currency

@@ -24,6 +24,7 @@ from .config import ServerConfig
 from .keys import config_key, dialect_key, engine_key, enroll_limiter_key, write_lock_key
 from .ratelimit import FailureLimiter
 from .reconciliation import reconciling
+from .request_guard import request_guard
 from .storage.engine import create_engine, dialect_of
 from .storage.migrate import pending
 from .storage.writer_lock import WriterLock
@@ -36,7 +37,10 @@ class SchemaOutOfDate(RuntimeError):
 
 
 def create_app(config: ServerConfig) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[problems_middleware])
+    # Bodies are read as sent and decoded by request_guard.read_body, which refuses codings
+    # it does not know with 415 (aiohttp's own decoder answers those with a bare 400).
+    app = web.Application(client_max_size=MAX_BODY_BYTES, handler_args={"auto_decompress": False},
+                          middlewares=[problems_middleware, request_guard])
     app[config_key] = config
     app[dialect_key] = dialect_of(config.db_url)
     app[enroll_limiter_key] = FailureLimiter(config.enroll_failures_per_minute)

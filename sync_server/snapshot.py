@@ -18,14 +18,14 @@ import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.clock import utcnow
-from shared.protocol import SNAPSHOT_PAGE_ROWS
+from shared.protocol import SNAPSHOT_PAGE_ROWS, text_problem
 
 from .ledger.spend import day_spend
 from .storage.schema import cashiers, credentials, products, schools, wallets
@@ -53,17 +53,41 @@ class Cursor:
 
     @classmethod
     def decode(cls, text: str) -> Cursor | None:
-        """None for anything that is not a cursor we issued: the caller sends everything."""
-        try:
-            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-            data = json.loads(raw)
-            after = {str(k): (int(v[0]), str(v[1])) for k, v in data.get("a", {}).items()
-                     if k in _KINDS}
-            high = data.get("h")
-            return cls(str(data["e"]), int(data["s"]), int(high) if high is not None else None,
-                       after)
-        except (ValueError, KeyError, TypeError, IndexError):
+        """None for anything that is not a cursor we issued: the caller sends everything.
+
+        A cursor comes back from the client, so every part is checked for the shape ``encode``
+        gives it before it reaches SQL: versions are integers within BIGINT (a float such as
+        ``1e400`` or a 30-digit number would fail in the database), row keys are short text.
+        """
+        if len(text) > MAX_CURSOR_CHARS:
             return None
+        try:
+            data = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        except (ValueError, RecursionError):  # not base64, not UTF-8, not JSON, too deep
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("e"), str):
+            return None
+        since, high, after = data.get("s"), data.get("h"), data.get("a", {})
+        if not _version(since, lowest=-1) or not (high is None or _version(high)):
+            return None
+        if not isinstance(after, dict):
+            return None
+        keys: dict[str, tuple[int, str]] = {}
+        for kind, point in after.items():
+            if not (kind in _KINDS and isinstance(point, list) and len(point) == 2
+                    and _version(point[0]) and isinstance(point[1], str)
+                    and len(point[1]) <= 64 and not text_problem(point[1])):
+                return None
+            keys[kind] = (point[0], point[1])
+        return cls(data["e"], since, high, keys)
+
+
+MAX_CURSOR_CHARS = 4096  # a cursor we issue is a few hundred characters
+
+
+def _version(value: object, lowest: int = 0) -> TypeGuard[int]:
+    """An integer a version column can hold (JSON true is not one)."""
+    return type(value) is int and lowest <= value < 2**63
 
 
 async def build(engine: AsyncEngine, school_id: str, cursor_text: str | None,

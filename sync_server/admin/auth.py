@@ -196,7 +196,8 @@ async def login(request: web.Request) -> web.StreamResponse:
                               target_type="admin_user", target_id=user.user_id, admin=admin)
     nxt = str(form.get("next", ""))
     safe_next = nxt if nxt.startswith("/admin/") and not nxt.startswith("/admin/login") \
-        and "//" not in nxt and "\\" not in nxt else "/admin/"
+        and "//" not in nxt and "\\" not in nxt and nxt.isascii() and nxt.isprintable() \
+        else "/admin/"  # a CR/LF would break the Location header (and drop the connection)
     response = redirect(safe_next)
     _set_cookie(request, response, SESSION_COOKIE, token)
     response.del_cookie(LOGIN_CSRF_COOKIE, path="/admin")

@@ -33,7 +33,7 @@ from ..storage.schema import (
 from ..transactions import reading, writing
 from . import auditlog
 from .devices import DeviceRow, device_rows
-from .render import FormError, idem_key, redirect, render, text
+from .render import FormError, idem_key, redirect, render, text, whole_number
 from .scope import admin_of, found, require_write, school_of
 
 routes = web.RouteTableDef()
@@ -151,7 +151,8 @@ async def review_sale(request: web.Request) -> web.StreamResponse:
 async def review_conflict(request: web.Request) -> web.StreamResponse:
     require_write(request)
     school, admin = school_of(request), admin_of(request)
-    cid, note = int(request.match_info["conflict_id"]), await _note(request)
+    cid = found(whole_number(request.match_info["conflict_id"]))
+    note = await _note(request)
     async with writing(request.app) as conn:
         result = await conn.execute(
             sa.update(sale_conflicts)
@@ -168,7 +169,7 @@ async def review_conflict(request: web.Request) -> web.StreamResponse:
 async def review_gap(request: web.Request) -> web.StreamResponse:
     require_write(request)
     school, admin = school_of(request), admin_of(request)
-    device_id, seq = request.match_info["device_id"], int(request.match_info["seq"])
+    device_id, seq = request.match_info["device_id"], found(whole_number(request.match_info["seq"]))
     note = await _note(request)
     async with writing(request.app) as conn:
         # Only this device's gaps, not the whole school's device list: this runs under the
@@ -200,12 +201,13 @@ async def review_payment(request: web.Request) -> web.StreamResponse:
     note = await _note(request)
     values = {"reviewed_at": utcnow(), "reviewed_by": admin.user_id, "review_note": note}
     async with writing(request.app) as conn:
-        if str(form.get("conflict_id", "")).isdigit():
-            target = str(form["conflict_id"])
+        if form.get("conflict_id"):
+            conflict_id = found(whole_number(form["conflict_id"]))
+            target = str(conflict_id)
             result = await conn.execute(
                 sa.update(payment_conflicts)
                 .where(payment_conflicts.c.school_id == school.school_id,
-                       payment_conflicts.c.conflict_id == int(target)).values(**values))
+                       payment_conflicts.c.conflict_id == conflict_id).values(**values))
         else:
             target = str(form.get("event_id", ""))
             # A held completion is money a parent paid: it is settled (credited or marked for

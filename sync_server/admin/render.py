@@ -60,9 +60,14 @@ def _read_flash(raw: str | None) -> dict[str, str] | None:
 
 
 def redirect(location: str, message: str | None = None, *, error: bool = False) -> web.Response:
-    """303 to ``location`` (always a path of ours) with an optional one-shot message."""
+    """303 to ``location`` (always a path of ours) with an optional one-shot message.
+
+    Locations are often built from a path's own parts (``/admin/sales/{ref}``), which may hold
+    any decoded character: whatever a URL does not allow is percent-encoded, so a CR/LF can
+    never break the header (aiohttp would drop the connection)."""
     if not location.startswith("/admin"):
         location = "/admin/"
+    location = quote(location, safe="/?&=%#:;,+@!$'()*~-._")
     response = web.Response(status=303, headers={"Location": location})
     if message:
         response.set_cookie(FLASH_COOKIE, quote(("err:" if error else "ok:") + message[:300]),
@@ -108,6 +113,15 @@ def idem_key(form: MultiDictProxy[Any]) -> str:
     if isinstance(value, str) and 8 <= len(value) <= 64 and value.isascii():
         return "form:" + value
     return "form:" + secrets.token_urlsafe(18)
+
+
+def whole_number(value: object) -> int | None:
+    """A count or row number from a path or a form, or None: ASCII digits only (``'²'`` passes
+    ``str.isdigit`` and then fails ``int``) and small enough for a BIGINT column (a 20-digit
+    number fails in PostgreSQL and SQLite)."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    return None
 
 
 def page_number(request: web.Request) -> int:

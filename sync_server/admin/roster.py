@@ -18,13 +18,13 @@ import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.web_request import FileField
 
-from shared.money import parse_major
+from shared.money import format_minor, parse_major
 
 from .. import records
 from ..storage.schema import wallets
 from ..transactions import writing
 from . import auditlog
-from .render import render
+from .render import MAX_AMOUNT, render
 from .scope import School, require_write, school_of
 
 routes = web.RouteTableDef()
@@ -105,9 +105,14 @@ def parse_rows(data: str, school: School) -> tuple[list[ParsedRow], list[RowOutc
         if "daily_limit" in row:
             if row["daily_limit"]:
                 try:
+                    if len(row["daily_limit"]) > 40:
+                        raise ValueError("not an amount")
                     limit = parse_major(row["daily_limit"], school.currency)
                     if limit < 0:
                         raise ValueError("daily_limit cannot be negative")
+                    if limit > MAX_AMOUNT:  # the console's bound; 1e17 would not fit BIGINT
+                        raise ValueError("more than "
+                                         + format_minor(MAX_AMOUNT, school.currency))
                     values["daily_limit"] = limit
                 except ValueError as exc:
                     reasons.append(f"daily_limit: {exc}")
@@ -142,6 +147,9 @@ async def roster_import(request: web.Request) -> web.StreamResponse:
             data = blob.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise ValueError("the file is not UTF-8 text (save it as 'CSV UTF-8')") from None
+        if "\x00" in data:  # the one text rule (shared.protocol.text_problem)
+            raise ValueError("the file contains NUL characters: is it a spreadsheet file "
+                             "rather than CSV? Save it as 'CSV UTF-8'")
         good, refused = parse_rows(data, school)
     except (ValueError, csv.Error) as exc:
         return render(request, "roster.html", {"report": None, "columns": COLUMNS,

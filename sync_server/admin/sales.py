@@ -132,16 +132,19 @@ async def export_csv(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={
         "Content-Type": "text/csv; charset=utf-8",
         "Content-Disposition": 'attachment; filename="sales.csv"'})
-    await response.prepare(request)
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["ref", "received_at", "created_at", "business_day", "terminal", "seq",
-                     "kind", "cashier", "student_number", "student", "wallet_id", "total",
-                     "currency", "status", "code", "flags", "balance_after", "offline",
-                     "refund", "refund_ref"])
     async with reading(request.app) as conn:
-        result = await conn.stream(stmt)
-        async for chunk in result.partitions(500):
+        # The query runs before the 200 goes out: a filter the database refuses is an error
+        # page, never a CSV cut off after its header.
+        chunks = (await conn.stream(stmt)).partitions(500)
+        chunk = await anext(chunks, None)
+        await response.prepare(request)
+        writer.writerow(["ref", "received_at", "created_at", "business_day", "terminal", "seq",
+                         "kind", "cashier", "student_number", "student", "wallet_id", "total",
+                         "currency", "status", "code", "flags", "balance_after", "offline",
+                         "refund", "refund_ref"])
+        while chunk is not None:
             for r in chunk:
                 writer.writerow([_cell(v) for v in (
                     r.ref, r.received_at.isoformat(), r.created_at.isoformat(), r.business_day,
@@ -152,6 +155,7 @@ async def export_csv(request: web.Request) -> web.StreamResponse:
             await response.write(buf.getvalue().encode())
             buf.seek(0)
             buf.truncate()
+            chunk = await anext(chunks, None)
     await response.write(buf.getvalue().encode())
     await response.write_eof()
     return response

@@ -18,7 +18,7 @@ from .. import records
 from ..storage.schema import schools
 from ..transactions import reading, writing
 from . import auditlog
-from .render import FormError, Refused, money, redirect, render, text
+from .render import FormError, Refused, money, redirect, render, text, whole_number
 from .scope import School, require_write, school_of
 
 routes = web.RouteTableDef()
@@ -40,9 +40,10 @@ def _parse(form: Any, school: School) -> dict[str, int]:
         values[name] = money(form, name, school.currency, max_len=20, prefixed=True,
                              error=f"{name.replace('_', ' ')} must be zero or more")
     raw_hours = text(form, "offline_max_hours", max_len=5)
-    if not raw_hours.isdigit() or not 1 <= int(raw_hours) <= MAX_OFFLINE_HOURS:
+    hours = whole_number(raw_hours)
+    if hours is None or not 1 <= hours <= MAX_OFFLINE_HOURS:
         raise FormError(f"offline hours must be a whole number from 1 to {MAX_OFFLINE_HOURS}")
-    values["offline_max_hours"] = int(raw_hours)
+    values["offline_max_hours"] = hours
     if values["offline_max_sale"] > values["offline_max_unsynced_total"]:
         raise FormError("the per-sale cap cannot exceed the total unsynced cap")
     return values

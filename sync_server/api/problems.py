@@ -18,6 +18,8 @@ from pydantic import BaseModel, ValidationError
 
 from shared.problems import PROBLEM_CONTENT_TYPE, pointer_from_loc, problem
 
+from ..request_guard import is_api, read_body
+
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -54,7 +56,7 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
     Parsing the raw bytes with pydantic's JSON parser keeps strict types meaningful (a JSON
     float is never taken as money) and is faster than json.loads + validate.
     """
-    return validate_json(await request.read(), model, "the body must be a JSON object")
+    return validate_json(await read_body(request), model, "the body must be a JSON object")
 
 
 def validate_json(raw: bytes, model: type[M], detail: str | None = None) -> M:
@@ -72,6 +74,15 @@ _HTTP_SLUGS = {400: "bad-request", 404: "not-found", 405: "method-not-allowed",
                413: "too-large", 415: "unsupported-media-type"}
 
 
+def _http_detail(exc: web.HTTPException) -> str | None:
+    """The words an HTTP error was raised with (``request_guard``'s say what was wrong), not
+    aiohttp's default ``"404: Not Found"``; a 413 always says the limit."""
+    if exc.status == 413:
+        return "request body larger than 8 MiB"
+    words = exc.text or ""
+    return None if not words or words.startswith(f"{exc.status}:") else words[:300]
+
+
 @web.middleware
 async def problems_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -82,18 +93,13 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
     except ValidationError as exc:
         return validation_response(exc)
     except web.HTTPException as exc:
-        if exc.status < 400 or not _is_api(request):
+        if exc.status < 400 or not is_api(request):
             raise
         slug = _HTTP_SLUGS.get(exc.status, "http-error")
-        detail = ("request body larger than 8 MiB" if exc.status == 413 else None)
-        return problem_response(exc.status, slug, exc.reason, detail)
+        return problem_response(exc.status, slug, exc.reason, _http_detail(exc))
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        if not _is_api(request):
+        if not is_api(request):
             raise
         return problem_response(500, "internal", "Internal server error",
                                 "the error was logged on the server")
-
-
-def _is_api(request: web.Request) -> bool:
-    return request.path.startswith("/api/")

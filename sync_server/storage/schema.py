@@ -472,3 +472,32 @@ seq_gap_reviews = sa.Table(
     sa.Column("reviewed_by", sa.String(64), nullable=False),
     sa.Column("review_note", sa.String(1000), nullable=False),
 )
+
+# ------------------------------------------------------------------ login lockout, signing key (0006)
+
+# Every admin sign-in attempt that reached a password check, kept 30 days (successes 90): the
+# lockout counts failures per (account, address), per address and overall from here, so every
+# worker process and host shares one count. ``account`` is the user's ID, or for an email that
+# names no account a keyed hash of it (the typed text itself is never stored); ``address`` is
+# the client address, an IPv6 address cut to its /64.
+login_attempts = sa.Table(
+    "login_attempts", metadata,
+    sa.Column("attempt_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+              primary_key=True, autoincrement=True),
+    sa.Column("account", sa.String(64), nullable=False),
+    sa.Column("address", sa.String(64), nullable=False),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Column("succeeded", sa.Boolean, nullable=False),
+    sa.Index("ix_login_attempts_account_at", "account", "at"),
+    sa.Index("ix_login_attempts_address_at", "address", "at"),
+    sa.Index("ix_login_attempts_at", "at"),
+)
+
+# Keys the server makes for itself when none is configured (``signing_key``: see
+# sync_server/signing.py), so every worker and host uses the same one.
+server_secrets = sa.Table(
+    "server_secrets", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(200), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
