@@ -91,13 +91,14 @@ def _dechunk(data: bytes) -> bytes:
     return out
 
 
-async def send(client: Any, data: bytes, timeout: float = 10) -> RawResponse:
+async def send(client: Any, data: bytes) -> RawResponse:
     """Write ``data`` to the ``client`` fixture's real test server and read the answer."""
     reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
     try:
         writer.write(data)
         await writer.drain()
-        received = await asyncio.wait_for(reader.read(), timeout)
+        async with asyncio.timeout(10):
+            received = await reader.read()
     finally:
         writer.close()
     return parse_response(received)

@@ -49,8 +49,8 @@ def test_every_string_field_of_every_request_model_is_text() -> None:
     leaves = [leaf for model in REQUEST_MODELS for leaf in _text_leaves(model, model.__name__)]
     assert len(leaves) >= 12
     assert [where for where, ok in leaves if not ok] == []
-    strict = {m for m in vars(protocol).values()
-              if isinstance(m, type) and issubclass(m, protocol.Strict) and m is not protocol.Strict}
+    strict = {m for m in vars(protocol).values() if isinstance(m, type)
+              and issubclass(m, protocol.Strict) and m is not protocol.Strict}
     assert strict <= set(REQUEST_MODELS), "a new request model: add it to REQUEST_MODELS"
 
 
