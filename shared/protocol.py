@@ -66,10 +66,12 @@ RejectCode = Literal[
     "wallet_unknown", "wallet_other_school", "wallet_closed", "total_mismatch",
     "void_target_unknown", "void_mismatch", "void_twice", "product_unknown",
     "cashier_unknown", "seq_reused",
+    "balance_out_of_bounds",  # server addition: docs/server.md, Money bounds
 ]
 SaleFlag = Literal[
     "overdraft", "credential_blocked", "credential_mismatch", "wallet_frozen",
     "daily_limit_exceeded", "price_mismatch", "clock_skew",
+    "sale_cap_exceeded",  # server addition: docs/server.md, Money bounds
 ]
 
 

@@ -5,7 +5,8 @@ without a database. Judging runs in two steps, because a school's pushes queue f
 lock and only the second step has to wait there:
 
 - :func:`prepare` works out everything a sale's own content decides (its content hash, line
-  dicts, school-local day, whether its lines add up, its posting's ID) before the lock;
+  dicts, whether its time can be trusted and so its school-local day, whether its lines add
+  up, its posting's ID) before the lock;
 - :func:`judge_batch` decides against the locked state (wallets, refs and seqs already stored,
   bracelets, catalog) and returns what to write.
 
@@ -14,20 +15,22 @@ same transaction.
 
 Policy (DESIGN.md): only well-formedness, authentication and tenant rules refuse a sale. A sale
 that overdraws, used a blocked bracelet or broke a limit was already handed over at the counter,
-so it is applied and flagged for review, never dropped.
+so it is applied and flagged for review, never dropped. The one refusal on money grounds is
+:mod:`.bounds`: no movement may take a balance past the server's floor or ceiling (int64).
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from shared.ids import new_id
 from shared.protocol import Sale, canonical_time
 
+from . import bounds
 from .idempotency import Verdict, verdict
 
 
@@ -37,10 +40,25 @@ def content_hash(sale: Sale) -> str:
     Built from a tuple of the fields rather than a JSON dump: it runs once per pushed sale and
     was a third of the judging time the other way. Stored hashes depend on it: never change it.
     """
-    key = (sale.ref, sale.seq, sale.kind, sale.voids, canonical_time(sale.created_at),
+    try:
+        when = canonical_time(sale.created_at)
+    except OverflowError:  # the instant is outside UTC's years 1-9999: name it another way
+        when = _beyond_calendar(sale.created_at)
+    key = (sale.ref, sale.seq, sale.kind, sale.voids, when,
            sale.cashier_id, sale.wallet_id, sale.credential_uid, sale.total, sale.offline,
            tuple((ln.product_id, ln.name, ln.quantity, ln.unit_price) for ln in sale.lines))
     return hashlib.blake2b(repr(key).encode(), digest_size=32).hexdigest()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _beyond_calendar(moment: datetime) -> str:
+    """One text per instant for times :func:`canonical_time` cannot convert. Subtracting
+    aware datetimes compares instants without building a UTC datetime, so it never overflows;
+    the prefix keeps these texts apart from every canonical one."""
+    since = moment - _EPOCH
+    return f"epoch{since.days}d{since.seconds}s{since.microseconds}us"
 
 
 def line_dicts(sale: Sale) -> list[dict[str, Any]]:
@@ -53,6 +71,17 @@ def business_day(moment: datetime, tz: ZoneInfo) -> str:
     return moment.astimezone(tz).date().isoformat()
 
 
+@dataclass(frozen=True, slots=True)
+class ClockTrust:
+    """The window in which the server believes a till's ``created_at``: from the school's
+    offline window (``offline_max_hours``: a till sells no longer than that without a sync)
+    before the server received the push, to ``clock_skew`` after it."""
+
+    received_at: datetime
+    ahead: timedelta              # the server's clock_skew setting
+    behind: timedelta             # the school's offline_max_hours
+
+
 @dataclass(slots=True)
 class PreparedSale:
     """A pushed sale with what its own content decides, worked out before the write lock."""
@@ -61,19 +90,41 @@ class PreparedSale:
     index: int                    # position in the pushed batch
     digest: str                   # content hash
     lines: list[dict[str, Any]]   # as stored, and as a void must repeat them
-    day: str                      # school-local business day of created_at
+    day: str                      # school-local business day the server counts it on
     moment: float                 # created_at as epoch seconds, for catalog price lookups
     adds_up: bool                 # total == sum(quantity x unit_price)
     posting_id: str | None        # used if the sale is applied; a total of 0 posts nothing
+    skewed: bool = False          # created_at outside the ClockTrust window: flag clock_skew
+    stored_at: datetime | None = None  # created_at as stored, when it must differ (bounds)
 
 
-def prepare(sales: list[Sale], tz: ZoneInfo, digests: list[str]) -> list[PreparedSale]:
-    """``digests`` are the sales' :func:`content_hash` values, computed once per push."""
-    return [PreparedSale(
-        sale=s, index=i, digest=h, lines=line_dicts(s), day=business_day(s.created_at, tz),
-        moment=s.created_at.timestamp(), adds_up=s.total == s.lines_total(),
-        posting_id=new_id("pst") if s.total else None)
-        for i, (s, h) in enumerate(zip(sales, digests, strict=True))]
+def prepare(sales: list[Sale], tz: ZoneInfo, digests: list[str],
+            trust: ClockTrust) -> list[PreparedSale]:
+    """``digests`` are the sales' :func:`content_hash` values, computed once per push.
+
+    A sale dated outside the trust window is flagged ``clock_skew`` and counts on the school
+    day it was received: a till whose clock is wrong must not move spending into another
+    day's limit. Times are compared as epoch floats (cheap, and they never overflow)."""
+    now = trust.received_at.timestamp()
+    earliest = now - trust.behind.total_seconds()
+    latest = now + trust.ahead.total_seconds()
+    received_day = business_day(trust.received_at, tz)
+    out = []
+    for i, (s, h) in enumerate(zip(sales, digests, strict=True)):
+        moment = s.created_at.timestamp()
+        skewed = not earliest <= moment <= latest
+        day = received_day
+        if not skewed:
+            try:
+                day = business_day(s.created_at, tz)
+            except OverflowError:  # only at the calendar's ends, with a vast window
+                skewed = True
+        stored = bounds.storable(s.created_at, moment)
+        out.append(PreparedSale(
+            sale=s, index=i, digest=h, lines=line_dicts(s), day=day, moment=moment,
+            adds_up=s.total == s.lines_total(), posting_id=new_id("pst") if s.total else None,
+            skewed=skewed, stored_at=None if stored is s.created_at else stored))
+    return out
 
 
 @dataclass(slots=True)
@@ -166,9 +217,8 @@ class CredentialState:
 
 @dataclass(slots=True)
 class BatchContext:
-    now: datetime
     overdraft_limit: int
-    clock_skew: timedelta
+    max_sale: int                              # the school's offline_max_sale
     wallets: dict[str, WalletState]            # this school's, locked
     foreign_wallets: set[str]                  # exist, but in another school
     credentials: dict[str, CredentialState]    # this school's, by UID
@@ -204,6 +254,7 @@ _REJECT_WORDS = {
     "product_unknown": "a line names a product this school does not have",
     "cashier_unknown": "the cashier is not one of this school's cashiers",
     "seq_reused": "this device already used that seq for another sale",
+    bounds.CODE: bounds.WORDS,
 }
 
 
@@ -232,9 +283,11 @@ def _judge_one(ctx: BatchContext, fx: BatchEffects, p: PreparedSale) -> Result:
     match verdict(prior.content_hash if prior else None, p.digest, kept):
         case Verdict.REPLAY:
             assert prior is not None
+            _claim_seq(ctx, fx, sale)  # a till re-sending another till's sale: its seq too
             return _result(sale.ref, "duplicate", prior.flags, prior.balance_after, prior.code,
                            prior.detail, original_status=prior.status)
         case Verdict.CONFLICT_REPLAY:
+            _claim_seq(ctx, fx, sale)
             return _result(sale.ref, "duplicate", detail=_CONFLICT_WORDS,
                            original_status="conflict")
         case Verdict.CONFLICT:
@@ -257,6 +310,8 @@ def _judge_one(ctx: BatchContext, fx: BatchEffects, p: PreparedSale) -> Result:
 
 
 def _claim_seq(ctx: BatchContext, fx: BatchEffects, sale: Sale) -> None:
+    """Every seq a device sends is accounted for (``acked_seq`` moves past it), unless it
+    already names another of this device's sales."""
     if sale.seq not in ctx.seqs:
         ctx.seqs[sale.seq] = sale.ref
         fx.new_seqs[sale.seq] = sale.ref
@@ -284,6 +339,9 @@ def _reject_code(ctx: BatchContext, p: PreparedSale) -> str | None:
         if (target.wallet_id != sale.wallet_id or target.credential_uid != sale.credential_uid
                 or target.total != sale.total or target.lines != p.lines):
             return "void_mismatch"
+    delta = -sale.total if sale.kind == "sale" else sale.total
+    if not bounds.balance_holds(wallet.balance + delta):
+        return bounds.CODE
     return None
 
 
@@ -301,7 +359,7 @@ def _apply(ctx: BatchContext, fx: BatchEffects, p: PreparedSale) -> Result:
         target.refunded_by = sale.ref
         fx.refunds.append((target.ref, sale.ref, sale.total))
         spend = (sale.wallet_id, target.business_day), -sale.total
-    if sale.created_at - ctx.now > ctx.clock_skew:
+    if p.skewed:
         flags.append("clock_skew")
     wallet.balance += delta
     if sale.kind == "sale" and wallet.balance < -ctx.overdraft_limit:
@@ -329,6 +387,8 @@ def _sale_flags(ctx: BatchContext, p: PreparedSale, wallet: WalletState) -> list
     limit = wallet.daily_limit
     if limit is not None and ctx.day_spend.get((sale.wallet_id, p.day), 0) + sale.total > limit:
         flags.append("daily_limit_exceeded")
+    if sale.total > ctx.max_sale:  # a till refuses these; stale settings, or not a real till
+        flags.append("sale_cap_exceeded")
     if any(line.unit_price != price_at(ctx.prices[line.product_id], p.moment)
            for line in sale.lines):
         flags.append("price_mismatch")
@@ -339,6 +399,10 @@ def _record(ctx: BatchContext, fx: BatchEffects, p: PreparedSale, *, reject: str
             flags: list[str] | None = None, balance_after: int | None = None) -> Result:
     status = "rejected" if reject else "applied"
     detail = _REJECT_WORDS[reject] if reject else None
+    if p.stored_at is not None:  # keep the till's own words, which the row cannot hold
+        note = (f"created_at {p.sale.created_at.isoformat()} is beyond the server's calendar; "
+                f"stored as {p.stored_at.isoformat()}")
+        detail = f"{detail}; {note}" if detail else note
     flags = flags or []
     ctx.stored[p.sale.ref] = fx.new_sales[p.sale.ref] = NewSale(
         prepared=p, status=status, code=reject, detail=detail, flags=flags,

@@ -25,6 +25,7 @@ from shared.clock import utcnow
 from shared.ids import new_id
 
 from ..storage.schema import money_ops, sale_refunds, sales
+from . import bounds
 from .accounts import ADJUSTMENTS, REVENUE, TOPUP_CLEARING
 from .idempotency import Verdict, fingerprint, retrying, verdict
 from .postings import lock_wallets
@@ -132,6 +133,8 @@ async def _apply(conn: AsyncConnection, op: MoneyOp, digest: str,
         amount = await _reversible_total(conn, op)
     op_id, posting_id, now = new_id("op"), new_id("pst"), utcnow()
     balance_before = int(locked[op.wallet_id].balance)
+    if not bounds.balance_holds(balance_before + amount):
+        raise OpRefused(bounds.CODE, bounds.WORDS)
     # The key row before the money: a racing twin fails here, before any posting.
     await conn.execute(sa.insert(money_ops).values(
         op_id=op_id, school_id=op.school_id, idem_key=op.idem_key, content_hash=digest,

@@ -32,6 +32,7 @@ from shared.ids import new_id
 from shared.protocol import PaymentEvent, canonical_time
 
 from ..storage.schema import payment_conflicts, payment_events, payments, schools, wallets
+from . import bounds
 from .accounts import TOPUP_CLEARING
 from .idempotency import Verdict, fingerprint, retrying, verdict
 from .money_ops import AfterHook, MoneyOp, OpenTransaction, OpOutcome, OpRefused, run
@@ -53,6 +54,7 @@ HOLD_WORDS = {
     "payment_held": "the payment is already waiting for an admin's decision",
     "refund_without_credit": "nothing was credited for this payment, so nothing can be refunded",
     "refund_exceeds_credit": "this would take back more than the payment credited",
+    bounds.CODE: bounds.WORDS,
 }
 
 
@@ -180,6 +182,16 @@ def _take_back(event: PaymentEvent, payment: PaymentView | None) -> Decision:
     return Decision("debit", state="refunded" if event.amount == left else payment.state)
 
 
+def _within_bounds(decision: Decision, event: PaymentEvent, balance: int,
+                   payment: PaymentView | None) -> Decision:
+    """A credit or debit that would take the wallet past the server's bounds is held."""
+    delta = event.amount if decision.action == "credit" else -event.amount
+    if bounds.balance_holds(balance + delta):
+        return decision
+    opened = decision.action == "credit" and (payment is None or payment.state in OPEN)
+    return Decision("hold", bounds.CODE, state="held" if opened else None)
+
+
 async def apply_event(open_tx: OpenTransaction, event: PaymentEvent, *, source: str,
                       policy: Policy) -> EventOutcome:
     """Apply one gateway event (a webhook delivery or a reconciliation answer) exactly once."""
@@ -244,6 +256,13 @@ async def _first(conn: AsyncConnection, event: PaymentEvent, digest: str, source
         payment.state, payment.wallet_id, payment.currency, int(payment.amount),
         int(payment.credited), int(payment.debited))
     decision = decide(event, view, wallet, policy.hold_above)
+    balance = None
+    if decision.action in ("credit", "debit") and school_id is not None:
+        # Locked now (payment, then wallet: the ledger's order), so the event row below can
+        # be written once with its final outcome; the posting follows under the same locks.
+        locked = await lock_wallets(conn, str(school_id), [event.wallet_id])
+        balance = int(locked[event.wallet_id].balance)
+        decision = _within_bounds(decision, event, balance, view)
     payment_id = payment.payment_id if payment is not None else new_id("pay")
     # The payment's school is its wallet's; events of a payment of one school stay there.
     event_school = payment.school_id if payment is not None and payment.school_id else school_id
@@ -257,11 +276,9 @@ async def _first(conn: AsyncConnection, event: PaymentEvent, digest: str, source
     balance_after = txn_id = None
     moves = decision.action in ("credit", "debit") and school_id is not None
     if moves:
-        # Locked now (payment, then wallet: the ledger's order), so the event row below can
-        # be written once with its final outcome; the posting follows under the same locks.
-        locked = await lock_wallets(conn, str(school_id), [event.wallet_id])
+        assert balance is not None  # locked above
         delta = event.amount if decision.action == "credit" else -event.amount
-        balance_after, txn_id = int(locked[event.wallet_id].balance) + delta, new_id("pst")
+        balance_after, txn_id = balance + delta, new_id("pst")
         if delta < 0 and balance_after < 0:
             flags.insert(0, "overdraft")
         if delta > 0:

@@ -2,8 +2,9 @@
 
 A school's pushes queue for one write lock (SQLite's single writer; the school row on
 PostgreSQL), so the work is split by where it must run. Before the lock: content hashes, line
-dicts, business days and the rows' driver encoding, which only the sales' own content decides,
-and what was already recorded under the batch's refs and seqs. Under the lock: everything
+dicts, business days and the rows' driver encoding, which only the sales' own content and the
+school's calendar (time zone, offline window) decide, and what was already recorded under the
+batch's refs and seqs. Under the lock: everything
 else the judgement reads, the judgement, and the writes, in one transaction.
 
 Reading recorded refs and seqs before the lock is safe because every claim the push makes is
@@ -13,7 +14,7 @@ after this push looked (the same batch sent to two server processes, a terminal 
 through a proxy), the INSERT fails, the transaction rolls back, and the whole push starts
 again from those reads, where it now finds the other's outcome. What a unique key cannot
 guard is read under the lock: void targets (their refund link decides ``void_twice``), wallets,
-bracelets, cashiers, prices and the school's settings.
+bracelets, cashiers, prices and the school's settings (a changed calendar re-prepares the batch).
 
 Lock order, the same everywhere in the server: the device row, then wallets sorted by ID, then
 the school row (taken by :func:`versions.bump` just before the writes).
@@ -58,6 +59,7 @@ from .idempotency import retrying
 from .judge import (
     BatchContext,
     BatchEffects,
+    ClockTrust,
     CredentialState,
     NewSale,
     PreparedSale,
@@ -104,11 +106,19 @@ class PushOutcome:
     missing_seqs: list[int]
 
 
-@dataclass(slots=True)
-class _Batch:
-    """One push, prepared and encoded for one school time zone."""
+@dataclass(frozen=True, slots=True)
+class _Calendar:
+    """What preparing a batch reads of its school: days and the clock-trust window."""
 
     timezone: str
+    offline_max_hours: int
+
+
+@dataclass(slots=True)
+class _Batch:
+    """One push, prepared and encoded for one school calendar."""
+
+    calendar: _Calendar
     prepared: list[PreparedSale]
     sale_facts: list[tuple[Any, ...]]           # encoded SALE_FACTS, by batch position
     posting_rows: list[tuple[Any, ...] | None]  # encoded posting if applied, by batch position
@@ -126,9 +136,9 @@ async def apply_push(engine: AsyncEngine, school_id: str, device_id: str, batch:
     async def attempt() -> PushOutcome:
         nonlocal work
         recorded = await _read_recorded(engine, school_id, device_id, batch)
-        if work is None or work.timezone != recorded.timezone:
+        if work is None or work.calendar != recorded.calendar:
             work = _encode(engine.dialect, school_id, device_id, batch, digests,
-                           recorded.timezone, received_at)
+                           recorded.calendar, received_at, clock_skew)
         async with write_lock or nullcontext():
             return await _apply_once(engine, school_id, device_id, work, recorded,
                                      received_at, clock_skew)
@@ -140,7 +150,7 @@ async def apply_push(engine: AsyncEngine, school_id: str, device_id: str, batch:
 class _Recorded:
     """What the database held for the batch's refs and seqs before the lock (see above)."""
 
-    timezone: str
+    calendar: _Calendar
     stored: dict[str, StoredSale]           # by ref, the batch's refs already recorded
     conflicts: dict[str, set[str]]          # ref -> content hashes kept as conflicts
     seqs: dict[int, str]                    # this device's seqs of the batch -> their ref
@@ -150,8 +160,10 @@ async def _read_recorded(engine: AsyncEngine, school_id: str, device_id: str,
                          batch: list[Sale]) -> _Recorded:
     async with engine.connect() as conn:
         await conn.execution_options(readonly=True)
-        timezone = str((await conn.execute(sa.select(schools.c.timezone)
-                                           .where(schools.c.school_id == school_id))).scalar_one())
+        school = (await conn.execute(
+            sa.select(schools.c.timezone, schools.c.offline_max_hours)
+            .where(schools.c.school_id == school_id))).one()
+        calendar = _Calendar(str(school.timezone), int(school.offline_max_hours))
         refs = {sale.ref for sale in batch}
         stored = await _stored(conn, school_id, refs)
         conflicts: dict[str, set[str]] = {}
@@ -162,7 +174,7 @@ async def _read_recorded(engine: AsyncEngine, school_id: str, device_id: str,
             for r in rows:
                 conflicts.setdefault(r.ref, set()).add(r.content_hash)
         seq_owners = await _seq_owners(conn, device_id, {sale.seq for sale in batch})
-    return _Recorded(timezone, stored, conflicts, seq_owners)
+    return _Recorded(calendar, stored, conflicts, seq_owners)
 
 
 async def _stored(conn: AsyncConnection, school_id: str, refs: set[str]) -> dict[str, StoredSale]:
@@ -189,12 +201,15 @@ async def _stored(conn: AsyncConnection, school_id: str, refs: set[str]) -> dict
 
 
 def _encode(dialect: sa.Dialect, school_id: str, device_id: str, batch: list[Sale],
-            digests: list[str], timezone: str, received_at: datetime) -> _Batch:
+            digests: list[str], calendar: _Calendar, received_at: datetime,
+            clock_skew: timedelta) -> _Batch:
     """Prepare the batch and encode its rows for the driver. This runs for every pushed
     sale, so it builds the tuples itself and encodes each distinct value once (a sale's time
     goes on its sale row and its posting); :meth:`RowShape.encoders` checks that no other
     column needs encoding on this dialect."""
-    prepared = prepare(batch, ZoneInfo(timezone), digests)
+    trust = ClockTrust(received_at, ahead=clock_skew,
+                       behind=timedelta(hours=calendar.offline_max_hours))
+    prepared = prepare(batch, ZoneInfo(calendar.timezone), digests, trust)
     moment, _, as_json, as_bool, _, _ = _sale_encoders(dialect)
     revenue = system_account(school_id, REVENUE)
     received = moment(received_at)
@@ -202,7 +217,7 @@ def _encode(dialect: sa.Dialect, school_id: str, device_id: str, batch: list[Sal
     posting_rows: list[tuple[Any, ...] | None] = []
     for p in prepared:
         s = p.sale
-        created = moment(s.created_at)
+        created = moment(p.stored_at or s.created_at)
         sale_facts.append((school_id, s.ref, device_id, s.seq, s.kind, s.voids, created,
                            received, s.cashier_id, s.wallet_id, s.credential_uid,
                            as_json(p.lines), s.total, as_bool(s.offline), p.digest, p.day))
@@ -214,7 +229,7 @@ def _encode(dialect: sa.Dialect, school_id: str, device_id: str, batch: list[Sal
         source, target = (s.wallet_id, revenue) if s.kind == "sale" else (revenue, s.wallet_id)
         posting_rows.append((p.posting_id, school_id, s.kind, source, target, s.total, s.ref,
                              created, received, None, device_id))
-    return _Batch(timezone, prepared, sale_facts, posting_rows)
+    return _Batch(calendar, prepared, sale_facts, posting_rows)
 
 
 async def _apply_once(engine: AsyncEngine, school_id: str, device_id: str, work: _Batch,
@@ -232,12 +247,11 @@ async def _apply_once(engine: AsyncEngine, school_id: str, device_id: str, work:
                                .values(last_seen_at=now))
             return PushOutcome([], int(device.acked_seq), missing)
 
-        ctx, timezone = await _load_context(conn, school_id, work.prepared, recorded, now,
-                                            clock_skew)
-        if timezone != work.timezone:  # changed since it was read before the lock: redo days
+        ctx, calendar = await _load_context(conn, school_id, work.prepared, recorded)
+        if calendar != work.calendar:  # changed since it was read before the lock: redo days
             batch = [p.sale for p in work.prepared]
             work = _encode(conn.dialect, school_id, device_id, batch,
-                           [p.digest for p in work.prepared], timezone, now)
+                           [p.digest for p in work.prepared], calendar, now, clock_skew)
         results, effects = judge_batch(ctx, work.prepared)
         # The school row's lock is taken here, late, so batches of one school only queue for
         # the write phase; wallets are stamped with this version by the balance UPDATE.
@@ -254,15 +268,15 @@ async def _apply_once(engine: AsyncEngine, school_id: str, device_id: str, work:
 
 
 async def _load_context(conn: AsyncConnection, school_id: str, batch: list[PreparedSale],
-                        recorded: _Recorded, now: datetime,
-                        clock_skew: timedelta) -> tuple[BatchContext, str]:
+                        recorded: _Recorded) -> tuple[BatchContext, _Calendar]:
     wallet_ids = {p.sale.wallet_id for p in batch}
     locked = await lock_wallets(conn, school_id, wallet_ids)
     unknown = wallet_ids - set(locked)
     foreign = set(await _column_in(conn, wallets.c.wallet_id, wallets.c.wallet_id, unknown))
 
     school = (await conn.execute(
-        sa.select(schools.c.timezone, schools.c.overdraft_limit)
+        sa.select(schools.c.timezone, schools.c.offline_max_hours, schools.c.overdraft_limit,
+                  schools.c.offline_max_sale)
         .where(schools.c.school_id == school_id))).one()
 
     # Void targets are read now, under the wallets' locks: whether one is already voided is
@@ -287,8 +301,7 @@ async def _load_context(conn: AsyncConnection, school_id: str, batch: list[Prepa
     days = {(p.sale.wallet_id, p.day) for p in batch if p.sale.wallet_id in limited}
     days |= {(s.wallet_id, s.business_day) for s in stored.values() if s.wallet_id in limited}
     ctx = BatchContext(
-        now=now,
-        overdraft_limit=int(school.overdraft_limit), clock_skew=clock_skew,
+        overdraft_limit=int(school.overdraft_limit), max_sale=int(school.offline_max_sale),
         wallets={w: WalletState(int(r.balance), r.status, r.daily_limit)
                  for w, r in locked.items()},
         foreign_wallets=foreign, credentials=creds, cashiers=cashier_ids,
@@ -296,7 +309,7 @@ async def _load_context(conn: AsyncConnection, school_id: str, batch: list[Prepa
         conflicts=dict(recorded.conflicts), seqs=dict(recorded.seqs),
         day_spend=await spend.day_spend(conn, school_id, days),
     )
-    return ctx, str(school.timezone)
+    return ctx, _Calendar(str(school.timezone), int(school.offline_max_hours))
 
 
 async def _prices(conn: AsyncConnection, school_id: str,

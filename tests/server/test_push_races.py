@@ -8,8 +8,9 @@ directly after the change, or with a stale time zone standing in for one read to
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -59,11 +60,15 @@ async def test_business_day_follows_the_time_zone_read_under_the_lock(
 
     async def stale_timezone(*args: Any) -> Any:
         recorded = await read_before_lock(*args)
-        recorded.timezone = "UTC"  # as if an admin changed the zone after the push read it
+        # as if an admin changed the zone after the push read it
+        recorded.calendar = dataclasses.replace(recorded.calendar, timezone="UTC")
         return recorded
 
     monkeypatch.setattr(sales_module, "_read_recorded", stale_timezone)
-    late = sale(school, 1, created_at=datetime(2026, 11, 20, 21, 30, tzinfo=UTC))
+    # Two days ago (inside the offline window, so the till's day is believed), 21:30 UTC.
+    evening = (datetime.now(UTC) - timedelta(days=2)).replace(hour=21, minute=30, second=0,
+                                                              microsecond=0)
+    late = sale(school, 1, created_at=evening)
     engine = create_engine(db_url)
     try:
         outcome = await apply_push(engine, school["school_id"], device["device_id"],
@@ -74,7 +79,8 @@ async def test_business_day_follows_the_time_zone_read_under_the_lock(
     finally:
         await engine.dispose()
     assert outcome.results[0]["status"] == "applied"
-    assert day == "2026-11-21"  # 00:30 in Riyadh; UTC would have said the 20th
+    # 00:30 the next day in Riyadh; UTC would have said the day before
+    assert day == (evening + timedelta(days=1)).date().isoformat()
 
 
 async def test_refs_recorded_after_the_early_read_are_found_on_retry(

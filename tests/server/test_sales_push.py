@@ -202,7 +202,7 @@ async def test_each_flag_applies_the_sale_and_marks_it(
     assert result["results"][4]["flags"] == ["wallet_frozen"]
     # A sale made before the bracelet was blocked (offline, synced late) is not flagged.
     early = sale(school, 8, wallet=0, items=(0,), uid=school["blocked_credential_uid"],
-                 created_at=datetime.now(UTC) - timedelta(days=30))
+                 created_at=datetime.now(UTC) - timedelta(days=2))
     assert (await push(client, token, [early]))["results"][0]["flags"] == []
     await _audit_ok(db_url)
 
@@ -210,12 +210,14 @@ async def test_each_flag_applies_the_sale_and_marks_it(
 async def test_daily_limit_counts_the_school_day_and_accepts_the_boundary(
         client: Any, device: dict[str, Any], school: dict[str, Any]) -> None:
     token = device["device_token"]  # wallet 0: limit 1500; product 5 costs 1500
-    riyadh_noon = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)  # 12:00 in Asia/Riyadh
+    # Two days ago (inside the school's offline window, so the till's day is believed).
+    riyadh_noon = (datetime.now(UTC) - timedelta(days=2)).replace(
+        hour=9, minute=0, second=0, microsecond=0)  # 12:00 in Asia/Riyadh
     exact = sale(school, 1, wallet=0, items=(5,), created_at=riyadh_noon)
     over = sale(school, 2, wallet=0, items=(0,), created_at=riyadh_noon + timedelta(hours=1))
     # 21:30 UTC is 00:30 next day in Riyadh: a new school day, not over the limit.
     next_day = sale(school, 3, wallet=0, items=(0,),
-                    created_at=datetime(2026, 11, 20, 21, 30, tzinfo=UTC))
+                    created_at=riyadh_noon + timedelta(hours=12, minutes=30))
     result = await push(client, token, [exact, over, next_day])
     assert [r["flags"] for r in result["results"]] == [[], ["daily_limit_exceeded"], []]
     # Voiding the first sale frees the day's allowance again.
