@@ -8,6 +8,7 @@ console, the roster import and ``seed-demo`` all go through here.
 
 from __future__ import annotations
 
+import asyncio
 import secrets as pysecrets
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,7 +22,7 @@ from shared.ids import new_id, normalize_uid
 from .ledger import versions
 from .ledger.accounts import SYSTEM_KINDS, system_account
 from .ledger.postings import lock_wallets
-from .secrets import code_hash, hash_password, new_enrollment_code
+from .secrets import PIN_DIGITS_DEFAULT, code_hash, hash_password, hash_pin, new_enrollment_code
 from .storage.schema import (
     accounts,
     admin_users,
@@ -185,10 +186,11 @@ async def update_product(conn: AsyncConnection, school_id: str, product_id: str,
 
 async def create_cashier(conn: AsyncConnection, school_id: str, name: str, pin: str) -> str:
     check_pin(pin)
+    pin_hash = await _hash_pin(pin)
     cashier_id = new_id("csh")
     version = await versions.bump(conn, school_id)
     await conn.execute(sa.insert(cashiers).values(
-        cashier_id=cashier_id, school_id=school_id, name=name, pin_hash=hash_password(pin),
+        cashier_id=cashier_id, school_id=school_id, name=name, pin_hash=pin_hash,
         active=True, version=version, created_at=utcnow()))
     return cashier_id
 
@@ -201,7 +203,7 @@ async def update_cashier(conn: AsyncConnection, school_id: str, cashier_id: str,
         changes["name"] = name
     if pin is not None:
         check_pin(pin)
-        changes["pin_hash"] = hash_password(pin)
+        changes["pin_hash"] = await _hash_pin(pin)
     if active is not None:
         changes["active"] = active
     if not changes:
@@ -213,6 +215,22 @@ async def update_cashier(conn: AsyncConnection, school_id: str, cashier_id: str,
 def check_pin(pin: str) -> None:
     if not (pin.isdigit() and 4 <= len(pin) <= 8):
         raise RecordError("a PIN is 4 to 8 digits")
+
+
+def pin_warning(pin: str) -> str | None:
+    """What to tell the admin who sets a short PIN (still allowed, so existing habits and
+    cards keep working): a copied till file gives its hash away, and a short one falls in
+    minutes to hours, a 6-digit one in days (docs/terminal.md, "A lost or stolen terminal")."""
+    if len(pin) >= PIN_DIGITS_DEFAULT:
+        return None
+    return (f"a {len(pin)}-digit PIN can be guessed in minutes to hours by someone who "
+            f"copies a terminal's disk; use {PIN_DIGITS_DEFAULT} digits or more")
+
+
+async def _hash_pin(pin: str) -> str:
+    """argon2id at the PIN parameters takes a few hundred milliseconds of CPU on purpose: do it
+    on a worker thread so the server's event loop keeps answering terminals meanwhile."""
+    return await asyncio.to_thread(hash_pin, pin)
 
 
 async def create_enrollment_code(conn: AsyncConnection, school_id: str, ttl: timedelta,

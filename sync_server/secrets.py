@@ -2,7 +2,8 @@
 
 Device tokens and enrollment codes are long random strings, so a fast keyed-free SHA-256 is
 enough (no dictionary to attack) and keeps every device request to one indexed lookup. Admin
-passwords and cashier PINs are chosen by people: argon2id.
+passwords and cashier PINs are chosen by people: argon2id. PIN hashes get their own, costlier
+parameters, because every till holds all of them (see ``hash_pin``).
 """
 
 from __future__ import annotations
@@ -55,5 +56,34 @@ def new_password() -> str:
     return secrets.token_urlsafe(12)
 
 
+# Cashier PIN hashes travel to every till in the snapshot and sit in its terminal.db, where
+# whoever copies the file can guess offline with no lockout: a PIN has only 10^4 or 10^6
+# values, so the hash's cost is the whole defence. These parameters cost about 1.6x the
+# argon2-cffi defaults (64 MiB, t=3, p=4) per guess and twice the memory, while one check at
+# the till stays near 130 ms on two idle cores and under 300 ms with one core busy
+# (benchmarks/pin_bruteforce.py; the figures are in docs/terminal.md). Tills verify any
+# argon2 parameters, so hashes made earlier keep working until the PIN is next set.
+PIN_TIME_COST = 2
+PIN_MEMORY_KIB = 128 * 1024
+PIN_PARALLELISM = 2
+PIN_DIGITS_DEFAULT = 6
+_pin_hasher = PasswordHasher(time_cost=PIN_TIME_COST, memory_cost=PIN_MEMORY_KIB,
+                             parallelism=PIN_PARALLELISM)
+
+
+def hash_pin(pin: str) -> str:
+    return _pin_hasher.hash(pin)
+
+
+def pin_hash_outdated(pin_hash: str) -> bool:
+    """True for a hash made with other parameters than today's (or not argon2id at all):
+    the console asks for a new PIN, since only setting the PIN again can re-hash it (the
+    server never sees a PIN after it was set; tills check PINs offline)."""
+    try:
+        return _pin_hasher.check_needs_rehash(pin_hash)
+    except (InvalidHashError, ValueError):
+        return True
+
+
 def new_pin() -> str:
-    return f"{secrets.randbelow(10**4):04d}"
+    return f"{secrets.randbelow(10 ** PIN_DIGITS_DEFAULT):0{PIN_DIGITS_DEFAULT}d}"

@@ -14,6 +14,7 @@ from aiohttp import web
 from shared.money import format_minor
 
 from .. import records
+from ..secrets import PIN_DIGITS_DEFAULT, pin_hash_outdated
 from ..storage.schema import cashiers, products
 from ..transactions import reading, writing
 from . import auditlog
@@ -100,10 +101,21 @@ async def cashier_list(request: web.Request) -> web.StreamResponse:
     school = school_of(request)
     async with reading(request.app) as conn:
         rows = (await conn.execute(sa.select(cashiers.c.cashier_id, cashiers.c.name,
-                                             cashiers.c.active, cashiers.c.created_at)
+                                             cashiers.c.active, cashiers.c.created_at,
+                                             cashiers.c.pin_hash)
                                    .where(cashiers.c.school_id == school.school_id)
                                    .order_by(cashiers.c.active.desc(), cashiers.c.name))).all()
-    return render(request, "cashiers.html", {"rows": rows})
+    # Only whether the hash is of today's strength reaches the page, never the hash itself.
+    listed = [{"cashier_id": r.cashier_id, "name": r.name, "active": r.active,
+               "created_at": r.created_at, "pin_outdated": pin_hash_outdated(r.pin_hash)}
+              for r in rows]
+    return render(request, "cashiers.html", {"rows": listed,
+                                             "pin_digits": PIN_DIGITS_DEFAULT})
+
+
+def _with_pin_note(message: str, pin: str | None) -> str:
+    warning = records.pin_warning(pin) if pin else None
+    return f"{message} Note: {warning}." if warning else message
 
 
 def _pin(form: Any) -> str:
@@ -129,7 +141,7 @@ async def cashier_create(request: web.Request) -> web.StreamResponse:
         await auditlog.record(conn, request, "cashier_created", school_id=school.school_id,
                               target_type="cashier", target_id=cid,
                               after={"name": name, "pin": "set"})
-    return redirect("/admin/cashiers", f"Cashier {name} created.")
+    return redirect("/admin/cashiers", _with_pin_note(f"Cashier {name} created.", pin))
 
 
 @routes.post("/admin/cashiers/{cashier_id}")
@@ -164,4 +176,5 @@ async def cashier_update(request: web.Request) -> web.StreamResponse:
         await auditlog.record(conn, request, action, school_id=school.school_id,
                               target_type="cashier", target_id=cashier_id, before=before,
                               after=after)
-    return redirect("/admin/cashiers", "PIN reset." if pin else "Cashier saved.")
+    return redirect("/admin/cashiers",
+                    _with_pin_note("PIN reset.", pin) if pin else "Cashier saved.")
