@@ -8,11 +8,10 @@ pointer) and ``request_guard`` refuses it in paths, console queries and forms (4
 from __future__ import annotations
 
 import json
-import typing
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from shared import protocol
 from tests.admin.conftest import as_role, login
@@ -22,45 +21,67 @@ from tests.admin.test_webhook import deliver, event
 from .helpers import auth, enroll, sale, void_of
 from .hostile import recorded
 
-REQUEST_MODELS = [protocol.EnrollRequest, protocol.SalesPush, protocol.Sale, protocol.SaleLine,
-                  protocol.PaymentEvent]
+
+def _valid_requests() -> dict[type[BaseModel], dict[str, Any]]:
+    """One valid example of every request model, with a string in every optional place."""
+    line = {"product_id": "prd_1", "name": "Water", "quantity": 1, "unit_price": 150}
+    one = {"ref": "0193a0e4-7c1a-7cc0-9a39-1f0b6f6d2a11", "seq": 1, "kind": "void",
+           "voids": "0193a0e4-7c1a-7cc0-9a39-1f0b6f6d2a10",
+           "created_at": "2026-11-22T10:15:03+03:00", "cashier_id": "cas_1",
+           "wallet_id": "wal_1", "credential_uid": "04A1B2C3D4E5F6", "lines": [line],
+           "total": 150, "offline": True}
+    return {
+        protocol.EnrollRequest: {"enrollment_code": "ABCD-EFGH", "name": "Counter 1"},
+        protocol.SaleLine: line, protocol.Sale: one, protocol.SalesPush: {"sales": [one]},
+        protocol.PaymentEvent: {"event_id": "evt_1", "event_type": "payment.completed",
+                                "reference": "pay_1", "wallet_id": "wal_1", "amount": 100,
+                                "currency": "SAR", "created_at": "2026-11-22T10:15:03Z"},
+    }
 
 
-def _text_leaves(hint: Any, where: str) -> typing.Iterator[tuple[str, bool]]:
-    """(field path, whether it carries the Text rule) for every str a request model holds."""
-    if typing.get_origin(hint) is typing.Annotated:
-        base, *meta = typing.get_args(hint)
-        if base is str:
-            yield where, any(getattr(m, "func", None) is protocol._storable for m in meta)
-        else:
-            yield from _text_leaves(base, where)
-    elif hint is str:
-        yield where, False
-    elif isinstance(hint, type) and issubclass(hint, BaseModel):
-        for name, sub in typing.get_type_hints(hint, include_extras=True).items():
-            yield from _text_leaves(sub, f"{where}.{name}")
-    else:
-        for arg in typing.get_args(hint):  # unions, lists; Literal values are not types
-            if isinstance(arg, type) or typing.get_origin(arg) is not None:
-                yield from _text_leaves(arg, where)
+def _string_places(value: Any, where: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if isinstance(value, str):
+        return [where]
+    items = value.items() if isinstance(value, dict) else (
+        enumerate(value) if isinstance(value, list) else [])
+    return [place for key, sub in items for place in _string_places(sub, (*where, key))]
 
 
-def test_every_string_field_of_every_request_model_is_text() -> None:
-    leaves = [leaf for model in REQUEST_MODELS for leaf in _text_leaves(model, model.__name__)]
-    assert len(leaves) >= 12
-    assert [where for where, ok in leaves if not ok] == []
+def _poisoned(value: Any, place: tuple[Any, ...]) -> Any:
+    copy = json.loads(json.dumps(value))
+    target = copy
+    for key in place[:-1]:
+        target = target[key]
+    target[place[-1]] = target[place[-1]][:2] + "\x00" + target[place[-1]][2:]
+    return copy
+
+
+def test_every_string_of_every_request_model_refuses_nul() -> None:
+    examples = _valid_requests()
     strict = {m for m in vars(protocol).values() if isinstance(m, type)
               and issubclass(m, protocol.Strict) and m is not protocol.Strict}
-    assert strict <= set(REQUEST_MODELS), "a new request model: add it to REQUEST_MODELS"
+    assert strict == set(examples), "a new request model: give _valid_requests an example"
+    tried = 0
+    for model, example in examples.items():
+        model.model_validate_json(json.dumps(example))
+        for place in _string_places(example):
+            with pytest.raises(ValidationError) as refused:
+                model.model_validate_json(json.dumps(_poisoned(example, place)))
+            assert [e["loc"] for e in refused.value.errors()] == [place], (model, place)
+            tried += 1
+    assert tried >= 25
 
 
-@pytest.mark.parametrize("value", ["a\x00b", "\x00"])
-def test_text_refuses_nul_with_words_a_person_reads(value: str) -> None:
-    with pytest.raises(ValueError, match="NUL"):
-        protocol.EnrollRequest.model_validate({"enrollment_code": "ABCD", "name": value})
-    assert protocol.text_problem(value) is not None
+def test_text_refuses_nul_with_words_a_person_reads() -> None:
+    with pytest.raises(ValidationError) as refused:
+        protocol.EnrollRequest.model_validate({"enrollment_code": "AB\x00", "name": "\x00"})
+    assert [e["msg"] for e in refused.value.errors()] == [
+        "text must not contain a NUL character (\\u0000)"] * 2
     assert protocol.text_problem("\udcff") is not None      # what undecodable bytes become
     assert protocol.text_problem("Sara A. ü 🙂\t\n") is None
+    # The rule adds nothing to the JSON schema, and hides none of its patterns.
+    ref = protocol.Sale.model_json_schema()["properties"]["ref"]
+    assert ref["pattern"].startswith("^[0-9a-fA-F]{8}")
 
 
 async def test_nul_in_device_api_bodies_is_a_422_and_stores_nothing(
