@@ -44,7 +44,9 @@ class ServerConfig:
         default=1, metadata=_meta("POS_WORKERS", "server processes; one per core is best"))
     clock_skew_seconds: int = field(
         default=300,
-        metadata=_meta("POS_CLOCK_SKEW_SECONDS", "created_at this far ahead is flagged"))
+        metadata=_meta("POS_CLOCK_SKEW_SECONDS",
+                       "created_at this far ahead is flagged clock_skew (as is one more than "
+                       "the school's offline_max_hours behind)"))
 
     payment_pending_minutes: int = field(
         default=30,
