@@ -159,10 +159,15 @@ def query_with(request: web.Request, **changes: Any) -> str:
 
 
 def parse_day(value: str | None) -> str | None:
-    """``YYYY-MM-DD`` or None; anything else is ignored rather than an error page."""
+    """``YYYY-MM-DD`` or None; anything else is ignored rather than an error page.
+
+    Days in the calendar's first and last years are ignored too: a filter turns a day into
+    the instants of its start and end in the school's time zone, which for 0001-01-01 or
+    9999-12-31 fall outside what Python and the databases can hold (a 500)."""
     if not value:
         return None
     try:
-        return datetime.strptime(value, "%Y-%m-%d").date().isoformat()
+        day = datetime.strptime(value, "%Y-%m-%d").date()
     except ValueError:
         return None
+    return day.isoformat() if 1 < day.year < 9999 else None
