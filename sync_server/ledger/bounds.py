@@ -31,8 +31,8 @@ WORDS = (f"this would take the wallet's balance outside the server's bounds "
 # A day inside each end of the calendar, so any time zone's offset stays on it.
 EARLIEST_STORED = datetime(1, 1, 2, tzinfo=UTC)
 LATEST_STORED = datetime(9999, 12, 30, tzinfo=UTC)
-_EARLIEST_EPOCH = EARLIEST_STORED.timestamp()
-_LATEST_EPOCH = LATEST_STORED.timestamp()
+EARLIEST_EPOCH = EARLIEST_STORED.timestamp()
+LATEST_EPOCH = LATEST_STORED.timestamp()
 
 
 def balance_holds(balance: int) -> bool:
@@ -43,8 +43,8 @@ def balance_holds(balance: int) -> bool:
 def storable(moment: datetime, epoch: float) -> datetime:
     """``moment`` (whose epoch seconds are ``epoch``), or the nearest time the server can
     store and show in any time zone."""
-    if epoch < _EARLIEST_EPOCH:
+    if epoch < EARLIEST_EPOCH:
         return EARLIEST_STORED
-    if epoch > _LATEST_EPOCH:
+    if epoch > LATEST_EPOCH:
         return LATEST_STORED
     return moment

@@ -104,26 +104,28 @@ def prepare(sales: list[Sale], tz: ZoneInfo, digests: list[str],
 
     A sale dated outside the trust window is flagged ``clock_skew`` and counts on the school
     day it was received: a till whose clock is wrong must not move spending into another
-    day's limit. Times are compared as epoch floats (cheap, and they never overflow)."""
+    day's limit. Times are compared as epoch floats (cheap, and they never overflow); the
+    window never reaches past what :mod:`.bounds` can store, so a trusted time always has a
+    school day and only a skewed one may need clamping."""
     now = trust.received_at.timestamp()
-    earliest = now - trust.behind.total_seconds()
-    latest = now + trust.ahead.total_seconds()
+    earliest = max(now - trust.behind.total_seconds(), bounds.EARLIEST_EPOCH)
+    latest = min(now + trust.ahead.total_seconds(), bounds.LATEST_EPOCH)
     received_day = business_day(trust.received_at, tz)
     out = []
     for i, (s, h) in enumerate(zip(sales, digests, strict=True)):
         moment = s.created_at.timestamp()
         skewed = not earliest <= moment <= latest
-        day = received_day
-        if not skewed:
-            try:
-                day = business_day(s.created_at, tz)
-            except OverflowError:  # only at the calendar's ends, with a vast window
-                skewed = True
-        stored = bounds.storable(s.created_at, moment)
+        stored = None
+        if skewed:
+            day = received_day
+            clamped = bounds.storable(s.created_at, moment)
+            stored = None if clamped is s.created_at else clamped
+        else:
+            day = business_day(s.created_at, tz)
         out.append(PreparedSale(
             sale=s, index=i, digest=h, lines=line_dicts(s), day=day, moment=moment,
             adds_up=s.total == s.lines_total(), posting_id=new_id("pst") if s.total else None,
-            skewed=skewed, stored_at=None if stored is s.created_at else stored))
+            skewed=skewed, stored_at=stored))
     return out
 
 
