@@ -52,7 +52,10 @@ def main() -> int:
     school = demo["schools"][0]
     url = f"http://127.0.0.1:{args.port}"
 
-    server = subprocess.Popen([*server_cmd, "serve", "--db", db_url, "--port", str(args.port)])
+    # The demo serves the console over plain HTTP on this machine: Secure cookies (the
+    # server's default) would never come back, and signing in would fail.
+    server = subprocess.Popen([*server_cmd, "serve", "--db", db_url, "--port", str(args.port)],
+                              env={**os.environ, "POS_SECURE_COOKIES": "false"})
     procs = [server]
     try:
         try:

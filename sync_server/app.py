@@ -16,6 +16,7 @@ from aiohttp_remotes import XForwardedStrict
 
 from shared.protocol import MAX_BODY_BYTES
 
+from .access_log import MaskedAccessLogger
 from .admin import setup_admin
 from .api.device_routes import routes as device_routes
 from .api.problems import problems_middleware
@@ -39,7 +40,11 @@ class SchemaOutOfDate(RuntimeError):
 def create_app(config: ServerConfig) -> web.Application:
     # Bodies are read as sent and decoded by request_guard.read_body, which refuses codings
     # it does not know with 415 (aiohttp's own decoder answers those with a bare 400).
-    app = web.Application(client_max_size=MAX_BODY_BYTES, handler_args={"auto_decompress": False},
+    # handler_args win over a runner's own arguments, so every way of serving this app logs
+    # requests with bracelet UIDs and search terms masked (access_log.py).
+    app = web.Application(client_max_size=MAX_BODY_BYTES,
+                          handler_args={"auto_decompress": False,
+                                        "access_log_class": MaskedAccessLogger},
                           middlewares=[problems_middleware, request_guard])
     app[config_key] = config
     app[dialect_key] = dialect_of(config.db_url)

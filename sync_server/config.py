@@ -33,8 +33,15 @@ class ServerConfig:
         default=10, metadata=_meta("POS_ENROLL_FAILURES_PER_MINUTE",
                                    "failed enrollments per client address per minute before 429"))
     secure_cookies: bool = field(
-        default=False,
-        metadata=_meta("POS_SECURE_COOKIES", "mark admin cookies Secure (behind TLS)"))
+        default=True,
+        metadata=_meta("POS_SECURE_COOKIES",
+                       "mark admin cookies Secure, so browsers send them over HTTPS only; "
+                       "turn off only where the console is served over plain HTTP (the demo)"))
+    signing_secret: str | None = field(
+        default=None, repr=False,
+        metadata=_meta("POS_SIGNING_SECRET",
+                       "key that signs the admin login form's cookie; unset: one is generated "
+                       "and kept in the database, shared by every worker and host"))
     trusted_proxies: str | None = field(
         default=None,
         metadata=_meta("POS_TRUSTED_PROXIES",

@@ -15,5 +15,5 @@ dialect_key = web.AppKey("dialect", str)
 # SQLite allows one writer; queueing writers beats spinning on busy_timeout.
 write_lock_key = web.AppKey("write_lock", WriterLock)
 enroll_limiter_key = web.AppKey("enroll_limiter", FailureLimiter)
-# Failed admin logins, per client address and per email (sync_server.admin.auth).
-admin_login_limiter_key = web.AppKey("admin_login_limiter", FailureLimiter)
+# HMAC key of values the server signs (sync_server.signing); set when the app starts.
+signing_key_key = web.AppKey("signing_key", bytes)

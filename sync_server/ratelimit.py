@@ -1,8 +1,9 @@
-"""Counting failed attempts per client address in a sliding window (enrollment, admin login).
+"""Counting failed attempts per client address in a sliding window (device enrollment).
 
-In memory, per server process: enough to make guessing a 59-bit enrollment code or a password
-hopeless from one address. Several processes behind a balancer each keep their own count,
-which multiplies the allowance by the process count; see docs/server.md.
+In memory, per server process: enough to make guessing a 59-bit enrollment code hopeless from
+one address. Several processes behind a balancer each keep their own count, which multiplies
+the allowance by the process count; see docs/server.md. Admin logins are limited in the
+database instead, where every process and host shares the count (admin/lockout.py).
 """
 
 from __future__ import annotations

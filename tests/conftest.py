@@ -28,6 +28,9 @@ from sync_server.config import ServerConfig
 
 PG_ADMIN_URL = os.environ.get("POS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 WEBHOOK_SECRET = "test-webhook-secret-not-for-production"
+# Tests talk plain HTTP to 127.0.0.1, where a browser or client would not send back a Secure
+# cookie (the default). Servers started as processes inherit this; configs built here say so.
+os.environ.setdefault("POS_SECURE_COOKIES", "false")
 
 
 def _pg_dsn(url: str) -> str:
@@ -155,7 +158,7 @@ def demo(db_factory: DatabaseFactory) -> dict[str, Any]:
 
 @pytest.fixture
 def server_config(db_url: str) -> ServerConfig:
-    return ServerConfig(db_url=db_url, webhook_secret=WEBHOOK_SECRET)
+    return ServerConfig(db_url=db_url, webhook_secret=WEBHOOK_SECRET, secure_cookies=False)
 
 
 @pytest.fixture
@@ -192,7 +195,8 @@ class LiveServer:
 
     @property
     def config(self) -> ServerConfig:
-        return ServerConfig(db_url=self.db_url, webhook_secret=WEBHOOK_SECRET)
+        return ServerConfig(db_url=self.db_url, webhook_secret=WEBHOOK_SECRET,
+                            secure_cookies=False)
 
     def start(self) -> None:
         from aiohttp import web

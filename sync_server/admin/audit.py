@@ -2,22 +2,32 @@
 
 Viewers cannot open it (it names people and their changes). A platform admin also sees the
 entries that belong to no school (their own logins, failed logins for unknown emails).
+
+Above the log, failed sign-ins of the last 7 days per (account, address): when and from where
+someone tried this school's accounts (a platform admin also sees platform accounts and emails
+that name no account).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..storage.schema import audit_log
+from shared.clock import utcnow
+
+from ..storage.schema import admin_users, audit_log, login_attempts
 from ..transactions import reading
+from .lockout import failures_by_source
 from .render import page_context, paged, parse_day, render
 from .scope import admin_of, require_admin_role, school_of
 
 routes = web.RouteTableDef()
+FAILURES_SHOWN_FOR = timedelta(days=7)
 
 
 @routes.get("/admin/audit")
@@ -47,4 +57,25 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
                                          request))).all()
         actions = (await conn.execute(sa.select(audit_log.c.action).where(scope).distinct()
                                       .order_by(audit_log.c.action))).scalars().all()
-    return render(request, "audit.html", {**page_context(request, rows), "actions": actions})
+        failures = await _failed_sign_ins(conn, school.school_id, admin.is_platform)
+    return render(request, "audit.html", {**page_context(request, rows), "actions": actions,
+                                          "failed_sign_ins": failures})
+
+
+async def _failed_sign_ins(conn: AsyncConnection, school_id: str,
+                           platform: bool) -> list[dict[str, Any]]:
+    """The 50 most recent (account, address) sources of failed sign-ins, with the account's
+    email; ``None`` for an email that names no account."""
+    users = sa.select(admin_users.c.user_id).where(admin_users.c.school_id == school_id)
+    accounts: sa.ColumnElement[bool] = login_attempts.c.account.in_(users)
+    if platform:
+        accounts = sa.or_(accounts, login_attempts.c.account.in_(
+            sa.select(admin_users.c.user_id).where(admin_users.c.school_id.is_(None))),
+            login_attempts.c.account.like("anon:%"))
+    rows = (await conn.execute(failures_by_source(utcnow() - FAILURES_SHOWN_FOR, accounts)
+                               .limit(50))).all()
+    emails = {u.user_id: u.email for u in await conn.execute(
+        sa.select(admin_users.c.user_id, admin_users.c.email)
+        .where(admin_users.c.user_id.in_({r.account for r in rows})))}
+    return [{"email": emails.get(r.account), "address": r.address, "failures": r.failures,
+             "last_at": r.last_at} for r in rows]

@@ -2,11 +2,13 @@
 
 Sessions are rows keyed by the SHA-256 of a random cookie token (256 bits), so logout and
 deactivating a user take effect at once, and a copy of the database holds nothing that works
-as a cookie. The cookie is HttpOnly, SameSite=Lax and Secure when ``secure_cookies`` is set.
+as a cookie. The cookie is HttpOnly, SameSite=Lax and Secure unless ``secure_cookies`` is off.
 Every POST under ``/admin`` must carry the session's ``csrf_token`` form field (the login form
-uses a double-submit cookie, as there is no session yet); a foreign ``Origin`` header is refused
-too. Failed logins are limited per client address and per email, and a login for an unknown
-email still runs one argon2 verification so timing does not reveal which emails exist.
+uses a double-submit cookie, as there is no session yet, signed by the server so a cookie
+planted by a neighbouring site does not pass); a foreign ``Origin`` header is refused too.
+Failed logins are limited per (account, address) with backstops (``lockout.py``), and a login
+for an unknown email still runs one argon2 verification so timing does not reveal which emails
+exist. The audit log keeps a failed login's email only when it names an account.
 """
 
 from __future__ import annotations
@@ -15,19 +17,23 @@ import hmac
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlencode, urlsplit
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from aiohttp import web
 
 from shared.clock import utcnow
+from shared.protocol import text_problem
 
-from ..keys import admin_login_limiter_key, config_key
+from ..keys import config_key, signing_key_key
 from ..secrets import hash_password, token_hash, verify_password
-from ..storage.schema import admin_sessions, admin_users
+from ..signing import sign, signed_by
+from ..storage.schema import admin_sessions, admin_users, schools
 from ..transactions import reading, writing
-from . import auditlog
+from . import auditlog, lockout
 from .render import Refused, redirect, render
 from .scope import Admin, admin_key, load_school, school_key
 
@@ -40,8 +46,10 @@ LOGIN_CSRF_COOKIE = "pos_login_csrf"
 IDLE_TIMEOUT = timedelta(minutes=30)
 ABSOLUTE_TIMEOUT = timedelta(hours=12)
 TOUCH_EVERY = timedelta(seconds=60)
-# Failures per minute, counted separately per client address and per email.
-LOGIN_FAILURES_PER_MINUTE = 5
+LOGIN_CSRF_MAX_AGE = 3600  # seconds a login form stays usable
+# What a failed login's audit row says instead of an email that names no account (which may
+# be anything typed into the field: a password, a name, a script).
+UNKNOWN_ACCOUNT = "(no such account)"
 PUBLIC_PATHS = ("/admin/login",)
 _DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
 
@@ -140,51 +148,75 @@ async def login_page(request: web.Request) -> web.StreamResponse:
 
 def _login_form(request: web.Request, error: str | None, status: int = 200,
                 email: str = "") -> web.Response:
-    token = secrets.token_urlsafe(24)
+    token = _new_login_token(request.app[signing_key_key])
     response = render(request, "login.html",
                       {"csrf_token": token, "error": error, "email": email,
                        "next": request.query.get("next", "")}, status=status)
-    _set_cookie(request, response, LOGIN_CSRF_COOKIE, token, max_age=3600)
+    _set_cookie(request, response, LOGIN_CSRF_COOKIE, token, max_age=LOGIN_CSRF_MAX_AGE)
     return response
+
+
+def _new_login_token(key: bytes) -> str:
+    """``nonce.issued.signature``: the login form's field and cookie both hold it."""
+    body = f"{secrets.token_urlsafe(18)}.{int(utcnow().timestamp())}"
+    return f"{body}.{sign(key, 'login-csrf', body)}"
+
+
+def _login_token_valid(key: bytes, given: Any, cookie: str) -> bool:
+    """The form's token equals the cookie (double submit), and the cookie is one this server
+    signed within the last hour: a value planted by a neighbouring site fails the signature."""
+    if not isinstance(given, str) or not cookie or not (given.isascii() and cookie.isascii()):
+        return False
+    if not hmac.compare_digest(given.encode(), cookie.encode()):
+        return False
+    body, _, signature = cookie.rpartition(".")
+    issued = body.rpartition(".")[2]
+    if not (issued.isdigit() and len(issued) <= 12):
+        return False
+    age = utcnow().timestamp() - int(issued)
+    return -60 <= age <= LOGIN_CSRF_MAX_AGE and signed_by(key, "login-csrf", body, signature)
 
 
 @routes.post("/admin/login")
 async def login(request: web.Request) -> web.StreamResponse:
     form = await request.post()
-    given = form.get("csrf_token")
-    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not isinstance(given, str) or not cookie or not hmac.compare_digest(
-            given.encode(), cookie.encode()):
+    key = request.app[signing_key_key]
+    if not _login_token_valid(key, form.get("csrf_token"),
+                              request.cookies.get(LOGIN_CSRF_COOKIE, "")):
         raise web.HTTPForbidden(text="missing or wrong csrf_token: reload the page and try again")
     email = str(form.get("email", "")).strip().lower()[:320]
     password = str(form.get("password", ""))[:1000]
-    limiter = request.app[admin_login_limiter_key]
-    keys = (f"addr:{request.remote or 'unknown'}", f"email:{email}")
-    wait = max((limiter.retry_after(k) or 0) for k in keys)
+    address = lockout.address_key(request.remote)
+    async with reading(request.app) as conn:
+        user = None if text_problem(email) else (await conn.execute(
+            sa.select(admin_users).where(admin_users.c.email == email))).first()
+        account = lockout.account_key(key, user.user_id if user else None, email)
+        wait = await lockout.retry_after(conn, account, address, utcnow())
     if wait:
         response = _login_form(request, f"Too many failed attempts. Try again in {wait} s.",
                                status=429, email=email)
         response.headers["Retry-After"] = str(wait)
         return response
 
-    async with reading(request.app) as conn:
-        user = (await conn.execute(
-            sa.select(admin_users).where(admin_users.c.email == email))).first()
     ok = verify_password(user.password_hash if user else _DUMMY_HASH, password)
     if not (ok and user is not None and user.active):
-        limiter.fail(keys[0])
-        limiter.fail(keys[1])
         async with writing(request.app) as conn:
+            await lockout.record(conn, account, address, utcnow(), succeeded=False)
             await auditlog.record(conn, request, "login_failed",
                                   school_id=user.school_id if user else None,
                                   target_type="admin_user",
-                                  target_id=user.user_id if user else None, actor_email=email)
-        log.info("admin login refused from %s", request.remote)
+                                  target_id=user.user_id if user else None,
+                                  actor_email=user.email if user else UNKNOWN_ACCOUNT)
+        log.info("admin login refused from %s", address)
         return _login_form(request, "Email or password not accepted.", status=401, email=email)
 
     token = secrets.token_urlsafe(32)
     now = utcnow()
     async with writing(request.app) as conn:
+        missed = await lockout.missed_since_last_login(conn, user.user_id, now)
+        await lockout.record(conn, account, address, now, succeeded=True)
+        zone = (await conn.execute(sa.select(schools.c.timezone).where(
+            schools.c.school_id == user.school_id))).scalar_one_or_none() or "UTC"
         await conn.execute(sa.insert(admin_sessions).values(
             session_hash=token_hash(token), user_id=user.user_id,
             csrf_token=secrets.token_urlsafe(32), school_id=None, created_at=now,
@@ -198,10 +230,26 @@ async def login(request: web.Request) -> web.StreamResponse:
     safe_next = nxt if nxt.startswith("/admin/") and not nxt.startswith("/admin/login") \
         and "//" not in nxt and "\\" not in nxt and nxt.isascii() and nxt.isprintable() \
         else "/admin/"  # a CR/LF would break the Location header (and drop the connection)
-    response = redirect(safe_next)
+    response = redirect(safe_next, _missed_text(missed, zone), error=missed is not None)
     _set_cookie(request, response, SESSION_COOKIE, token)
     response.del_cookie(LOGIN_CSRF_COOKIE, path="/admin")
     return response
+
+
+def _missed_text(missed: lockout.Missed | None, zone: str) -> str | None:
+    """What the admin is told on signing in when someone tried their account meanwhile."""
+    if missed is None:
+        return None
+    when = _local(missed.last_at, zone)
+    attempts = "1 failed sign-in attempt" if missed.count == 1 else \
+        f"{missed.count} failed sign-in attempts"
+    return (f"{attempts} since your last sign-in, the last from {missed.last_address} at "
+            f"{when}. Not you? Change your password and tell the platform operator.")
+
+
+def _local(moment: datetime, zone: str) -> str:
+    return moment.astimezone(ZoneInfo(zone) if zone != "UTC" else UTC).strftime(
+        "%Y-%m-%d %H:%M %Z")
 
 
 @routes.post("/admin/logout")

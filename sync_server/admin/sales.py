@@ -25,6 +25,7 @@ from ..storage.schema import (
     wallets,
 )
 from ..transactions import reading
+from .csv_cells import safe_cell
 from .ledgerview import sale_entries
 from .render import page_context, paged, parse_day, query_with, render
 from .scope import School, found, school_of
@@ -146,7 +147,7 @@ async def export_csv(request: web.Request) -> web.StreamResponse:
                          "refund", "refund_ref"])
         while chunk is not None:
             for r in chunk:
-                writer.writerow([_cell(v) for v in (
+                writer.writerow([safe_cell(v) for v in (
                     r.ref, r.received_at.isoformat(), r.created_at.isoformat(), r.business_day,
                     r.device_name, r.seq, r.kind, r.cashier_name, r.student_number,
                     r.display_name, r.wallet_id, _major(r.total, school), school.currency,
@@ -164,13 +165,6 @@ async def export_csv(request: web.Request) -> web.StreamResponse:
 def _major(amount: int | None, school: School) -> str:
     return "" if amount is None else format_minor(int(amount), school.currency,
                                                   with_code=False).replace(",", "")
-
-
-def _cell(value: Any) -> Any:
-    """Neutralise spreadsheet formulas: a student name like ``=HYPERLINK(...)`` stays text."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return "" if value is None else value
 
 
 @routes.get("/admin/sales/{ref}")

@@ -7,6 +7,7 @@ and a strict Content-Security-Policy makes that a rule the browser enforces.
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,8 @@ from aiohttp import web
 from shared.ids import mask_uid
 from shared.money import format_minor
 
-from ..keys import admin_login_limiter_key
-from ..ratelimit import FailureLimiter
+from ..keys import config_key, engine_key, signing_key_key
+from ..signing import load_signing_key
 from . import (
     audit,
     auth,
@@ -57,7 +58,7 @@ def setup_admin(app: web.Application) -> None:
     env.filters.update(money=_money, when=_when, mask=mask_uid)
     env.globals["lag"] = devices.lag_text
     env.globals["new_idem_key"] = new_idem_key
-    app[admin_login_limiter_key] = FailureLimiter(auth.LOGIN_FAILURES_PER_MINUTE)
+    app.cleanup_ctx.append(_signing_key)  # after the database's: it reads server_secrets
     app.middlewares.append(auth.admin_middleware)
     app.on_response_prepare.append(_security_headers)
     app.router.add_static("/admin/static", HERE / "static", name="admin-static")
@@ -65,6 +66,11 @@ def setup_admin(app: web.Application) -> None:
     for module in (auth, schools, dashboard, sales, exceptions, wallets, roster, bracelets,
                    devices, catalog, payments, settings, audit):
         app.add_routes(module.routes)
+
+
+async def _signing_key(app: web.Application) -> AsyncIterator[None]:
+    app[signing_key_key] = await load_signing_key(app[engine_key], app[config_key].signing_secret)
+    yield
 
 
 async def _to_dashboard(_request: web.Request) -> web.Response:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import sqlalchemy as sa
 from aiohttp import web
 
@@ -19,6 +21,20 @@ from .device_auth import authenticate, revoked
 from .problems import ProblemError, parse_body
 
 routes = web.RouteTableDef()
+# Device names are shown in the console's lists and exported to CSV; a terminal types one at
+# enrollment ("Counter 1"), and nothing longer is useful in a table column.
+DEVICE_NAME_MAX = 64
+
+
+def device_name(raw: str) -> str:
+    """The name a terminal enrolled with, as it is stored: control and format characters
+    (escape sequences, bidi overrides that would show a name reversed in the console,
+    zero-width characters) removed, every run of white space one space, no leading or
+    trailing space, at most ``DEVICE_NAME_MAX`` characters. Empty when nothing visible is left
+    (the enrollment is then refused and the code stays unused)."""
+    visible = "".join(" " if ch.isspace() else ch for ch in raw
+                      if ch.isspace() or unicodedata.category(ch) not in ("Cc", "Cf"))
+    return " ".join(visible.split())[:DEVICE_NAME_MAX].rstrip()
 
 
 @routes.get("/api/v1/health")
@@ -42,6 +58,12 @@ async def enroll(request: web.Request) -> web.Response:
         raise ProblemError(429, "too-many-attempts", "Too many failed enrollment attempts",
                            f"try again in {wait} s", headers={"Retry-After": str(wait)})
     body = await parse_body(request, EnrollRequest)
+    name = device_name(body.name)
+    if not name:
+        raise ProblemError(422, "validation", "Request body does not match the schema",
+                           "1 problem(s) in the request body",
+                           errors=[{"pointer": "/name", "message": "the name has no visible "
+                                    "characters"}])
     now = utcnow()
     device_id, token = new_id("dev"), new_device_token()
     async with writing(request.app) as conn:
@@ -54,7 +76,7 @@ async def enroll(request: web.Request) -> web.Response:
         school_id = claimed.scalar_one_or_none()
         if school_id is not None:
             await conn.execute(sa.insert(devices).values(
-                device_id=device_id, school_id=school_id, name=body.name,
+                device_id=device_id, school_id=school_id, name=name,
                 token_hash=token_hash(token), status="active", enrolled_at=now,
                 last_seen_at=now, app_version=_app_version(request)))
             currency = (await conn.execute(sa.select(schools.c.currency)

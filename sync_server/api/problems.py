@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from shared.problems import PROBLEM_CONTENT_TYPE, pointer_from_loc, problem
 
+from ..access_log import loggable_target
 from ..request_guard import is_api, read_body
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,8 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
         slug = _HTTP_SLUGS.get(exc.status, "http-error")
         return problem_response(exc.status, slug, exc.reason, _http_detail(exc))
     except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %s", request.method,
+                      loggable_target(request.raw_path))
         if not is_api(request):
             raise
         return problem_response(500, "internal", "Internal server error",

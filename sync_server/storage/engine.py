@@ -9,6 +9,8 @@ IMMEDIATE transaction already excludes other writers.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -53,7 +55,11 @@ def dialect_of(url: str) -> str:
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     target = async_url(url)
+    # A database error's message would otherwise carry the statement's bound values into the
+    # log: a DB error once logged a cashier's PIN hash and full bracelet UIDs.
+    kwargs.setdefault("hide_parameters", True)
     if target.get_backend_name() == "sqlite":
+        private_file(Path(target.database or ""))
         engine = create_async_engine(target, pool_size=4, max_overflow=4, **kwargs)
         _configure_sqlite(engine)
         return engine
@@ -68,6 +74,26 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     # 30 us a row, which made the postings insert the slowest part of applying a batch.
     engine.sync_engine.dialect.use_insertmanyvalues_wo_returning = True
     return engine
+
+
+def private_file(path: Path) -> None:
+    """Make the SQLite database readable by its owner only (0600), before SQLite opens it.
+
+    The file holds students' names, balances, bracelet UIDs and PIN hashes. SQLite creates the
+    WAL and shared-memory files with the database file's own permissions, so creating the
+    database 0600 (an empty file is an empty database) makes all three 0600 whatever the
+    umask; a file created looser by an earlier version or a copy is tightened the same way."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            try:
+                if name.stat().st_mode & 0o077:
+                    name.chmod(0o600)
+            except OSError:  # absent, or not ours to change
+                pass
+    except OSError:  # no such directory, read-only: SQLite reports it in its own words
+        pass
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

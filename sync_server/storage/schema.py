@@ -473,7 +473,7 @@ seq_gap_reviews = sa.Table(
     sa.Column("review_note", sa.String(1000), nullable=False),
 )
 
-# ------------------------------------------------------------------ login lockout, signing key (0006)
+# ------------------------------------------------------------ login lockout, signing key (0006)
 
 # Every admin sign-in attempt that reached a password check, kept 30 days (successes 90): the
 # lockout counts failures per (account, address), per address and overall from here, so every

@@ -142,7 +142,8 @@ async def test_unknown_wallet_is_settled_by_the_platform_admin_only(
 async def test_payment_list_filters_totals_and_stale_pending(
         aiohttp_client: Any, demo: dict[str, Any], db_url: str) -> None:
     client = await aiohttp_client(create_app(ServerConfig(
-        db_url=db_url, webhook_secret=WEBHOOK_SECRET, payment_pending_minutes=0)))
+        db_url=db_url, webhook_secret=WEBHOOK_SECRET, payment_pending_minutes=0,
+        secure_cookies=False)))
     wallet = demo["schools"][0]["wallets"][7]["wallet_id"]
     await deliver(client, event(wallet, "evt_p", kind="payment.pending", reference="R-p",
                                 amount=1200))
