@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any
+from typing import Any, get_args
 
 import sqlalchemy as sa
 from aiohttp import web
 
 from shared.money import format_minor
+from shared.protocol import SaleFlag
 
 from ..storage.schema import (
     cashiers,
@@ -33,8 +34,7 @@ from .scope import School, found, school_of
 routes = web.RouteTableDef()
 EXPORT_LIMIT = 200_000
 STATUSES = ("applied", "rejected", "voided", "reversed")
-FLAGS = ("overdraft", "credential_blocked", "credential_mismatch", "wallet_frozen",
-         "daily_limit_exceeded", "price_mismatch", "clock_skew")
+FLAGS: tuple[str, ...] = get_args(SaleFlag)  # every flag a sale can carry, one list
 
 
 def flag_clause(flag: str) -> sa.ColumnElement[bool]:
