@@ -58,10 +58,10 @@ def new_password() -> str:
 
 # Cashier PIN hashes travel to every till in the snapshot and sit in its terminal.db, where
 # whoever copies the file can guess offline with no lockout: a PIN has only 10^4 or 10^6
-# values, so the hash's cost is the whole defence. These parameters cost about 1.6x the
-# argon2-cffi defaults (64 MiB, t=3, p=4) per guess and twice the memory, while one check at
-# the till stays near 130 ms on two idle cores and under 300 ms with one core busy
-# (benchmarks/pin_bruteforce.py; the figures are in docs/terminal.md). Tills verify any
+# values, so the hash's cost (and 6 digits rather than 4) is the whole defence. These
+# parameters cost about 1.5x the CPU of the argon2-cffi defaults (64 MiB, t=3, p=4) per guess
+# and twice the memory, about 250 ms of CPU per check, which p=2 splits over a till's two
+# cores (benchmarks/pin_bruteforce.py; the figures are in docs/terminal.md). Tills verify any
 # argon2 parameters, so hashes made earlier keep working until the PIN is next set.
 PIN_TIME_COST = 2
 PIN_MEMORY_KIB = 128 * 1024
