@@ -265,7 +265,7 @@ def device_request(draw: st.DrawFn, world: World) -> tuple[str, str, str,
 
 
 def test_generated_requests_never_get_a_5xx_and_refusals_record_nothing(world: World) -> None:
-    @settings(max_examples=EXAMPLES, deadline=None, database=None,
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, print_blob=True,
               suppress_health_check=list(HealthCheck))
     @given(request=device_request(world))
     def one(request: tuple[str, str, str, list[tuple[bytes, bytes]], bytes]) -> None:
