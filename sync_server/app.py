@@ -19,14 +19,16 @@ from shared.protocol import MAX_BODY_BYTES
 from .access_log import MaskedAccessLogger
 from .admin import setup_admin
 from .api.device_routes import routes as device_routes
+from .api.outages import Outages
 from .api.problems import problems_middleware
 from .api.webhooks import routes as webhook_routes
 from .config import ServerConfig
+from .connections import body_deadline
 from .keys import config_key, dialect_key, engine_key, enroll_limiter_key, write_lock_key
 from .ratelimit import FailureLimiter
 from .reconciliation import reconciling
 from .request_guard import request_guard
-from .storage.engine import create_engine, dialect_of
+from .storage.engine import create_engine, dialect_of, pool_capacity
 from .storage.migrate import pending
 from .storage.writer_lock import WriterLock
 
@@ -46,6 +48,12 @@ def create_app(config: ServerConfig) -> web.Application:
                           handler_args={"auto_decompress": False,
                                         "access_log_class": MaskedAccessLogger},
                           middlewares=[problems_middleware, request_guard])
+    # Next inside the problem middleware (so both answer problem+json on the API): a body
+    # late by body_timeout is 408 however long it queued, and what the database cannot take
+    # now is 503 with Retry-After (api/outages.py).
+    outages = Outages(config, pool_capacity(config.db_url, config.db_pool_size))
+    app.middlewares.insert(1, outages.middleware)
+    app.middlewares.insert(1, body_deadline(config.body_timeout_seconds))
     app[config_key] = config
     app[dialect_key] = dialect_of(config.db_url)
     app[enroll_limiter_key] = FailureLimiter(config.enroll_failures_per_minute)
@@ -54,6 +62,7 @@ def create_app(config: ServerConfig) -> web.Application:
     if config.trusted_proxies:
         _trust_proxies(app, config.trusted_proxies)
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(outages.watching)
     if config.gateway_url:  # after the database: stopped before the engine is disposed
         app.cleanup_ctx.append(reconciling)
     app.add_routes(device_routes)
@@ -74,7 +83,9 @@ def _trust_proxies(app: web.Application, proxies: str) -> None:
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    engine = create_engine(app[config_key].db_url)
+    config = app[config_key]
+    engine = create_engine(config.db_url, pool_size=config.db_pool_size,
+                           pool_timeout=config.queue_timeout_seconds)
     behind = await pending(engine)
     if behind:
         await engine.dispose()

@@ -263,7 +263,9 @@ def _tune_gc() -> None:
 def _serve(config: ServerConfig, host: str, port: int) -> int:
     from aiohttp import web
 
+    from . import connections
     from .app import create_app
+    from .storage.engine import pool_capacity
     from .storage.migrate import upgrade
 
     logging.basicConfig(level=logging.INFO,
@@ -271,6 +273,14 @@ def _serve(config: ServerConfig, host: str, port: int) -> int:
     revision = asyncio.run(upgrade(config.db_url))
     logging.getLogger("sync_server").info("database %s at revision %s",
                                           config.db_url.split("://")[0], revision)
+    open_files = connections.raise_open_files_limit()
+    cap = connections.connection_cap(config.max_connections, open_files,
+                                     pool_capacity(config.db_url, config.db_pool_size))
+    logging.getLogger("sync_server").info("open-files limit %d: at most %d connections per "
+                                          "worker", open_files, cap)
+    guard: dict[str, Any] = {"max_connections": cap, "retry_after": config.retry_after_seconds,
+                             "open_files": open_files,
+                             "header_timeout": config.header_timeout_seconds}
     def make_app() -> web.Application:  # in each worker process, after the fork
         app = create_app(config)
         _tune_gc()
@@ -279,8 +289,8 @@ def _serve(config: ServerConfig, host: str, port: int) -> int:
     if config.workers > 1:
         from . import workers
 
-        workers.serve(host, port, config.workers, ACCESS_LOG_FORMAT, make_app)
+        workers.serve(host, port, config.workers, ACCESS_LOG_FORMAT, make_app, **guard)
         return 0
-    web.run_app(make_app(), host=host, port=port, access_log_format=ACCESS_LOG_FORMAT,
-                print=lambda msg: logging.getLogger("sync_server").info("%s", msg.strip()))
+    connections.serve_single(make_app(), host, port, access_log_format=ACCESS_LOG_FORMAT,
+                             **guard)
     return 0

@@ -72,6 +72,40 @@ class ServerConfig:
         default=None, repr=False,
         metadata=_meta("POS_GATEWAY_API_KEY", "credential for the gateway's status API"))
 
+    # Outages and load (sync_server/api/outages.py, sync_server/connections.py).
+    retry_after_seconds: int = field(
+        default=5,
+        metadata=_meta("POS_RETRY_AFTER_SECONDS",
+                       "Retry-After of a 503 (database unavailable, server busy)"))
+    db_pool_size: int | None = field(
+        default=None,
+        metadata=_meta("POS_DB_POOL_SIZE",
+                       "database connections kept per worker (as many more may open under "
+                       "load); also how many requests use the database at once. Default: 10 "
+                       "on PostgreSQL, 4 on SQLite"))
+    max_waiting_requests: int = field(
+        default=200,
+        metadata=_meta("POS_MAX_WAITING_REQUESTS",
+                       "requests per worker that may wait for the database; beyond, 503 at once"))
+    queue_timeout_seconds: float = field(
+        default=5.0,
+        metadata=_meta("POS_QUEUE_TIMEOUT_SECONDS",
+                       "a request waiting this long for the database answers 503"))
+    header_timeout_seconds: float = field(
+        default=15.0,
+        metadata=_meta("POS_HEADER_TIMEOUT_SECONDS",
+                       "a connection must send a complete request head within this time (also "
+                       "how long an idle keep-alive connection stays open)"))
+    body_timeout_seconds: float = field(
+        default=60.0,
+        metadata=_meta("POS_BODY_TIMEOUT_SECONDS",
+                       "a request body must arrive within this time, or 408"))
+    max_connections: int | None = field(
+        default=None,
+        metadata=_meta("POS_MAX_CONNECTIONS",
+                       "open connections per worker; beyond, the oldest idle one is closed. "
+                       "Default and ceiling: what the open-files limit leaves room for"))
+
     @property
     def payment_policy(self) -> Policy:
         return Policy(hold_above=self.payment_hold_above,
@@ -105,6 +139,13 @@ class ServerConfig:
         config = cls(**values)
         if config.workers < 1:
             raise ValueError("workers must be at least 1")
+        for name in ("retry_after_seconds", "db_pool_size", "queue_timeout_seconds",
+                     "header_timeout_seconds", "body_timeout_seconds", "max_connections"):
+            value = getattr(config, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive")
+        if config.max_waiting_requests < 0:
+            raise ValueError("max_waiting_requests must be 0 or more")
         return config
 
 
@@ -112,6 +153,8 @@ def _coerce(kind: Any, raw: str) -> Any:
     kind = str(kind)
     if kind.startswith("int"):
         return int(raw)
+    if kind.startswith("float"):
+        return float(raw)
     if kind.startswith("bool"):
         return raw.strip().lower() in ("1", "true", "yes", "on")
     return raw

@@ -29,6 +29,15 @@ SQLITE_TUNING = ("wal_autocheckpoint=16384", "journal_size_limit=67108864",
                  "cache_size=-32768")
 
 
+# Connections a worker keeps open per database; as many more may open under load
+# (``max_overflow``), and the request queue of api/outages.py lets exactly that many requests
+# use the database at once. A SQLite connection costs three open files (database, WAL, shm).
+POOL_SIZE = {"sqlite": 4, "postgresql": 10}
+# asyncpg waits 60 s for a connection by default: a database host that drops packets would
+# hold every request that long. A refused connection fails at once anyway.
+CONNECT_TIMEOUT_SECONDS = 10
+
+
 class DatabaseURLError(ValueError):
     pass
 
@@ -53,14 +62,24 @@ def dialect_of(url: str) -> str:
     return "sqlite" if async_url(url).get_backend_name() == "sqlite" else "postgresql"
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+def pool_capacity(url: str, pool_size: int | None = None) -> int:
+    """How many connections one engine of :func:`create_engine` may open at most."""
+    return 2 * (pool_size or POOL_SIZE[dialect_of(url)])
+
+
+def create_engine(url: str, *, pool_size: int | None = None, pool_timeout: float = 30.0,
+                  **kwargs: Any) -> AsyncEngine:
+    """``pool_timeout``: seconds a caller waits for a free connection before
+    ``sqlalchemy.exc.TimeoutError`` (the server answers that 503, see api/outages.py)."""
     target = async_url(url)
+    size = pool_size or POOL_SIZE[dialect_of(url)]
     # A database error's message would otherwise carry the statement's bound values into the
     # log: a DB error once logged a cashier's PIN hash and full bracelet UIDs.
     kwargs.setdefault("hide_parameters", True)
     if target.get_backend_name() == "sqlite":
         private_file(Path(target.database or ""))
-        engine = create_async_engine(target, pool_size=4, max_overflow=4, **kwargs)
+        engine = create_async_engine(target, pool_size=size, max_overflow=size,
+                                     pool_timeout=pool_timeout, **kwargs)
         _configure_sqlite(engine)
         return engine
     # Plan every statement for its parameters. asyncpg prepares statements, and after five
@@ -68,8 +87,10 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     # was a sequential scan comparing every row with every parameter, 1.1 s per 1,000-sale push
     # instead of 30 ms once the sales table held 60k rows (benchmarks/server_push.py).
     settings = {"plan_cache_mode": "force_custom_plan"}
-    engine = create_async_engine(target, pool_size=10, max_overflow=10, pool_pre_ping=True,
-                                 connect_args={"server_settings": settings}, **kwargs)
+    engine = create_async_engine(target, pool_size=size, max_overflow=size, pool_pre_ping=True,
+                                 pool_timeout=pool_timeout,
+                                 connect_args={"server_settings": settings,
+                                               "timeout": CONNECT_TIMEOUT_SECONDS}, **kwargs)
     # Multi-row VALUES for plain bulk INSERTs too: asyncpg's prepared executemany costs about
     # 30 us a row, which made the postings insert the slowest part of applying a batch.
     engine.sync_engine.dialect.use_insertmanyvalues_wo_returning = True
