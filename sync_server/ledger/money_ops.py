@@ -103,6 +103,19 @@ async def apply_in(conn: AsyncConnection, op: MoneyOp, *, before: BeforeHook | N
     if op.kind in CREDIT_ONLY and op.amount < 0:
         raise OpRefused("negative_credit", f"a {op.kind} only adds money")
     digest = op.digest()
+    if (replay := await _replay(conn, op, digest)) is not None:
+        return replay
+    outcome = await _apply(conn, op, digest, before)
+    if outcome.replay:
+        return outcome
+    if after is not None:
+        await after(conn, outcome)
+    return outcome
+
+
+async def _replay(conn: AsyncConnection, op: MoneyOp, digest: str) -> OpOutcome | None:
+    """The stored outcome of ``op``'s key (None: the key is new); other content under the
+    key is refused."""
     stored = (await conn.execute(sa.select(money_ops).where(
         money_ops.c.school_id == op.school_id, money_ops.c.idem_key == op.idem_key))).first()
     match verdict(stored.content_hash if stored else None, digest, ()):
@@ -114,20 +127,26 @@ async def apply_in(conn: AsyncConnection, op: MoneyOp, *, before: BeforeHook | N
             raise OpRefused("key_reused", "this form was already used for another operation; "
                                           "reload the page and try again")
         case Verdict.FIRST:
-            pass
-    outcome = await _apply(conn, op, digest, before)
-    if after is not None:
-        await after(conn, outcome)
-    return outcome
+            return None
 
 
 async def _apply(conn: AsyncConnection, op: MoneyOp, digest: str,
                  before: BeforeHook | None) -> OpOutcome:
-    if before is not None:  # first: it may lock rows that come before wallets in lock order
-        await before(conn)
+    """Lock, look at the key again, check, write. A twin of this operation (a double click)
+    may have committed while this one waited for the locks: it is then a replay, not a
+    business refusal such as "already reversed"."""
+    try:
+        if before is not None:  # first: it may lock rows that come before wallets in order
+            await before(conn)
+    except OpRefused:
+        if (replay := await _replay(conn, op, digest)) is not None:
+            return replay
+        raise
     locked = await lock_wallets(conn, op.school_id, [op.wallet_id])
     if op.wallet_id not in locked:
         raise OpRefused("wallet_unknown", "no such wallet in this school")
+    if (replay := await _replay(conn, op, digest)) is not None:
+        return replay
     amount = op.amount
     if op.kind == "reversal":
         amount = await _reversible_total(conn, op)

@@ -46,6 +46,7 @@ HOLD_WORDS = {
     "empty_reference": "the event has no payment reference",
     "wallet_unknown": "no wallet with this ID exists",
     "currency_mismatch": "the currency is not the school's currency",
+    "currency_changed": "the currency differs from the payment's earlier events",
     "wallet_changed": "the event names another wallet than the payment's first event",
     "amount_changed": "the amount differs from the payment's earlier events",
     "amount_above_limit": "the amount is above the server's ceiling for one top-up",
@@ -150,6 +151,8 @@ def _completion(event: PaymentEvent, payment: PaymentView | None, wallet: Wallet
     if payment is not None:
         if payment.wallet_id != event.wallet_id:
             return hold("wallet_changed")
+        if payment.currency != event.currency:  # what is credited is what refunds compare with
+            return hold("currency_changed")
         if state in CREDITED:
             if payment.credited == event.amount:
                 return Decision("record", code="already_credited")
@@ -368,6 +371,9 @@ async def credit_held(open_tx: OpenTransaction, *, school_id: str, event_id: str
                 payments.c.payment_id == event.payment_id))).one()
             if int(payment.credited):
                 raise OpRefused("already_credited", "this payment was already credited")
+            if payment.state == "refund_requested":
+                raise OpRefused("refund_requested", "this payment was marked for refund by "
+                                                    "the gateway; it cannot be credited too")
 
     async def settle(conn: AsyncConnection, outcome: OpOutcome) -> None:
         now = utcnow()
@@ -381,7 +387,8 @@ async def credit_held(open_tx: OpenTransaction, *, school_id: str, event_id: str
             await conn.execute(sa.update(payments)
                                .where(payments.c.payment_id == event.payment_id)
                                .values(state="completed", school_id=school_id,
-                                       wallet_id=wallet_id, hold_reason=None,
+                                       wallet_id=wallet_id, currency=event.currency,
+                                       hold_reason=None,
                                        credited=payments.c.credited + outcome.amount,
                                        credit_txn_id=outcome.posting_id, updated_at=now,
                                        next_check_at=None))

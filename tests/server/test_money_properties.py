@@ -205,6 +205,7 @@ class MoneyMachine(RuleBasedStateMachine):
         elif out.status == "debited":
             assert pay.credited - pay.debited >= amount, "refunds within what was credited"
             assert wallet_id == pay.wallet
+            assert body["currency"] == "SAR", "taken back in the currency that was credited"
             pay.debited += amount
         elif kind == "payment.completed" and (
                 not body["reference"] or body["wallet_id"] == "wal_nobody"
@@ -439,13 +440,15 @@ class MoneyMachine(RuleBasedStateMachine):
         async with self.engine.connect() as conn:
             e = (await conn.execute(sa.select(payment_events).where(
                 payment_events.c.event_id == event_id))).one()
-            credited = (await conn.execute(sa.select(payments.c.credited).where(
-                payments.c.payment_id == e.payment_id))).scalar_one()
+            credited, state = (await conn.execute(
+                sa.select(payments.c.credited, payments.c.state).where(
+                    payments.c.payment_id == e.payment_id))).one()
         return {"visible": e.school_id in (None, school_id), "held": e.status == "held",
                 "unsettled": e.resolution is None, "resolution": e.resolution,
                 "completion": e.event_type == "payment.completed",
                 "currency": e.currency == self.schools[school_id]["currency"],
-                "uncredited": int(credited) == 0}
+                "uncredited": int(credited) == 0,
+                "not_marked_for_refund": state != "refund_requested"}
 
     def _pick_event(self, pick: int, held: bool, kind: str | None = None) -> Sent:
         """Any event sent, or (``held``) one held for review, of ``kind``, when there is one."""
@@ -472,7 +475,8 @@ class MoneyMachine(RuleBasedStateMachine):
         outs = self._credit(args, 2 if together else 1)
         refusal = {"visible": "event_unknown", "held": "not_held", "unsettled": "already_settled",
                    "completion": "not_a_credit", "currency": "currency_mismatch",
-                   "uncredited": "already_credited"}
+                   "uncredited": "already_credited",
+                   "not_marked_for_refund": "refund_requested"}
         failing = {code for fact, code in refusal.items() if not facts[fact]}
         if self.school_of[wallet_id] != school_id:
             failing.add("wallet_unknown")
@@ -547,16 +551,14 @@ class MoneyMachine(RuleBasedStateMachine):
 
 def only_first(outs: list[OpOutcome | OpRefused], settled: str) -> OpOutcome:
     """One operation applied; its twin sent at the same moment under the same key answers a
-    replay of it or (PostgreSQL: it waited on the row lock, then found the work done) a refusal
-    saying it was already done. Never a second outcome."""
+    replay of it, also on PostgreSQL where it waited on the row lock (it once answered a
+    refusal saying ``settled`` there instead). Never a second outcome."""
     firsts = [o for o in outs if isinstance(o, OpOutcome) and not o.replay]
     assert len(firsts) == 1, outs
     for other in outs:
         if other is not firsts[0]:
-            if isinstance(other, OpOutcome):
-                assert other.replay and other.op_id == firsts[0].op_id, other
-            else:
-                assert other.code == settled, other
+            assert isinstance(other, OpOutcome), (settled, other)
+            assert other.replay and other.op_id == firsts[0].op_id, other
     return firsts[0]
 
 
