@@ -10,9 +10,11 @@ through :func:`loggable_target`, the one place that decides.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from urllib.parse import unquote, urlsplit
 
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web import StreamResponse
 from aiohttp.web_log import AccessLogger
 from aiohttp.web_request import BaseRequest
@@ -88,3 +90,27 @@ def _loggable(key: str | tuple[str, str], value: str, request: BaseRequest) -> s
     if isinstance(key, tuple) and key[1].lower() == "referer":
         return loggable_url(value)
     return value
+
+
+class MalformedRequestFilter(logging.Filter):
+    """aiohttp's own parser refuses malformed HTTP (a NUL or a bare CR in a header) before the
+    app sees it, and logs it on ``aiohttp.server`` with a traceback whose message quotes the
+    offending line, which may be the sender's own ``Authorization`` header; anyone can send
+    thousands a second. Such records become one line that names the kind of error only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg = "refused a malformed HTTP request from %s (%s)"
+            record.args = ((record.args or ("?",))[0] if isinstance(record.args, tuple)
+                           else "?", type(exc).__name__)
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def quiet_malformed_requests() -> None:
+    """Install :class:`MalformedRequestFilter` once on aiohttp's server logger."""
+    logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequestFilter) for f in logger.filters):
+        logger.addFilter(MalformedRequestFilter())

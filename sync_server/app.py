@@ -16,7 +16,7 @@ from aiohttp_remotes import XForwardedStrict
 
 from shared.protocol import MAX_BODY_BYTES
 
-from .access_log import MaskedAccessLogger
+from .access_log import MaskedAccessLogger, quiet_malformed_requests
 from .admin import setup_admin
 from .api.device_routes import routes as device_routes
 from .api.outages import Outages
@@ -44,6 +44,7 @@ def create_app(config: ServerConfig) -> web.Application:
     # it does not know with 415 (aiohttp's own decoder answers those with a bare 400).
     # handler_args win over a runner's own arguments, so every way of serving this app logs
     # requests with bracelet UIDs and search terms masked (access_log.py).
+    quiet_malformed_requests()
     app = web.Application(client_max_size=MAX_BODY_BYTES,
                           handler_args={"auto_decompress": False,
                                         "access_log_class": MaskedAccessLogger},

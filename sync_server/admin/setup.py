@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 import jinja2
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from shared.ids import mask_uid
 from shared.money import format_minor
@@ -37,6 +37,7 @@ from . import (
     settings,
     wallets,
 )
+from .render import FLASH_COOKIE
 
 HERE = Path(__file__).parent
 SECURITY_HEADERS = {
@@ -84,6 +85,16 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
                 response.headers[name] = "public, max-age=3600"
             else:
                 response.headers.setdefault(name, value)
+        # The one-shot message cookie can carry an address (the failed sign-in notice): it is
+        # Secure whenever the session cookie is, for every redirect at once. aiohttp has
+        # already written Set-Cookie headers when this hook runs, so the header is amended.
+        if request.app[config_key].secure_cookies:
+            cookies = response.headers.getall(hdrs.SET_COOKIE, [])
+            if any(c.startswith(FLASH_COOKIE + "=") and "Secure" not in c for c in cookies):
+                del response.headers[hdrs.SET_COOKIE]
+                for c in cookies:
+                    secure = c.startswith(FLASH_COOKIE + "=") and "Secure" not in c
+                    response.headers.add(hdrs.SET_COOKIE, c + "; Secure" if secure else c)
 
 
 def new_idem_key() -> str:

@@ -293,11 +293,18 @@ async def test_cookies_are_secure_by_default(aiohttp_client: Any, db_url: str,
     assert "Secure" in cookie
     admin = demo["schools"][0]["admin"]
     token = csrf_of(await page.text())  # the client keeps a Secure cookie from plain HTTP
+    wrong = await client.post("/admin/login", allow_redirects=False, data={
+        "email": admin["email"], "password": "not-it", "csrf_token": token,
+        "next": ""}, headers={"Cookie": f"pos_login_csrf={token}"})
+    assert wrong.status == 401
     resp = await client.post("/admin/login", allow_redirects=False, data={
         "email": admin["email"], "password": admin["password"], "csrf_token": token,
         "next": ""}, headers={"Cookie": f"pos_login_csrf={token}"})
     session = next(v for v in resp.headers.getall("Set-Cookie") if v.startswith("pos_admin="))
     assert "Secure" in session
+    # The notice of that failed attempt (it names an address) travels Secure too.
+    notice = next(v for v in resp.headers.getall("Set-Cookie") if v.startswith("pos_flash="))
+    assert "Secure" in notice
 
 
 async def test_failed_logins_are_limited_per_account_and_address_and_audited(

@@ -288,3 +288,22 @@ async def _new_code(db_url: str, school_id: str) -> str:
     from tests.server.conftest_helpers import new_code
 
     return await new_code(db_url, school_id)
+
+
+async def test_malformed_http_is_one_line_without_the_header(client: Any,
+                                                             caplog: Any) -> None:
+    """aiohttp's parser refuses a bare CR in a header before the app runs; its log record
+    quoted the line (here a token) under a traceback. Now: one line naming the error kind."""
+    from .hostile import send
+
+    token = "tok_secret_" + "x" * 30
+    raw = (b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+           + token.encode() + b"\rX\r\n\r\n")
+    with caplog.at_level(logging.DEBUG, logger="aiohttp.server"):
+        answer = await send(client, raw)
+    assert answer.status == 400
+    records = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert records, "the refusal is still logged"
+    for r in records:
+        assert r.exc_info is None and token not in r.getMessage()
+        assert "malformed HTTP request" in r.getMessage()
