@@ -63,8 +63,11 @@ async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
     await eng.dispose()
 
 
-def job_on(engine: AsyncEngine, gateway: MockGateway, clock: Clock, *, timeout: float = 0.5,
+def job_on(engine: AsyncEngine, gateway: MockGateway, clock: Clock, *, timeout: float = 5,
            **options: Any) -> Reconciliation:
+    """A job on ``engine`` asking ``gateway``. The look-up timeout is generous (a loaded CI
+    machine once took over 0.5 s to answer the first local request); the tests about time-outs
+    pass a short one."""
     options.setdefault("rand", lambda: 0.5)
     return Reconciliation(engine.begin, HttpGatewayStatus(gateway.url, API_KEY, timeout=timeout),
                           POLICY, clock=clock, **options)
@@ -183,7 +186,8 @@ async def test_another_amount_is_held_for_review_not_credited(
 
     assert await job.run_once() == 1
     row = await payment(engine, payment_id)
-    assert (row.state, row.hold_reason, row.credited) == ("held", "amount_changed", 0)
+    assert (row.state, row.hold_reason, row.credited) == ("held", "amount_changed", 0), (
+        row.last_check_error)
     assert row.next_check_at is None
     held = (await events_of(engine, payment_id))[-1]
     assert (held.status, held.code, held.amount, held.source) == (
