@@ -126,13 +126,14 @@ def test_3000_concurrent_pushes_on_one_worker_answer_200_or_503_and_lose_nothing
 async def test_queue_bounds_with_the_sqlite_write_lock_held_elsewhere(
         aiohttp_client: Any, sqlite_factory: DatabaseFactory,
         caplog: pytest.LogCaptureFixture) -> None:
-    """Two requests in progress (a pool of one, and one overflow), three waiting for 0.5 s:
+    """Two requests in progress (a pool of one, and one overflow), three waiting for 1 s:
     of ten pushes stuck behind another process's write lock, five are refused at once, three
-    after waiting, and the two in progress finish once the lock is free."""
+    after waiting, and the two in progress finish once the lock is free. (The times leave
+    room for a loaded machine.)"""
     db_url = sqlite_factory.new()
     school = sqlite_factory.demo["schools"][0]
     config = ServerConfig(db_url=db_url, db_pool_size=1, max_waiting_requests=3,
-                          queue_timeout_seconds=0.5, retry_after_seconds=2)
+                          queue_timeout_seconds=1.0, retry_after_seconds=2)
     client = await aiohttp_client(create_app(config))
     token = (await enroll(client, school["enrollment_code"]))["device_token"]
     database = Path(sa.make_url(db_url).database or "")
@@ -148,15 +149,15 @@ async def test_queue_bounds_with_the_sqlite_write_lock_held_elsewhere(
             return resp.status, time.monotonic() - began, resp.headers.get("Retry-After")
 
         tasks = [asyncio.create_task(push(seq)) for seq in range(1, 11)]
-        await asyncio.sleep(1.0)  # the refusals are in: five at once, three after 0.5 s
+        await asyncio.sleep(2.0)  # the refusals are in: five at once, three after 1 s
         health = await client.get("/api/v1/health")
         assert health.status == 200  # health waits for nothing
         refused = [t.result() for t in tasks if t.done()]
         assert len(refused) == 8
         assert all(status == 503 and retry == "2" for status, _, retry in refused)
         waits = sorted(took for _, took, _ in refused)
-        assert all(took < 0.3 for took in waits[:5]), waits
-        assert all(0.45 < took < 0.95 for took in waits[5:]), waits
+        assert all(took < 0.6 for took in waits[:5]), waits
+        assert all(0.95 < took < 1.9 for took in waits[5:]), waits
         fcntl.flock(lock, fcntl.LOCK_UN)
         released = True
         done = await asyncio.gather(*tasks)
