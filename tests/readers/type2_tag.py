@@ -17,9 +17,16 @@ NTAG213_VERSION = bytes.fromhex("0004040201000F03")
 
 
 def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free UDP port that nfcpy's udp driver can use. The driver reads its port back through
+    ``getnameinfo`` without ``NI_NUMERICSERV``, so a port with a name in /etc/services (60177
+    is 'tfido') comes back as that name and its ``int(port)`` fails: such ports are skipped
+    (the cause of a rare CI failure)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if socket.getnameinfo(("127.0.0.1", port), socket.NI_NUMERICHOST)[1].isdigit():
+            return port
 
 
 def _bcc(data: bytes) -> int:
