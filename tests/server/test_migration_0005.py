@@ -22,17 +22,9 @@ from sync_server.storage.engine import create_engine
 from sync_server.storage.migrate import alembic_config, upgrade
 from sync_server.storage.schema import money_ops as money_ops_table
 from sync_server.storage.schema import payments, sale_refunds
+from tests.admin.conftest import query
 
 from .helpers import enroll, push, sale, void_of
-
-
-async def _rows(db_url: str, stmt: Any) -> list[Any]:
-    engine = create_engine(db_url)
-    try:
-        async with engine.connect() as conn:
-            return list((await conn.execute(stmt)).all())
-    finally:
-        await engine.dispose()
 
 
 async def test_v1_money_survives_0005_down_and_up(client: Any, demo: dict[str, Any],
@@ -69,13 +61,13 @@ async def test_v1_money_survives_0005_down_and_up(client: Any, demo: dict[str, A
     assert marks[reversed_["ref"]].startswith("reversal:")
 
     await upgrade(db_url)
-    links = {r.sale_ref: r.kind for r in await _rows(db_url, sa.select(sale_refunds))}
+    links = {r.sale_ref: r.kind for r in await query(db_url, sa.select(sale_refunds))}
     assert links == {voided["ref"]: "void", reversed_["ref"]: "reversal"}
-    kinds = sorted(r.kind for r in await _rows(db_url, sa.select(money_ops_table.c.kind)
+    kinds = sorted(r.kind for r in await query(db_url, sa.select(money_ops_table.c.kind)
                                                 .where(money_ops_table.c.school_id == sid)))
     assert kinds.count("reversal") == 1 and kinds.count("topup") == 1
     states = {r.reference: (r.state, int(r.credited), int(r.debited))
-              for r in await _rows(db_url, sa.select(payments))}
+              for r in await query(db_url, sa.select(payments))}
     assert states == {"R": ("refunded", 5000, 5000), "F": ("failed", 0, 0)}
     engine = create_engine(db_url)
     try:

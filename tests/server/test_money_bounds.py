@@ -27,6 +27,7 @@ from sync_server.ledger.payments import Policy, apply_event
 from sync_server.records import update_settings
 from sync_server.storage.engine import create_engine
 from sync_server.storage.schema import payments, sales, wallets
+from tests.admin.conftest import query
 from tests.admin.test_webhook import deliver, event
 
 from .conftest_helpers import new_code
@@ -45,17 +46,8 @@ def school(demo: dict[str, Any]) -> dict[str, Any]:
     return dict(demo["schools"][0])
 
 
-async def _rows(db_url: str, stmt: Any) -> list[Any]:
-    engine = create_engine(db_url)
-    try:
-        async with engine.connect() as conn:
-            return list((await conn.execute(stmt)).all())
-    finally:
-        await engine.dispose()
-
-
 async def _balance(db_url: str, wallet_id: str) -> int:
-    rows = await _rows(db_url, sa.select(wallets.c.balance)
+    rows = await query(db_url, sa.select(wallets.c.balance)
                        .where(wallets.c.wallet_id == wallet_id))
     return int(rows[0].balance)
 
@@ -116,7 +108,7 @@ async def test_times_at_the_ends_of_the_calendar_are_answered_per_sale(
 
     # Stored where the server's calendar (and every time zone an admin reads it in) can hold
     # it, on the day the server received it; the terminal's own words kept in the detail.
-    rows = {r.ref: r for r in await _rows(db_url, sa.select(
+    rows = {r.ref: r for r in await query(db_url, sa.select(
         sales.c.ref, sales.c.created_at, sales.c.business_day, sales.c.detail))}
     assert rows[batch[1]["ref"]].created_at == bounds.LATEST_STORED
     assert rows[batch[2]["ref"]].created_at == bounds.EARLIEST_STORED
@@ -169,7 +161,7 @@ async def test_backdated_and_future_sales_are_flagged_and_count_on_the_day_recei
     assert first["results"][1]["flags"] == ["clock_skew"]
     # The backdated lunch is counted today, where the server can vouch for it.
     assert first["results"][2]["flags"] == ["daily_limit_exceeded"]
-    rows = {r.ref: r.business_day for r in await _rows(db_url, sa.select(
+    rows = {r.ref: r.business_day for r in await query(db_url, sa.select(
         sales.c.ref, sales.c.business_day))}
     assert rows[backdated["ref"]] == _today()
     assert rows[inside["ref"]] == inside_day(now - timedelta(hours=71))
@@ -222,7 +214,7 @@ async def test_a_sale_above_the_schools_cap_is_applied_and_flagged(
         school["wallets"][1]["balance"] - 7500)
     undo = await push(client, token, [void_of(above, 3)])
     assert undo["results"][0]["flags"] == []  # a void gives money back: no cap applies
-    rows = await _rows(db_url, sa.select(sales.c.needs_review)
+    rows = await query(db_url, sa.select(sales.c.needs_review)
                        .where(sales.c.ref == above["ref"]))
     assert rows[0].needs_review
 
@@ -310,7 +302,7 @@ async def test_gateway_money_past_the_bounds_is_held(
         held = await apply_event(lambda: engine.begin(), _event(more), source="webhook",
                                  policy=no_ceiling)
         assert (held.status, held.code) == ("held", "balance_out_of_bounds")
-        state = await _rows(db_url, sa.select(payments.c.state, payments.c.credited)
+        state = await query(db_url, sa.select(payments.c.state, payments.c.credited)
                             .where(payments.c.reference == "ref_more"))
         assert (state[0].state, int(state[0].credited)) == ("held", 0)
     finally:

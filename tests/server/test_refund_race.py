@@ -15,47 +15,21 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 import httpx
-import pytest
 import sqlalchemy as sa
 
-from shared.health import wait_until_healthy
 from sync_server.storage.engine import create_engine
 from sync_server.storage.schema import money_ops, postings, sale_refunds, sales, wallets
-from tests.conftest import DatabaseFactory, free_port
+from tests.conftest import DatabaseFactory
 
 from .conftest_helpers import new_code
 from .helpers import sale, void_of
 
 ROUNDS = 6
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-@pytest.fixture
-def two_servers(db_factory: DatabaseFactory, tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
-    db_url = db_factory.new()
-    procs, urls = [], []
-    for i in range(2):
-        port = free_port()
-        log = (tmp_path / f"server{i}.log").open("w")
-        procs.append(subprocess.Popen([sys.executable, "-m", "sync_server", "serve", "--db",
-                                       db_url, "--port", str(port)], stdout=log,
-                                      stderr=subprocess.STDOUT))
-        urls.append(f"http://127.0.0.1:{port}")
-    try:
-        for url, proc in zip(urls, procs, strict=True):
-            wait_until_healthy(url, process=proc)
-        yield db_url, urls
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=20)
 
 
 async def _admin_session(client: httpx.AsyncClient, url: str, admin: dict[str, str]) -> str:
