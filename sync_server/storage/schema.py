@@ -89,6 +89,7 @@ wallets = sa.Table(
     sa.Column("display_name", sa.String(200), nullable=False),
     sa.Column("student_number", sa.String(64), nullable=True),  # the school's own key (roster)
     sa.Column("grade", sa.String(40), nullable=True),
+    sa.Column("homeroom", sa.String(40), nullable=True),  # class/section (0007)
     # Cached sum of the wallet account's postings; changed only by `balance = balance + :d`
     # in the same transaction as the postings.
     sa.Column("balance", Money, nullable=False, server_default="0"),
@@ -124,6 +125,10 @@ products = sa.Table(
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("version", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("created_at", Timestamp, nullable=False),
+    # Lower-case allergen names, a JSON list (0007).
+    sa.Column("allergens", sa.JSON, nullable=False, server_default=sa.text("'[]'")),
+    # The till's button order and hotkeys, set by admins; a new product goes last (0007).
+    sa.Column("position", sa.Integer, nullable=True),
     sa.Index("ix_products_school_version", "school_id", "version", "product_id"),
 )
 
@@ -277,6 +282,7 @@ admin_users = sa.Table(
     sa.Column("school_id", sa.String(64), sa.ForeignKey("schools.school_id"), nullable=True),
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("language", sa.String(8), nullable=True),  # console language; null: guess (0007)
 )
 
 # ------------------------------------------------------------------ admin console (0002)
@@ -500,4 +506,25 @@ server_secrets = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("value", sa.String(200), nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
+)
+
+# ------------------------------------------------------- restrictions, positions, language (0007)
+
+# What a wallet may not buy (spec v1.1): one row per blocked category, product (by product_id)
+# or allergen, from ``since`` until it was lifted (``until``), so ``restricted_item`` flags a
+# sale only for what was blocked before the sale was made.
+wallet_restrictions = sa.Table(
+    "wallet_restrictions", metadata,
+    sa.Column("restriction_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+              primary_key=True, autoincrement=True),
+    sa.Column("school_id", sa.String(64), nullable=False),
+    sa.Column("wallet_id", sa.String(64), sa.ForeignKey("wallets.wallet_id"), nullable=False),
+    sa.Column("kind", sa.String(10), nullable=False),  # category|product|allergen
+    sa.Column("value", sa.String(200), nullable=False),
+    sa.Column("since", Timestamp, nullable=False),
+    sa.Column("until", Timestamp, nullable=True),
+    sa.Column("set_by", sa.String(64), nullable=True),
+    sa.CheckConstraint("kind IN ('category', 'product', 'allergen')",
+                       name="ck_wallet_restrictions_kind"),
+    sa.Index("ix_wallet_restrictions_wallet", "wallet_id", "kind", "value"),
 )
