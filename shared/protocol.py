@@ -66,6 +66,7 @@ SaleFlag = Literal[
     "overdraft", "credential_blocked", "credential_mismatch", "wallet_frozen",
     "daily_limit_exceeded", "price_mismatch", "clock_skew",
     "sale_cap_exceeded",  # server addition: docs/server.md, Money bounds
+    "restricted_item",    # v1.1
 ]
 
 

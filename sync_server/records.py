@@ -19,9 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shared.clock import utcnow
 from shared.ids import new_id, normalize_uid
 
+from . import positions
 from .ledger import versions
 from .ledger.accounts import SYSTEM_KINDS, system_account
 from .ledger.postings import lock_wallets
+from .restrictions import RestrictionError, parse_allergens
 from .secrets import PIN_DIGITS_DEFAULT, code_hash, hash_password, hash_pin, new_enrollment_code
 from .storage.schema import (
     accounts,
@@ -86,7 +88,8 @@ async def update_settings(conn: AsyncConnection, school_id: str, **settings: int
 
 async def create_wallet(conn: AsyncConnection, school_id: str, display_name: str, *,
                         daily_limit: int | None = None, status: str = "active",
-                        student_number: str | None = None, grade: str | None = None) -> str:
+                        student_number: str | None = None, grade: str | None = None,
+                        homeroom: str | None = None) -> str:
     wallet_id = new_id("wal")
     now = utcnow()
     await conn.execute(sa.insert(accounts).values(
@@ -94,14 +97,15 @@ async def create_wallet(conn: AsyncConnection, school_id: str, display_name: str
     version = await versions.bump(conn, school_id)
     await conn.execute(sa.insert(wallets).values(
         wallet_id=wallet_id, school_id=school_id, display_name=display_name,
-        student_number=student_number, grade=grade, balance=0, daily_limit=daily_limit,
+        student_number=student_number, grade=grade, homeroom=homeroom, balance=0,
+        daily_limit=daily_limit,
         status=status, version=version, created_at=now, updated_at=now))
     return wallet_id
 
 
 async def update_wallet(conn: AsyncConnection, school_id: str, wallet_id: str,
                         **changes: Any) -> None:
-    allowed = {"display_name", "daily_limit", "status", "student_number", "grade"}
+    allowed = {"display_name", "daily_limit", "status", "student_number", "grade", "homeroom"}
     if set(changes) - allowed:
         raise RecordError(f"cannot change {', '.join(sorted(set(changes) - allowed))}")
     if changes.get("status") not in (None, "active", "frozen", "closed"):
@@ -154,15 +158,20 @@ async def block_credential(conn: AsyncConnection, school_id: str, uid: str,
 
 async def create_product(conn: AsyncConnection, school_id: str, name: str, price: int,
                          category: str, *, active: bool = True,
-                         valid_from: datetime | None = None) -> str:
+                         valid_from: datetime | None = None,
+                         allergens: list[str] | None = None) -> str:
+    """A new product goes after the school's last one (``positions.next_position``): adding
+    a product never moves the buttons cashiers already know."""
     if price < 0:
         raise RecordError("price cannot be negative")
     product_id = new_id("prd")
     now = utcnow()
     version = await versions.bump(conn, school_id)
+    position = await positions.next_position(conn, school_id)
     await conn.execute(sa.insert(products).values(
         product_id=product_id, school_id=school_id, name=name, price=price, category=category,
-        active=active, version=version, created_at=now))
+        active=active, version=version, created_at=now, allergens=_allergens(allergens or []),
+        position=position))
     await conn.execute(sa.insert(product_prices).values(
         product_id=product_id, school_id=school_id, price=price,
         valid_from=valid_from or datetime(2000, 1, 1, tzinfo=now.tzinfo)))
@@ -171,17 +180,27 @@ async def create_product(conn: AsyncConnection, school_id: str, name: str, price
 
 async def update_product(conn: AsyncConnection, school_id: str, product_id: str,
                          **changes: Any) -> None:
-    allowed = {"name", "price", "category", "active"}
+    allowed = {"name", "price", "category", "active", "allergens"}
     if set(changes) - allowed:
         raise RecordError(f"cannot change {', '.join(sorted(set(changes) - allowed))}")
     if "price" in changes and int(changes["price"]) < 0:
         raise RecordError("price cannot be negative")
+    if "allergens" in changes:
+        changes["allergens"] = _allergens(changes["allergens"])
     await _update_one(conn, school_id, products, products.c.product_id == product_id,
                       "product", changes)
     if "price" in changes:
         await conn.execute(sa.insert(product_prices).values(
             product_id=product_id, school_id=school_id, price=changes["price"],
             valid_from=utcnow()))
+
+
+def _allergens(values: list[str]) -> list[str]:
+    """Clean, distinct, sorted allergen names (``restrictions.parse_allergens``' rules)."""
+    try:
+        return parse_allergens(",".join(values))
+    except RestrictionError as exc:
+        raise RecordError(str(exc)) from None
 
 
 async def create_cashier(conn: AsyncConnection, school_id: str, name: str, pin: str) -> str:

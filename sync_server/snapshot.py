@@ -10,6 +10,10 @@ Each wallet carries ``spent_today`` (spec v1.1): what the ledger counts against 
 on the school's current day, read in the same transaction as its balance by one grouped query
 per page (:func:`ledger.spend.day_spend`). A sale bumps its wallet's version, so a delta always
 brings a fresh figure for a wallet that spent.
+
+v1.1 also sends each wallet's ``homeroom`` and active ``restrictions`` (one grouped query per
+page, :func:`restrictions.active`; a restriction change bumps the wallet's version), and each
+product's ``allergens`` and ``position``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shared.clock import utcnow
 from shared.protocol import SNAPSHOT_PAGE_ROWS, text_problem
 
+from . import restrictions
 from .ledger.spend import day_spend
 from .storage.schema import cashiers, credentials, products, schools, wallets
 
@@ -119,7 +124,10 @@ async def build(engine: AsyncEngine, school_id: str, cursor_text: str | None,
                 if kind == "wallets":
                     today = now.astimezone(ZoneInfo(school.timezone)).date().isoformat()
                     spent = await _spent_today(conn, school_id, rows, today)
-                    body[kind] = [_wallet(r, stamp, spent.get((r.wallet_id, today), 0))
+                    blocked = (await restrictions.active(
+                        conn, school_id, [r.wallet_id for r in rows]) if rows else {})
+                    body[kind] = [_wallet(r, stamp, spent.get((r.wallet_id, today), 0),
+                                          blocked.get(r.wallet_id))
                                   for r in rows]
                 else:
                     body[kind] = [_ROW[kind](r, stamp) for r in rows]
@@ -154,16 +162,12 @@ async def _spent_today(conn: AsyncConnection, school_id: str, rows: Sequence[Any
     return await day_spend(conn, school_id, keys) if keys else {}
 
 
-# Restrictions are sent empty until the school can set them (spec v1.1: lists, never null).
-_NO_RESTRICTIONS: dict[str, list[str]] = {
-    "blocked_categories": [], "blocked_products": [], "allergens": []}
-
-
-def _wallet(r: Any, now: str, spent_today: int) -> dict[str, Any]:
+def _wallet(r: Any, now: str, spent_today: int,
+            blocked: dict[str, list[str]] | None) -> dict[str, Any]:
     return {"wallet_id": r.wallet_id, "display_name": r.display_name, "balance": r.balance,
             "daily_limit": r.daily_limit, "status": r.status, "balance_as_of": now,
-            "spent_today": spent_today, "grade": r.grade, "homeroom": None,
-            "restrictions": {k: list(v) for k, v in _NO_RESTRICTIONS.items()}}
+            "spent_today": spent_today, "grade": r.grade, "homeroom": r.homeroom,
+            "restrictions": blocked or restrictions.empty()}
 
 
 def _credential(r: Any, _now: str) -> dict[str, Any]:
@@ -172,7 +176,8 @@ def _credential(r: Any, _now: str) -> dict[str, Any]:
 
 def _product(r: Any, _now: str) -> dict[str, Any]:
     return {"product_id": r.product_id, "name": r.name, "price": r.price,
-            "category": r.category, "active": r.active, "allergens": [], "position": None}
+            "category": r.category, "active": r.active,
+            "allergens": list(r.allergens or []), "position": r.position}
 
 
 def _cashier(r: Any, _now: str) -> dict[str, Any]:

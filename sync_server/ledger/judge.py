@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 from shared.ids import new_id
 from shared.protocol import Sale, canonical_time
 
+from ..restrictions import CatalogItem, Span, blocked_lines, in_force
 from . import bounds
 from .idempotency import Verdict, verdict
 
@@ -230,6 +231,10 @@ class BatchContext:
     conflicts: dict[str, set[str]]             # ref -> content hashes kept as conflicts
     seqs: dict[int, str]                       # this device's seq -> ref, for batch seqs
     day_spend: dict[tuple[str, str], int]      # (wallet, day) -> spent, for limited wallets
+    # v1.1: every restriction span of the batch's wallets that ever had one, and the category
+    # and allergens of the products those wallets' sales name (``restricted_item``).
+    restrictions: dict[str, list[Span]] = field(default_factory=dict)
+    catalog: dict[str, CatalogItem] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -394,6 +399,9 @@ def _sale_flags(ctx: BatchContext, p: PreparedSale, wallet: WalletState) -> list
     if any(line.unit_price != price_at(ctx.prices[line.product_id], p.moment)
            for line in sale.lines):
         flags.append("price_mismatch")
+    spans = ctx.restrictions.get(sale.wallet_id)
+    if spans and blocked_lines(p.lines, in_force(spans, p.moment), ctx.catalog):
+        flags.append("restricted_item")  # a till on a snapshot older than the restriction
     return flags
 
 

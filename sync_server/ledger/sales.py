@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shared.clock import utcnow
 from shared.protocol import Sale
 
+from .. import restrictions
 from ..storage.bulk import RowShape, chunks, insert_shape
 from ..storage.schema import (
     Timestamp,
@@ -300,6 +301,13 @@ async def _load_context(conn: AsyncConnection, school_id: str, batch: list[Prepa
     limited = {w for w, row in locked.items() if row.daily_limit is not None}
     days = {(p.sale.wallet_id, p.day) for p in batch if p.sale.wallet_id in limited}
     days |= {(s.wallet_id, s.business_day) for s in stored.values() if s.wallet_id in limited}
+    # Restrictions: one query for the batch's wallets, and the catalog of the products their
+    # sales name only when one of them has (or had) a restriction.
+    spans = await restrictions.spans(conn, school_id, locked)
+    restricted = [p for p in batch if p.sale.wallet_id in spans]
+    items = (await restrictions.catalog(
+        conn, school_id, {ln.product_id for p in restricted for ln in p.sale.lines})
+        if restricted else {})
     ctx = BatchContext(
         overdraft_limit=int(school.overdraft_limit), max_sale=int(school.offline_max_sale),
         wallets={w: WalletState(int(r.balance), r.status, r.daily_limit)
@@ -308,6 +316,7 @@ async def _load_context(conn: AsyncConnection, school_id: str, batch: list[Prepa
         prices=await _prices(conn, school_id, batch), stored=stored,
         conflicts=dict(recorded.conflicts), seqs=dict(recorded.seqs),
         day_spend=await spend.day_spend(conn, school_id, days),
+        restrictions=spans, catalog=items,
     )
     return ctx, _Calendar(str(school.timezone), int(school.offline_max_hours))
 

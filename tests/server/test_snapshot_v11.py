@@ -39,7 +39,10 @@ async def test_wallets_carry_spent_today_and_deltas_refresh_it(
                                      "allergens": []}
     by_id = {w["wallet_id"]: w for w in full["wallets"]}
     assert by_id[limited["wallet_id"]]["grade"] == "Grade 1"  # the demo's grade column
-    assert all(p["allergens"] == [] and p["position"] is None for p in full["products"])
+    assert all(p["allergens"] == [] for p in full["products"])
+    # Every product has a till position, 1..n in the order the demo created them.
+    assert sorted(p["position"] for p in full["products"]) == list(
+        range(1, len(full["products"]) + 1))
 
     now = datetime.now(UTC) - timedelta(seconds=5)
     today_sale = sale(school, 1, wallet=0, items=(3,), created_at=now)          # 1200
