@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 class Outcome:
     """What the result panel shows after a tap, a lookup sale or a void."""
 
-    kind: str                 # approved | refused | info | voided
+    kind: str                 # approved | refused | restricted | info | voided | notice
     name: str                 # the student's display name ("" when unknown)
     message: str              # plain words: the refusal reason, or what happened
     total: int | None = None
@@ -37,6 +37,8 @@ class Outcome:
     code: str | None = None   # refusal code
     read_at: float | None = None   # perf_counter() of the reader's report (for timing)
     offline: bool = False
+    grade: str | None = None
+    homeroom: str | None = None
 
 
 class Counter(QObject):

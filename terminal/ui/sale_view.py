@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import partial
 
 from PySide6.QtCore import Qt, QTimer, Signal, SignalInstance
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtGui import QKeySequence, QResizeEvent, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QGridLayout,
@@ -34,6 +34,8 @@ from terminal.ui.result_panel import ResultPanel
 
 COLUMNS = 3
 RESULT_HOLD_MS = 6000  # an answer stays this long unless the cashier starts the next order
+RESULT_SHARE = 0.42    # of the sale screen's height, for the answer band
+RESULT_MIN_PX = 200
 
 
 class SaleView(QWidget):
@@ -124,9 +126,11 @@ class SaleView(QWidget):
         total_row.addWidget(self.total_label, 1)
         right.addLayout(total_row)
 
-        self.result = ResultPanel(self.cart.currency)
-        right.addWidget(self.result)
         body.addLayout(right, 9)
+
+        # -- the answer, full width under both: at least a third of the window (resizeEvent)
+        self.result = ResultPanel(self.cart.currency)
+        outer.addWidget(self.result)
 
         self._hold = QTimer(self)
         self._hold.setSingleShot(True)
@@ -136,6 +140,12 @@ class SaleView(QWidget):
         counter.outcome.connect(self.show_outcome)
         self._install_shortcuts()
         self._total_changed(self.cart.total)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        """The answer band takes :data:`RESULT_SHARE` of this screen's height, so it covers at
+        least a third of the window at 1024x600 and 1280x800 (tests/ui/test_counter_screen)."""
+        self.result.setFixedHeight(max(RESULT_MIN_PX, int(event.size().height() * RESULT_SHARE)))
+        super().resizeEvent(event)
 
     def _header_button(self, row: QHBoxLayout, text: str,
                        signal: SignalInstance) -> QPushButton:

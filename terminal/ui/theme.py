@@ -12,6 +12,7 @@ BASE_PT = 13
 
 APPROVED = "#1b7f3b"
 REFUSED = "#c62828"
+RESTRICTED = "#6a1b9a"  # purple: an item this student may not have, not "no money"
 INFO = "#1565c0"
 WAITING = "#263238"
 IDLE = "#eceff1"
