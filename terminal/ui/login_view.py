@@ -7,7 +7,10 @@ and is never logged.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+import math
+import time
+
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
@@ -33,6 +36,13 @@ class LoginView(QWidget):
         super().__init__(parent)
         self.terminal = terminal
         self.busy = False
+        # A PIN lockout counts down on screen each second and ends by itself at zero; the
+        # timer reads the clock only (no database), and runs only while a lockout lasts.
+        self.locked_cashier: str | None = None
+        self._locked_until = 0.0
+        self._countdown = QTimer(self)
+        self._countdown.setInterval(1000)
+        self._countdown.timeout.connect(self._tick)
         outer = QHBoxLayout(self)
         outer.setContentsMargins(40, 8, 40, 8)
         outer.setSpacing(30)
@@ -82,7 +92,36 @@ class LoginView(QWidget):
         outer.addLayout(right, 1)
 
     def _focus_pin(self, _row: int) -> None:
+        if self.locked_cashier is not None and self.selected_id() != self.locked_cashier:
+            self._end_lockout()  # another cashier may try: the lockout is per cashier
         self.pin.setFocus()
+
+    def start_lockout(self, cashier_id: str, seconds: int) -> None:
+        self.locked_cashier = cashier_id
+        self._locked_until = time.monotonic() + seconds
+        self._countdown.start()
+        self._tick()
+
+    def lockout_left(self) -> int:
+        """Whole seconds until the locked cashier may try again (0: not locked)."""
+        if self.locked_cashier is None:
+            return 0
+        return max(0, math.ceil(self._locked_until - time.monotonic() - 0.05))
+
+    def _tick(self) -> None:
+        left = self.lockout_left()
+        if left <= 0:
+            self._end_lockout()
+            return
+        self.message.setText(self.tr("Too many wrong PINs. Try again in %1 s or ask another "
+                                     "cashier to log in.").replace("%1", str(left)))
+
+    def _end_lockout(self) -> None:
+        if self.locked_cashier is None:
+            return
+        self.locked_cashier = None
+        self._countdown.stop()
+        self.message.setText("")
 
     def reload(self, select_id: str | None = None) -> None:
         """Cashiers come from the snapshot; reload after each sync (a new cashier appears)."""
@@ -113,6 +152,9 @@ class LoginView(QWidget):
         pin = self.pin.text()
         if self.busy or cashier_id is None or not pin:
             return
+        if cashier_id == self.locked_cashier and self.lockout_left() > 0:
+            self.pin.clear()  # still locked out: the countdown on screen says how long
+            return
         name = self.cashiers.currentItem().text()
         self.busy = True
         self.message.setText("Checking\u2026")
@@ -125,12 +167,18 @@ class LoginView(QWidget):
         self.busy = False
         self.pin.clear()
         if isinstance(error, PinLockout):
-            self.message.setText(str(error))
+            self.start_lockout(cashier_id, error.seconds)
             return
         if error is not None or not ok:
             self.message.setText("Wrong PIN. Try again." if error is None
                                  else f"Could not check the PIN: {error}")
+            if error is None:
+                try:  # this wrong PIN may have started a lockout: count it down at once
+                    self.terminal.pin_attempts.check(cashier_id)
+                except PinLockout as lockout:
+                    self.start_lockout(cashier_id, lockout.seconds)
             return
+        self._end_lockout()
         self.message.setText("")
         self.logged_in.emit(cashier_id, name)
 

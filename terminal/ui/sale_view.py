@@ -38,6 +38,12 @@ RESULT_SHARE = 0.42    # of the sale screen's height, for the answer band
 RESULT_MIN_PX = 200
 
 
+def _looks(product: Product) -> tuple[object, ...]:
+    """What a product button shows and where it sits."""
+    return (product.product_id, product.name, product.price, product.category,
+            getattr(product, "position", None))
+
+
 class SaleView(QWidget):
     lookup_requested = Signal()
     history_requested = Signal()
@@ -52,6 +58,7 @@ class SaleView(QWidget):
         self.cart = counter.cart
         self.products: list[Product] = []
         self.product_buttons: dict[str, QPushButton] = {}
+        self.categories: list[str] = []   # tab order
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(8, 6, 8, 6)
@@ -188,12 +195,16 @@ class SaleView(QWidget):
     # -- products
 
     def load_products(self, products: list[Product]) -> None:
-        """Rebuild the grid (after a sync the catalogue or prices may have changed)."""
-        if [(p.product_id, p.name, p.price, p.category) for p in products] == \
-                [(p.product_id, p.name, p.price, p.category) for p in self.products]:
+        """Rebuild the grid (after a sync the catalogue, prices or order may have changed).
+
+        ``products`` come in the order the school set (``position``, from the core), and so do
+        the buttons, the tabs (a category sits where its first product does) and the number
+        keys: a product the school adds goes last and never renumbers the others."""
+        if [_looks(p) for p in products] == [_looks(p) for p in self.products]:
             return
         self.products = products
-        current = self.tabs.tabText(self.tabs.currentIndex()) if self.tabs.count() else ""
+        index = self.tabs.currentIndex()
+        current = self.categories[index] if 0 <= index < len(self.categories) else None
         while self.tabs.count():
             self.tabs.removeTab(0)
         while self.pages.count():
@@ -206,6 +217,7 @@ class SaleView(QWidget):
         categories: dict[str, list[Product]] = {}
         for product in products:
             categories.setdefault(product.category or "Other", []).append(product)
+        self.categories = list(categories)
         for category, items in categories.items():
             grid_host = QWidget()
             grid = QGridLayout(grid_host)
@@ -220,14 +232,16 @@ class SaleView(QWidget):
             scroll.setFrameShape(QScrollArea.Shape.NoFrame)
             scroll.setWidget(grid_host)
             self.pages.addWidget(scroll)
-            self.tabs.addTab(f"{category} ({len(items)})")
-            if category == current.split(" (")[0]:
+            self.tabs.addTab(f"{category.replace('&', '&&')} ({len(items)})")
+            if category == current:
                 self.tabs.setCurrentIndex(self.tabs.count() - 1)
 
     def _product_button(self, product: Product, number: int) -> QPushButton:
         price = format_minor(product.price, self.cart.currency, with_code=False)
         key = f"[{number}] " if number <= 9 else ""
-        button = QPushButton(f"{product.name}\n{key}{price}")
+        # "&" would be taken as a mnemonic marker and vanish ("Rice & chicken" showed as
+        # "Rice  chicken"): double it so the name reads as the school wrote it.
+        button = QPushButton(f"{product.name.replace('&', '&&')}\n{key}{price}")
         theme.set_role(button, "product")
         button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         button.setMinimumWidth(110)
@@ -236,7 +250,10 @@ class SaleView(QWidget):
         return button
 
     def category_products(self) -> list[Product]:
-        name = self.tabs.tabText(self.tabs.currentIndex()).split(" (")[0]
+        index = self.tabs.currentIndex()
+        if not 0 <= index < len(self.categories):
+            return []
+        name = self.categories[index]
         return [p for p in self.products if (p.category or "Other") == name]
 
     def add_product(self, product: Product) -> None:
