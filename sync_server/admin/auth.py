@@ -28,6 +28,7 @@ from aiohttp import web
 from shared.clock import utcnow
 from shared.protocol import text_problem
 
+from .. import i18n
 from ..keys import config_key, signing_key_key
 from ..secrets import hash_password, token_hash, verify_password
 from ..signing import sign, signed_by
@@ -79,6 +80,8 @@ async def admin_middleware(request: web.Request, handler: Handler) -> web.Stream
                 target += "?" + urlencode({"next": str(request.rel_url)})
             raise web.HTTPSeeOther(target)
         request[admin_key] = admin
+        if admin.language:
+            i18n.set_language(admin.language)
         if request.method not in ("GET", "HEAD"):
             await _check_csrf(request, admin.csrf_token)
         if admin.school_id is not None:
@@ -117,7 +120,7 @@ async def _load_session(request: web.Request) -> Admin | None:
     async with reading(request.app) as conn:
         row = (await conn.execute(
             sa.select(admin_sessions, admin_users.c.email, admin_users.c.name,
-                      admin_users.c.role, admin_users.c.active,
+                      admin_users.c.role, admin_users.c.active, admin_users.c.language,
                       admin_users.c.school_id.label("home_school"))
             .join(admin_users, admin_users.c.user_id == admin_sessions.c.user_id)
             .where(admin_sessions.c.session_hash == digest))).first()
@@ -135,7 +138,7 @@ async def _load_session(request: web.Request) -> Admin | None:
                                .values(last_seen_at=now))
     return Admin(user_id=row.user_id, email=row.email, name=row.name, role=row.role,
                  home_school=row.home_school, picked_school=row.school_id,
-                 csrf_token=row.csrf_token, session_hash=digest)
+                 csrf_token=row.csrf_token, session_hash=digest, language=row.language)
 
 
 # ------------------------------------------------------------------------- login / logout

@@ -34,6 +34,7 @@ class Admin:
     picked_school: str | None    # the session's pick (platform admins only)
     csrf_token: str
     session_hash: str
+    language: str | None = None  # the console language the admin chose (None: not yet)
 
     @property
     def school_id(self) -> str | None:

@@ -30,6 +30,7 @@ from . import (
     dashboard,
     devices,
     exceptions,
+    language,
     payments,
     roster,
     sales,
@@ -55,17 +56,19 @@ def setup_admin(app: web.Application) -> None:
     env = aiohttp_jinja2.setup(
         app, loader=jinja2.FileSystemLoader(str(HERE / "templates")),
         autoescape=jinja2.select_autoescape(default=True), undefined=jinja2.StrictUndefined,
-        trim_blocks=True, lstrip_blocks=True)
+        trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.i18n"])
+    language.install(env)
     env.filters.update(money=_money, when=_when, mask=mask_uid)
     env.globals["lag"] = devices.lag_text
     env.globals["new_idem_key"] = new_idem_key
     app.cleanup_ctx.append(_signing_key)  # after the database's: it reads server_secrets
+    app.middlewares.append(language.language_middleware)
     app.middlewares.append(auth.admin_middleware)
     app.on_response_prepare.append(_security_headers)
     app.router.add_static("/admin/static", HERE / "static", name="admin-static")
     app.router.add_get("/admin", _to_dashboard)
-    for module in (auth, schools, dashboard, sales, exceptions, wallets, roster, bracelets,
-                   devices, catalog, payments, settings, audit):
+    for module in (auth, language, schools, dashboard, sales, exceptions, wallets, roster,
+                   bracelets, devices, catalog, payments, settings, audit):
         app.add_routes(module.routes)
 
 
