@@ -305,7 +305,7 @@ async def check(conn: AsyncConnection, school_id: str, wanted: Wanted) -> None:
         if value != clean_allergen(value):
             raise RestrictionError(f"allergen {value!r} must be lower-case and trimmed")
     if wanted.products:
-        known = set()
+        known: set[str] = set()
         for chunk in chunks(set(wanted.products)):
             known.update(r[0] for r in await conn.execute(
                 sa.select(products.c.product_id)

@@ -13,12 +13,12 @@ from aiohttp import web
 
 from shared.money import format_minor
 
-from .. import records
+from .. import positions, records, restrictions
 from ..secrets import PIN_DIGITS_DEFAULT, pin_hash_outdated
 from ..storage.schema import cashiers, products
 from ..transactions import reading, writing
 from . import auditlog
-from .render import FormError, Refused, money, redirect, render, text
+from .render import FormError, Refused, money, redirect, render, text, whole_number
 from .scope import School, found, require_write, school_of
 
 routes = web.RouteTableDef()
@@ -34,11 +34,17 @@ def _price(form: Any, school: School) -> int:
 async def product_list(request: web.Request) -> web.StreamResponse:
     school = school_of(request)
     async with reading(request.app) as conn:
-        rows = (await conn.execute(sa.select(products)
-                                   .where(products.c.school_id == school.school_id)
-                                   .order_by(products.c.active.desc(), products.c.category,
-                                             products.c.name))).all()
+        # Till order: what the buttons and hotkeys follow (spec v1.1 ``position``).
+        rows = (await conn.execute(positions.ordered(school.school_id))).all()
     return render(request, "products.html", {"rows": rows})
+
+
+def _allergens(form: Any) -> list[str]:
+    try:
+        return restrictions.parse_allergens(text(form, "allergens", max_len=2000,
+                                                 required=False))
+    except restrictions.RestrictionError as exc:
+        raise FormError(str(exc)) from None
 
 
 @routes.post("/admin/products")
@@ -50,13 +56,16 @@ async def product_create(request: web.Request) -> web.StreamResponse:
         name = text(form, "name")
         category = text(form, "category", max_len=100)
         price = _price(form, school)
+        allergens = _allergens(form)
     except FormError as exc:
         return redirect("/admin/products", f"Not created: {exc}.", error=True)
     async with writing(request.app) as conn:
-        pid = await records.create_product(conn, school.school_id, name, price, category)
+        pid = await records.create_product(conn, school.school_id, name, price, category,
+                                           allergens=allergens)
         await auditlog.record(conn, request, "product_created", school_id=school.school_id,
                               target_type="product", target_id=pid,
-                              after={"name": name, "price": price, "category": category})
+                              after={"name": name, "price": price, "category": category,
+                                     "allergens": allergens})
     return redirect("/admin/products", f"Product {name} created.")
 
 
@@ -76,6 +85,8 @@ async def product_update(request: web.Request) -> web.StreamResponse:
             changes["price"] = _price(form, school)
         if "active" in form:
             changes["active"] = form["active"] == "1"
+        if "allergens" in form:
+            changes["allergens"] = _allergens(form)
     except FormError as exc:
         return redirect("/admin/products", f"Not saved: {exc}.", error=True)
     async with writing(request.app) as conn:
@@ -94,6 +105,37 @@ async def product_update(request: web.Request) -> web.StreamResponse:
     shown = (f" (price {format_minor(changes['price'], school.currency)})"
              if "price" in changes else "")
     return redirect("/admin/products", f"Product saved{shown}.")
+
+
+@routes.post("/admin/products/{product_id}/move")
+async def product_move(request: web.Request) -> web.StreamResponse:
+    """Move a product up or down one place, or to a given place, on the till. Only the rows
+    whose place changed are renumbered (and reach tills with the next delta)."""
+    require_write(request)
+    school = school_of(request)
+    product_id = request.match_info["product_id"]
+    form = await request.post()
+    direction, place = form.get("direction"), form.get("position")
+    step = {"up": -1, "down": 1}.get(str(direction)) if direction else None
+    to = whole_number(place) if place else None
+    if (step is None) == (to is None):
+        return redirect("/admin/products", "Not moved: say up, down or a position number.",
+                        error=True)
+    async with writing(request.app) as conn:
+        found((await conn.execute(sa.select(products.c.product_id).where(
+            products.c.school_id == school.school_id,
+            products.c.product_id == product_id))).first())
+        try:
+            moved = await positions.move(conn, school.school_id, product_id, to=to, step=step)
+        except positions.PositionError as exc:
+            raise Refused("/admin/products", f"Not moved: {exc}.") from None
+        if not moved:
+            return redirect("/admin/products", "Nothing moved.")
+        await auditlog.record(conn, request, "products_reordered", school_id=school.school_id,
+                              target_type="product", target_id=product_id,
+                              before={pid: old for pid, old, _ in moved},
+                              after={pid: new for pid, _, new in moved})
+    return redirect("/admin/products", "Order saved; tills show it after their next sync.")
 
 
 @routes.get("/admin/cashiers")

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.clock import utcnow
 
+from .. import restrictions
 from ..ledger import money_ops, seqs
 from ..storage.schema import (
     OPEN_REVIEW,
@@ -47,6 +48,7 @@ def _open_sales(school_id: str) -> sa.Select[Any]:
     return (sa.select(sales.c.ref, sales.c.kind, sales.c.status, sales.c.code, sales.c.flags,
                       sales.c.total, sales.c.received_at, sales.c.balance_after,
                       sales.c.wallet_id, sale_refunds.c.kind.label("refund_kind"),
+                      sales.c.lines, sales.c.created_at,
                       wallets.c.display_name)
             .with_hint(sales, "INDEXED BY ix_sales_open_review", "sqlite")
             .outerjoin(wallets, sa.and_(wallets.c.wallet_id == sales.c.wallet_id,
@@ -119,9 +121,27 @@ async def queue(request: web.Request) -> web.StreamResponse:
             .where(payment_conflicts.c.school_id == sid,
                    payment_conflicts.c.reviewed_at.is_(None))
             .order_by(payment_conflicts.c.received_at.desc()).limit(LIMIT))).all()
+        restricted = await restricted_items(conn, sid, flagged)
     return render(request, "exceptions.html", {
         "flagged": flagged, "conflicts": conflicts, "gaps": gaps, "payments": payments,
-        "pconflicts": pconflicts})
+        "pconflicts": pconflicts, "restricted": restricted})
+
+
+async def restricted_items(conn: AsyncConnection, school_id: str,
+                           rows: list[Any]) -> dict[str, list[restrictions.Hit]]:
+    """For each sale flagged ``restricted_item``: which lines met which restriction, worked
+    out again from the restriction history at the sale's ``created_at`` (the rows are never
+    edited, so this is what the judge saw). Two queries for the whole page."""
+    flagged = [r for r in rows if "restricted_item" in (r.flags or [])]
+    if not flagged:
+        return {}
+    spans = await restrictions.spans(conn, school_id, {r.wallet_id for r in flagged})
+    items = await restrictions.catalog(
+        conn, school_id, {ln["product_id"] for r in flagged for ln in r.lines})
+    return {r.ref: restrictions.blocked_lines(
+                r.lines, restrictions.in_force(spans.get(r.wallet_id, []),
+                                               r.created_at.timestamp()), items)
+            for r in flagged}
 
 
 async def _note(request: web.Request, field: str = "note") -> str:

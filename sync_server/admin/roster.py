@@ -1,10 +1,13 @@
 """Roster import from CSV: each row validated on its own, a report of accepted and refused rows.
 
 The key is ``student_number`` within the school: a re-import updates the existing wallet (only
-fields that differ), it never creates a duplicate. A row naming another school in ``school_id``
-is refused, as is a second row with the same student number in one file. Valid rows are applied
-in one transaction through :mod:`sync_server.records`, so terminals get the changes with their
-next snapshot delta.
+fields that differ), it never creates a duplicate. The v1.1 columns ``blocked_categories``,
+``blocked_products`` and ``allergens`` hold semicolon-separated lists; a column that is present
+sets that kind of restriction to exactly its cell (empty: none), a column that is absent leaves
+it alone. The file may be UTF-8 or Arabic Windows text (:mod:`.csv_text`). A row naming
+another school in ``school_id`` is refused, as is a second row with the same student number in
+one file. Valid rows are applied in one transaction through :mod:`sync_server.records`, so
+terminals get the changes with their next snapshot delta.
 """
 
 from __future__ import annotations
@@ -20,18 +23,71 @@ from aiohttp.web_request import FileField
 
 from shared.money import format_minor, parse_major
 
-from .. import records
+from .. import records, restrictions
 from ..storage.schema import wallets
-from ..transactions import writing
+from ..transactions import reading, writing
 from . import auditlog
+from .csv_text import EncodingRefused, decode_upload
 from .render import MAX_AMOUNT, render
-from .scope import School, require_write, school_of
+from .scope import School, admin_key, require_write, school_of
 
 routes = web.RouteTableDef()
 MAX_BYTES = 2 * 1024 * 1024
 MAX_ROWS = 20_000
-COLUMNS = ("student_number", "name", "grade", "daily_limit", "status", "school_id")
+COLUMNS = ("student_number", "name", "grade", "daily_limit", "status", "school_id",
+           "homeroom", "blocked_categories", "blocked_products", "allergens")
 REQUIRED = ("student_number", "name")
+# Restriction columns and the kind of restriction each sets.
+RESTRICTION_COLUMNS = {"blocked_categories": "category", "blocked_products": "product",
+                       "allergens": "allergen"}
+
+
+@dataclass
+class Catalog:
+    """What restriction cells may name: the school's categories and products. A cell's
+    category or product name matches regardless of case; a product may also be named by ID."""
+
+    categories: dict[str, str] = field(default_factory=dict)        # lower-case -> as spelt
+    products: dict[str, list[str]] = field(default_factory=dict)    # ID or lower name -> IDs
+
+    @classmethod
+    def of(cls, rows: list[Any]) -> Catalog:
+        catalog = cls()
+        for r in rows:
+            catalog.categories.setdefault(r.category.lower(), r.category)
+            catalog.products.setdefault(r.product_id, []).append(r.product_id)
+            catalog.products.setdefault(r.name.strip().lower(), []).append(r.product_id)
+        return catalog
+
+    def resolve(self, kind: str, cell: str) -> tuple[frozenset[str], list[str]]:
+        """The values a cell names, and the reasons it cannot be used."""
+        parts = [p.strip() for p in cell.split(";") if p.strip()]
+        values: set[str] = set()
+        reasons: list[str] = []
+        if kind == "allergen":
+            try:
+                return frozenset(restrictions.parse_allergens(cell, separators=";")), []
+            except restrictions.RestrictionError as exc:
+                return frozenset(), [f"allergens: {exc}"]
+        for part in parts:
+            if kind == "category":
+                spelt = self.categories.get(part.lower())
+                if spelt is None:
+                    reasons.append(f"blocked_categories: no category {part!r} in this school")
+                else:
+                    values.add(spelt)
+            else:
+                ids = self.products.get(part) or self.products.get(part.lower(), [])
+                if len(set(ids)) == 1:
+                    values.add(ids[0])
+                elif ids:
+                    reasons.append(f"blocked_products: {part!r} names several products; "
+                                   "use the product ID")
+                else:
+                    reasons.append(f"blocked_products: no product {part!r} in this school")
+        if len(values) > restrictions.MAX_PER_KIND:
+            reasons.append(f"more than {restrictions.MAX_PER_KIND} blocked {kind} entries")
+        return frozenset(values), reasons
 
 
 @dataclass
@@ -48,6 +104,8 @@ class ParsedRow:
     line: int
     student_number: str
     values: dict[str, Any]
+    # Restrictions the row sets, by kind (only the kinds whose column the file has).
+    restrict: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 @routes.get("/admin/roster")
@@ -56,8 +114,10 @@ async def roster_form(request: web.Request) -> web.StreamResponse:
     return render(request, "roster.html", {"report": None, "columns": COLUMNS, "error": None})
 
 
-def parse_rows(data: str, school: School) -> tuple[list[ParsedRow], list[RowOutcome]]:
+def parse_rows(data: str, school: School, catalog: Catalog | None = None,
+               ) -> tuple[list[ParsedRow], list[RowOutcome]]:
     """Validate every row; returns the good ones and the refused ones (with reasons)."""
+    catalog = catalog or Catalog()
     reader = csv.DictReader(io.StringIO(data))
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     missing = [c for c in REQUIRED if c not in header]
@@ -102,6 +162,17 @@ def parse_rows(data: str, school: School) -> tuple[list[ParsedRow], list[RowOutc
             if len(row["grade"]) > 40:
                 reasons.append("grade is longer than 40 characters")
             values["grade"] = row["grade"] or None
+        if "homeroom" in row:
+            problem = (restrictions.value_problem(row["homeroom"], "homeroom", 40)
+                       if row["homeroom"] else None)
+            if problem:
+                reasons.append(problem)
+            values["homeroom"] = row["homeroom"] or None
+        restrict: dict[str, frozenset[str]] = {}
+        for column, kind in RESTRICTION_COLUMNS.items():
+            if column in row:
+                restrict[kind], problems = catalog.resolve(kind, row[column])
+                reasons.extend(problems)
         if "daily_limit" in row:
             if row["daily_limit"]:
                 try:
@@ -126,7 +197,7 @@ def parse_rows(data: str, school: School) -> tuple[list[ParsedRow], list[RowOutc
             refused.append(RowOutcome(line, number, name, "refused", reasons))
         else:
             seen[number] = line
-            good.append(ParsedRow(line, number, values))
+            good.append(ParsedRow(line, number, values, restrict))
     return good, refused
 
 
@@ -144,13 +215,15 @@ async def roster_import(request: web.Request) -> web.StreamResponse:
         if len(blob) > MAX_BYTES:
             raise ValueError("the file is larger than 2 MiB: split it")
         try:
-            data = blob.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise ValueError("the file is not UTF-8 text (save it as 'CSV UTF-8')") from None
+            data, encoding = decode_upload(blob)
+        except EncodingRefused as exc:
+            raise ValueError(str(exc)) from None
         if "\x00" in data:  # the one text rule (shared.protocol.text_problem)
             raise ValueError("the file contains NUL characters: is it a spreadsheet file "
                              "rather than CSV? Save it as 'CSV UTF-8'")
-        good, refused = parse_rows(data, school)
+        async with reading(request.app) as conn:
+            catalog = Catalog.of(await restrictions.school_products(conn, school.school_id))
+        good, refused = parse_rows(data, school, catalog)
     except (ValueError, csv.Error) as exc:
         return render(request, "roster.html", {"report": None, "columns": COLUMNS,
                                                "error": str(exc)}, status=400)
@@ -160,23 +233,32 @@ async def roster_import(request: web.Request) -> web.StreamResponse:
         existing = {r.student_number: r for r in await conn.execute(
             sa.select(wallets).where(wallets.c.school_id == school.school_id,
                                      wallets.c.student_number.is_not(None)))}
+        in_force = await restrictions.active(
+            conn, school.school_id,
+            [existing[r.student_number].wallet_id for r in good
+             if r.restrict and r.student_number in existing])
         for row in good:
             current = existing.get(row.student_number)
             name = row.values["display_name"]
             if current is None:
-                await records.create_wallet(
+                wallet_id = await records.create_wallet(
                     conn, school.school_id, name, student_number=row.student_number,
                     daily_limit=row.values.get("daily_limit"),
-                    grade=row.values.get("grade"), status=row.values.get("status", "active"))
+                    grade=row.values.get("grade"), homeroom=row.values.get("homeroom"),
+                    status=row.values.get("status", "active"))
+                await _restrict(conn, request, school, wallet_id, row, restrictions.empty())
                 accepted.append(RowOutcome(row.line, row.student_number, name, "created"))
                 continue
             changes = {k: v for k, v in row.values.items() if current._mapping[k] != v}
             if changes:
                 await records.update_wallet(conn, school.school_id, current.wallet_id,
                                             **changes)
+            said = [f"{k} changed" for k in sorted(changes)]
+            if await _restrict(conn, request, school, current.wallet_id, row,
+                               in_force.get(current.wallet_id, restrictions.empty())):
+                said.append("restrictions changed")
             accepted.append(RowOutcome(row.line, row.student_number, name,
-                                       "updated" if changes else "unchanged",
-                                       [f"{k} changed" for k in sorted(changes)]))
+                                       "updated" if said else "unchanged", said))
         counts = {k: sum(1 for a in accepted if a.outcome == k)
                   for k in ("created", "updated", "unchanged")}
         counts["refused"] = len(refused)
@@ -187,4 +269,25 @@ async def roster_import(request: web.Request) -> web.StreamResponse:
             or None)
     report = sorted(accepted + refused, key=lambda r: r.line)
     return render(request, "roster.html", {"report": report, "counts": counts,
-                                           "columns": COLUMNS, "error": None})
+                                           "columns": COLUMNS, "error": None,
+                                           "encoding": encoding})
+
+
+async def _restrict(conn: Any, request: web.Request, school: School, wallet_id: str,
+                    row: ParsedRow, current: dict[str, list[str]]) -> bool:
+    """Set the restrictions the row's columns name (the others stay as they are); an audit
+    row per wallet whose restrictions changed. True when something changed."""
+    if not row.restrict:
+        return False
+    keep = {kind: frozenset(current[key]) for kind, key in restrictions.SNAPSHOT_KEYS.items()}
+    keep.update(row.restrict)
+    wanted = restrictions.Wanted(keep["category"], keep["product"], keep["allergen"])
+    admin = request.get(admin_key)
+    change = await restrictions.set_for_wallet(conn, school.school_id, wallet_id, wanted,
+                                               actor=admin.user_id if admin else None)
+    if change:
+        await auditlog.record(conn, request, "wallet_restrictions_set",
+                              school_id=school.school_id, target_type="wallet",
+                              target_id=wallet_id, before=current, after=change.describe(),
+                              note=f"roster import, line {row.line}")
+    return bool(change)

@@ -16,15 +16,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.money import format_minor
 
-from .. import records
+from .. import records, restrictions
 from ..ledger import money_ops
-from ..storage.schema import credentials, sales, wallets
+from ..storage.schema import credentials, products, sales, wallets
 from ..transactions import reading, writing
 from . import auditlog
 from .ledgerview import wallet_history
 from .render import (
     MAX_AMOUNT,
     FormError,
+    Refused,
     idem_key,
     money,
     page_context,
@@ -78,6 +79,10 @@ async def wallet_page(request: web.Request) -> web.StreamResponse:
                       sales.c.kind, sales.c.flags)
             .where(sales.c.school_id == school.school_id, sales.c.wallet_id == wallet_id)
             .order_by(sales.c.received_at.desc()).limit(10))).all()
+        blocked = (await restrictions.active(conn, school.school_id, [wallet_id])).get(
+            wallet_id, restrictions.empty())
+        restriction_rows = await restrictions.history(conn, school.school_id, wallet_id)
+        product_choices = await restrictions.school_products(conn, school.school_id)
     paging = page_context(request, entries)
     running = int(wallet.balance) - newer
     history = []
@@ -86,6 +91,11 @@ async def wallet_page(request: web.Request) -> web.StreamResponse:
         running -= int(e.amount)
     return render(request, "wallet.html", {
         "wallet": wallet, "history": history, "bracelets": bracelets, "recent": recent,
+        "blocked": blocked, "restriction_rows": restriction_rows,
+        "product_choices": product_choices,
+        "product_names": {p.product_id: p.name for p in product_choices},
+        "category_choices": sorted({p.category for p in product_choices} |
+                                   set(blocked["blocked_categories"])),
         **paging})
 
 
@@ -151,6 +161,9 @@ async def wallet_settings(request: web.Request) -> web.StreamResponse:
             changes["status"] = form["status"]
         if "display_name" in form:
             changes["display_name"] = text(form, "display_name", label="name")
+        for name in ("grade", "homeroom"):
+            if name in form:
+                changes[name] = _short_text(form, name)
     except FormError as exc:
         return redirect(back, str(exc), error=True)
     if not changes:
@@ -160,6 +173,8 @@ async def wallet_settings(request: web.Request) -> web.StreamResponse:
         before = {k: wallet._mapping[k] for k in changes}
         if before == changes:
             return redirect(back, "Nothing changed.")
+        changes = {k: v for k, v in changes.items() if before[k] != v}
+        before = {k: before[k] for k in changes}
         await records.update_wallet(conn, school.school_id, wallet_id, **changes)
         action = ("wallet_frozen" if changes.get("status") == "frozen" else
                   "wallet_unfrozen" if changes.get("status") == "active" else
@@ -168,3 +183,56 @@ async def wallet_settings(request: web.Request) -> web.StreamResponse:
                               target_type="wallet", target_id=wallet_id, before=before,
                               after=changes)
     return redirect(back, "Saved; terminals get it with their next sync.")
+
+
+def _short_text(form: Any, name: str) -> str | None:
+    """Grade or homeroom: at most 40 characters of visible text (the column's size), or None
+    when left empty."""
+    value = text(form, name, max_len=40, required=False)
+    problem = restrictions.value_problem(value, name, 40) if value else None
+    if problem:
+        raise FormError(problem)
+    return value or None
+
+
+@routes.post("/admin/wallets/{wallet_id}/restrictions")
+async def wallet_restrictions(request: web.Request) -> web.StreamResponse:
+    """Replace the wallet's blocked categories, products and allergens with what the form
+    says (checkboxes and a comma list): lifted ones are closed, new ones opened, so the
+    history keeps when each was in force (the ``restricted_item`` flag depends on it)."""
+    require_write(request)
+    school, admin = school_of(request), admin_of(request)
+    wallet_id = request.match_info["wallet_id"]
+    back = f"/admin/wallets/{wallet_id}"
+    form = await request.post()
+    try:
+        chosen_categories = {str(v).strip() for v in form.getall("category", [])} - {""}
+        chosen_products = {str(v).strip() for v in form.getall("product", [])} - {""}
+        allergens = restrictions.parse_allergens(text(form, "allergens", max_len=2000,
+                                                      required=False))
+    except (FormError, restrictions.RestrictionError) as exc:
+        return redirect(back, f"Not saved: {exc}.", error=True)
+    async with writing(request.app) as conn:
+        await _wallet(conn, school, wallet_id)  # 404 for another school's wallet
+        categories = {r[0] for r in await conn.execute(
+            sa.select(products.c.category).distinct()
+            .where(products.c.school_id == school.school_id))}
+        current = (await restrictions.active(conn, school.school_id, [wallet_id])).get(
+            wallet_id, restrictions.empty())
+        # A category no product has any more may stay blocked, but not be newly typed in.
+        unknown = sorted(chosen_categories - categories - set(current["blocked_categories"]))
+        if unknown:
+            raise Refused(back, f"Not saved: no category {unknown[0]!r} in this school.")
+        try:
+            change = await restrictions.set_for_wallet(
+                conn, school.school_id, wallet_id, restrictions.Wanted(
+                    frozenset(chosen_categories), frozenset(chosen_products),
+                    frozenset(allergens)), actor=admin.user_id)
+        except restrictions.RestrictionError as exc:
+            raise Refused(back, f"Not saved: {exc}.") from None
+        if not change:
+            return redirect(back, "Nothing changed.")
+        await auditlog.record(conn, request, "wallet_restrictions_set",
+                              school_id=school.school_id, target_type="wallet",
+                              target_id=wallet_id, before=current, after=change.describe())
+    return redirect(back, "Restrictions saved; terminals get them with their next sync.")
