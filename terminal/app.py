@@ -21,7 +21,7 @@ from terminal.core import Terminal
 from terminal.readers.base import BraceletReader
 from terminal.readers.factory import create_reader
 from terminal.sync.backoff import Backoff
-from terminal.ui import theme
+from terminal.ui import i18n, theme
 from terminal.ui.main_window import MainWindow
 
 
@@ -42,6 +42,7 @@ def create_window(data_dir: Path | str, options: AppOptions | None = None, *,
     """Everything but the event loop (tests and the benchmark call this)."""
     options = options or AppOptions()
     terminal = terminal or Terminal(data_dir)
+    _apply_language(terminal)
     if reader is None:
         extra = {"device": options.reader_device} if options.reader_device else {}
         reader = create_reader(options.reader, **extra)
@@ -49,6 +50,15 @@ def create_window(data_dir: Path | str, options: AppOptions | None = None, *,
                       backoff=backoff or Backoff(base=2.0, cap=60.0),
                       server=options.server, enroll_code=options.enroll_code,
                       name=options.name)
+
+
+def _apply_language(terminal: Terminal) -> None:
+    """This terminal's stored language (English until one is chosen on the login screen);
+    nothing to do when the app already shows it."""
+    app = QApplication.instance()
+    language = i18n.stored_language(terminal)
+    if isinstance(app, QApplication) and language != i18n.current():
+        i18n.switch(app, language)
 
 
 def main(data_dir: Path | str, options: AppOptions | None = None) -> int:

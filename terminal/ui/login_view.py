@@ -3,14 +3,19 @@
 The PIN is hashed with argon2, which takes tens of milliseconds on purpose, so the check runs
 on a worker thread. The PIN never leaves this widget except into :meth:`Terminal.verify_pin`
 and is never logged.
+
+The language switch lives here, on the first screen a cashier sees: two buttons, each
+labelled in its own language, so a cashier who cannot read the current one still finds theirs.
+The choice is this terminal's (stored with its local settings) and applies at once.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
@@ -25,12 +30,13 @@ from PySide6.QtWidgets import (
 
 from terminal.core import Terminal
 from terminal.pins import PinLockout
-from terminal.ui import theme
+from terminal.ui import i18n, theme
 from terminal.ui.workers import run_in_background
 
 
 class LoginView(QWidget):
     logged_in = Signal(str, str)  # cashier_id, name
+    language_changed = Signal(str)  # the language now in force ("en", "ar")
 
     def __init__(self, terminal: Terminal, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -43,13 +49,16 @@ class LoginView(QWidget):
         self._countdown = QTimer(self)
         self._countdown.setInterval(1000)
         self._countdown.timeout.connect(self._tick)
+        # What the message line says, as a function of the current language, so a language
+        # switch redraws it (see retranslate); "" when it says nothing.
+        self._message: Callable[[], str] = str
         outer = QHBoxLayout(self)
         outer.setContentsMargins(40, 8, 40, 8)
         outer.setSpacing(30)
         left = QVBoxLayout()
-        title = QLabel("Who is selling?")
-        theme.set_role(title, "title")
-        left.addWidget(title)
+        self.title = QLabel()
+        theme.set_role(self.title, "title")
+        left.addWidget(self.title)
         self.cashiers = QListWidget()
         self.cashiers.setStyleSheet("QListWidget::item { min-height: 48px; padding: 4px; }")
         self.cashiers.currentRowChanged.connect(self._focus_pin)
@@ -57,14 +66,31 @@ class LoginView(QWidget):
         outer.addLayout(left, 1)
 
         right = QVBoxLayout()
-        right.addWidget(QLabel("PIN"))
+        languages = QHBoxLayout()
+        languages.addStretch(1)
+        self.language_buttons: dict[str, QPushButton] = {}
+        for code in i18n.LANGUAGES:
+            button = QPushButton(i18n.NATIVE_NAMES[code])  # never translated, on purpose
+            button.setCheckable(True)
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            button.clicked.connect(lambda _=False, c=code: self.choose_language(c))
+            languages.addWidget(button)
+            self.language_buttons[code] = button
+        right.addLayout(languages)
+        self.pin_label = QLabel()
+        right.addWidget(self.pin_label)
         self.pin = QLineEdit()
         self.pin.setEchoMode(QLineEdit.EchoMode.Password)
         self.pin.setMaxLength(12)
         self.pin.setStyleSheet("font-size: 20pt;")
         self.pin.returnPressed.connect(self.submit)
         right.addWidget(self.pin)
-        pad = QGridLayout()
+        # A keypad reads 1 2 3 from the left in Arabic too (as on phones and card
+        # terminals there), so the pad alone is not mirrored.
+        pad_box = QWidget()
+        pad_box.setLayoutDirection(Qt.LayoutDirection.LeftToRight)
+        pad = QGridLayout(pad_box)
+        pad.setContentsMargins(0, 0, 0, 0)
         pad.setVerticalSpacing(8)  # the pad and two problem banners must fit in 600 px
         pad.setHorizontalSpacing(12)
         keys = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "\u232b", "0", "OK"]
@@ -73,6 +99,7 @@ class LoginView(QWidget):
             button.setMinimumSize(80, 52)
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             if key == "OK":
+                self.ok_button = button
                 theme.set_role(button, "primary")
                 button.clicked.connect(self.submit)
             elif key == "\u232b":
@@ -80,7 +107,7 @@ class LoginView(QWidget):
             else:
                 button.clicked.connect(lambda _=False, k=key: self.pin.insert(k))
             pad.addWidget(button, i // 3, i % 3)
-        right.addLayout(pad)
+        right.addWidget(pad_box)
         self.message = QLabel()
         self.message.setWordWrap(True)
         # Measured at a sane width, so a long message (a PIN lockout) cannot make the view,
@@ -90,6 +117,35 @@ class LoginView(QWidget):
         right.addWidget(self.message)
         right.addStretch(1)
         outer.addLayout(right, 1)
+        self.retranslate()
+
+    # ------------------------------------------------------------------ language
+
+    def retranslate(self) -> None:
+        self.title.setText(self.tr("Who is selling?"))
+        self.pin_label.setText(self.tr("PIN"))
+        self.ok_button.setText(self.tr("OK"))
+        self.message.setText(self._message())
+        for code, button in self.language_buttons.items():
+            button.setChecked(code == i18n.current())
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.LanguageChange:
+            self.retranslate()
+        super().changeEvent(event)
+
+    def say(self, message: Callable[[], str]) -> None:
+        """Show ``message()`` on the message line, and again after a language switch."""
+        self._message = message
+        self.message.setText(message())
+
+    def choose_language(self, language: str) -> None:
+        """Switch the whole app now and remember the choice for this terminal."""
+        used = i18n.choose(self.terminal, language)
+        for code, button in self.language_buttons.items():
+            button.setChecked(code == used)
+        self.language_changed.emit(used)
+        self.pin.setFocus()
 
     def _focus_pin(self, _row: int) -> None:
         if self.locked_cashier is not None and self.selected_id() != self.locked_cashier:
@@ -113,15 +169,15 @@ class LoginView(QWidget):
         if left <= 0:
             self._end_lockout()
             return
-        self.message.setText(self.tr("Too many wrong PINs. Try again in %1 s or ask another "
-                                     "cashier to log in.").replace("%1", str(left)))
+        self.say(lambda: self.tr("Too many wrong PINs. Try again in %1 s or ask another "
+                                 "cashier to log in.").replace("%1", str(left)))
 
     def _end_lockout(self) -> None:
         if self.locked_cashier is None:
             return
         self.locked_cashier = None
         self._countdown.stop()
-        self.message.setText("")
+        self.say(str)
 
     def reload(self, select_id: str | None = None) -> None:
         """Cashiers come from the snapshot; reload after each sync (a new cashier appears)."""
@@ -136,7 +192,8 @@ class LoginView(QWidget):
         if self.cashiers.currentRow() < 0 and self.cashiers.count():
             self.cashiers.setCurrentRow(0)
         if not self.cashiers.count():
-            self.message.setText("No cashiers on this terminal yet: waiting for the first sync.")
+            self.say(lambda: self.tr("No cashiers on this terminal yet: waiting for the "
+                                     "first sync."))
 
     def selected_id(self) -> str | None:
         item = self.cashiers.currentItem()
@@ -157,7 +214,7 @@ class LoginView(QWidget):
             return
         name = self.cashiers.currentItem().text()
         self.busy = True
-        self.message.setText("Checking\u2026")
+        self.say(lambda: self.tr("Checking\u2026"))
         run_in_background(lambda: self.terminal.verify_pin(cashier_id, pin),
                           lambda ok, error: self._done(cashier_id, name, ok, error),
                           terminal=self.terminal)
@@ -170,8 +227,11 @@ class LoginView(QWidget):
             self.start_lockout(cashier_id, error.seconds)
             return
         if error is not None or not ok:
-            self.message.setText("Wrong PIN. Try again." if error is None
-                                 else f"Could not check the PIN: {error}")
+            if error is None:
+                self.say(lambda: self.tr("Wrong PIN. Try again."))
+            else:
+                self.say(lambda: self.tr("Could not check the PIN: %1").replace(
+                    "%1", str(error)))
             if error is None:
                 try:  # this wrong PIN may have started a lockout: count it down at once
                     self.terminal.pin_attempts.check(cashier_id)
@@ -179,9 +239,70 @@ class LoginView(QWidget):
                     self.start_lockout(cashier_id, lockout.seconds)
             return
         self._end_lockout()
-        self.message.setText("")
+        self.say(str)
         self.logged_in.emit(cashier_id, name)
 
     def showEvent(self, event: object) -> None:
         super().showEvent(event)  # type: ignore[arg-type]
         self.pin.setFocus()
+
+    # ------------------------------------------------------------------ notices (C2)
+
+    TAP_NOTICE_MS = 8000
+
+    def _notice_label(self) -> QLabel:
+        """An amber box above the cashier list, made the first time there is something to say
+        (a bracelet tapped while locked, a lost reader): the screen the cashier is looking at,
+        not only the status bar."""
+        label: QLabel | None = getattr(self, "_notice", None)
+        if label is None:
+            label = QLabel()
+            label.setWordWrap(True)
+            label.setMinimumWidth(300)
+            label.setStyleSheet(f"background: {theme.WARNING}; color: black; font-size: 16pt;"
+                                " font-weight: bold; padding: 8px; border-radius: 6px;")
+            outer = self.layout()
+            item = outer.itemAt(0) if outer is not None else None
+            column = item.layout() if item is not None else None
+            if isinstance(column, QVBoxLayout):
+                column.insertWidget(1, label)
+            self._notice = label
+            self._reader_notice: str | None = None
+            self._tap_notice = False
+            self._tap_timer = QTimer(self)
+            self._tap_timer.setSingleShot(True)
+            self._tap_timer.timeout.connect(self._end_tap_notice)
+        return label
+
+    def show_notice(self, text: str | None) -> None:
+        """The reader's problem in words (``None``: the reader is back)."""
+        if text is None and getattr(self, "_notice", None) is None:
+            return
+        self._notice_label()
+        self._reader_notice = text
+        self._draw_notice()
+
+    def show_tap_while_locked(self) -> None:
+        self._notice_label()
+        self._tap_notice = True
+        self._tap_timer.start(self.TAP_NOTICE_MS)
+        self._draw_notice()
+
+    def _end_tap_notice(self) -> None:
+        self._tap_notice = False
+        self._draw_notice()
+
+    def notice_text(self) -> str:
+        label: QLabel | None = getattr(self, "_notice", None)
+        return label.text() if label is not None and label.isVisibleTo(self) else ""
+
+    def _draw_notice(self) -> None:
+        label = self._notice_label()
+        lines = []
+        if self._tap_notice:
+            lines.append(self.tr("A bracelet was tapped, but this till is locked: nothing was "
+                                 "charged. Log in, then tap again."))
+        if self._reader_notice:
+            lines.append(self._reader_notice)
+        label.setText("\n".join(lines))
+        label.setVisible(bool(lines))

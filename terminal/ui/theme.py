@@ -22,7 +22,7 @@ ONLINE = "#2e7d32"
 OFFLINE = "#c62828"
 
 STYLE = f"""
-QWidget {{ font-family: "{FONT_FAMILY}"; font-size: {BASE_PT}pt; }}
+QWidget {{ font-family: "{{family}}"; font-size: {BASE_PT}pt; }}
 QPushButton {{ min-height: 40px; padding: 4px 10px; border: 1px solid #90a4ae;
               border-radius: 6px; background: #fafafa; }}
 QPushButton:pressed {{ background: #cfd8dc; }}
@@ -46,9 +46,14 @@ QLabel[role="error"] {{ color: {REFUSED}; font-weight: bold; }}
 """
 
 
-def apply(app: QApplication) -> None:
-    app.setFont(QFont(FONT_FAMILY, BASE_PT))
-    app.setStyleSheet(STYLE)
+def style(family: str = FONT_FAMILY) -> str:
+    """The style sheet with ``family`` as the type face (i18n picks one per script)."""
+    return STYLE.replace("{family}", family)
+
+
+def apply(app: QApplication, family: str = FONT_FAMILY) -> None:
+    app.setFont(QFont(family, BASE_PT))
+    app.setStyleSheet(style(family))
 
 
 def set_role(widget: object, role: str) -> None:

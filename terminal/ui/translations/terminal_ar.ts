@@ -1,0 +1,415 @@
+<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE TS>
+<TS version="2.1" language="ar" sourcelanguage="en">
+<context>
+    <name>Alerts</name>
+    <message>
+        <source>This terminal is no longer authorized by the school ({problem}). Sales stay saved here but cannot be sent. Call the school office.</source>
+        <translation>لم تعد المدرسة تأذن لهذا الجهاز ({problem}). المبيعات محفوظة هنا لكن لا يمكن إرسالها. اتصل بمكتب المدرسة.</translation>
+    </message>
+    <message>
+        <source>This terminal is no longer authorized by the school (revoked): selling is stopped. Sales saved here stay on it but cannot be sent. Call the school office.</source>
+        <translation>ألغت المدرسة تفويض هذا الجهاز: البيع متوقف. المبيعات المحفوظة هنا تبقى عليه لكن لا يمكن إرسالها. اتصل بمكتب المدرسة.</translation>
+    </message>
+    <message>
+        <source>This terminal&apos;s clock is behind: it shows {shows}, but this terminal has already seen {known}. Sales are refused until the date and time are set right and the terminal syncs.</source>
+        <translation>ساعة هذا الجهاز متأخرة: تُظهر {shows}، لكنه سبق أن رأى {known}. تُرفض المبيعات حتى يُضبط التاريخ والوقت وتتم المزامنة.</translation>
+    </message>
+    <message>
+        <source>1 sale was rejected or in conflict on the server. Open History (F4) to see them.</source>
+        <translation>رُفضت عملية بيع واحدة أو تعارضت على الخادم. افتح السجل (F4) لمراجعتها.</translation>
+    </message>
+    <message>
+        <source>{count} sales were rejected or in conflict on the server. Open History (F4) to see them.</source>
+        <translation>عمليات بيع رُفضت أو تعارضت على الخادم: {count}. افتح السجل (F4) لمراجعتها.</translation>
+    </message>
+    <message>
+        <source>Offline limit nearly reached: {waiting} waiting to sync, the limit is {cap}. Connect the terminal to the network.</source>
+        <translation>اقترب حد البيع دون اتصال: {waiting} بانتظار المزامنة، والحد {cap}. وصّل الجهاز بالشبكة.</translation>
+    </message>
+    <message>
+        <source>Not synced for {hours} hours; selling stops after {limit} hours. Connect the terminal to the network.</source>
+        <translation>لم تتم المزامنة منذ {hours} ساعة؛ يتوقف البيع بعد {limit} ساعة. وصّل الجهاز بالشبكة.</translation>
+    </message>
+    <message>
+        <source>Offline: the server cannot be reached. Sales are saved on this terminal and will be sent automatically.</source>
+        <translation>غير متصل: تعذّر الوصول إلى الخادم. تُحفظ المبيعات على هذا الجهاز وتُرسل تلقائيًا.</translation>
+    </message>
+</context>
+<context>
+    <name>Allergens</name>
+    <message>
+        <source>peanut</source>
+        <translation>الفول السوداني</translation>
+    </message>
+    <message>
+        <source>peanuts</source>
+        <translation>الفول السوداني</translation>
+    </message>
+    <message>
+        <source>tree nuts</source>
+        <translation>المكسرات الشجرية</translation>
+    </message>
+    <message>
+        <source>nuts</source>
+        <translation>المكسرات</translation>
+    </message>
+    <message>
+        <source>milk</source>
+        <translation>الحليب</translation>
+    </message>
+    <message>
+        <source>dairy</source>
+        <translation>الألبان</translation>
+    </message>
+    <message>
+        <source>lactose</source>
+        <translation>اللاكتوز</translation>
+    </message>
+    <message>
+        <source>egg</source>
+        <translation>البيض</translation>
+    </message>
+    <message>
+        <source>eggs</source>
+        <translation>البيض</translation>
+    </message>
+    <message>
+        <source>gluten</source>
+        <translation>الغلوتين</translation>
+    </message>
+    <message>
+        <source>wheat</source>
+        <translation>القمح</translation>
+    </message>
+    <message>
+        <source>soy</source>
+        <translation>الصويا</translation>
+    </message>
+    <message>
+        <source>sesame</source>
+        <translation>السمسم</translation>
+    </message>
+    <message>
+        <source>fish</source>
+        <translation>السمك</translation>
+    </message>
+    <message>
+        <source>shellfish</source>
+        <translation>المحار والقشريات</translation>
+    </message>
+    <message>
+        <source>crustaceans</source>
+        <translation>القشريات</translation>
+    </message>
+    <message>
+        <source>mustard</source>
+        <translation>الخردل</translation>
+    </message>
+    <message>
+        <source>celery</source>
+        <translation>الكرفس</translation>
+    </message>
+    <message>
+        <source>lupin</source>
+        <translation>الترمس</translation>
+    </message>
+    <message>
+        <source>molluscs</source>
+        <translation>الرخويات</translation>
+    </message>
+    <message>
+        <source>sulphites</source>
+        <translation>الكبريتيت</translation>
+    </message>
+</context>
+<context>
+    <name>LoginView</name>
+    <message>
+        <source>Who is selling?</source>
+        <translation>من يبيع الآن؟</translation>
+    </message>
+    <message>
+        <source>PIN</source>
+        <translation>الرمز السري</translation>
+    </message>
+    <message>
+        <source>OK</source>
+        <translation>موافق</translation>
+    </message>
+    <message>
+        <source>Too many wrong PINs. Try again in %1 s or ask another cashier to log in.</source>
+        <translation>محاولات خاطئة كثيرة. حاول مجددًا بعد %1 ث أو اطلب من كاشير آخر تسجيل الدخول.</translation>
+    </message>
+    <message>
+        <source>No cashiers on this terminal yet: waiting for the first sync.</source>
+        <translation>لا يوجد كاشير على هذا الجهاز بعد: بانتظار أول مزامنة.</translation>
+    </message>
+    <message>
+        <source>Checking…</source>
+        <translation>جارٍ التحقق…</translation>
+    </message>
+    <message>
+        <source>Wrong PIN. Try again.</source>
+        <translation>الرمز السري خاطئ. حاول مجددًا.</translation>
+    </message>
+    <message>
+        <source>Could not check the PIN: %1</source>
+        <translation>تعذّر التحقق من الرمز السري: %1</translation>
+    </message>
+    <message>
+        <source>A bracelet was tapped, but this till is locked: nothing was charged. Log in, then tap again.</source>
+        <translation>مُرِّر سوار لكن الجهاز مقفل: لم يُخصم شيء. سجّل الدخول ثم مرّر السوار مجددًا.</translation>
+    </message>
+</context>
+<context>
+    <name>LookupDialog</name>
+    <message>
+        <source>Homeroom %1</source>
+        <translation>الفصل %1</translation>
+    </message>
+    <message>
+        <source>Several students match: choose one with ↑/↓ or a tap, then press Enter.</source>
+        <translation>أكثر من طالب بهذا الاسم: اختر واحدًا بالسهمين ↑/↓ أو بلمسة، ثم اضغط Enter.</translation>
+    </message>
+</context>
+<context>
+    <name>MainWindow</name>
+    <message>
+        <source>Cafeteria POS</source>
+        <translation>نقطة بيع المقصف</translation>
+    </message>
+    <message>
+        <source>Voided: %1 gets the money back.</source>
+        <translation>أُلغي البيع: يُعاد المبلغ إلى %1.</translation>
+    </message>
+    <message>
+        <source>The bracelet reader is not connected</source>
+        <translation>قارئ الأساور غير متصل</translation>
+    </message>
+    <message>
+        <source>Check its cable or plug it in again; bracelets cannot be read until it is back. A student can still pay by name (F3).</source>
+        <translation>افحص الكابل أو أعد توصيله؛ لا تُقرأ الأساور حتى يعود. يستطيع الطالب الدفع بالاسم (F3).</translation>
+    </message>
+</context>
+<context>
+    <name>Refusals</name>
+    <message>
+        <source>This terminal has been revoked by the school office, so it cannot sell. Sales already saved stay on it. Call the school office.</source>
+        <translation>ألغى مكتب المدرسة تفويض هذا الجهاز، فلا يمكنه البيع. المبيعات المحفوظة تبقى عليه. اتصل بمكتب المدرسة.</translation>
+    </message>
+    <message>
+        <source>Cashier not recognised on this terminal. Please log in again.</source>
+        <translation>الكاشير غير معروف على هذا الجهاز. سجّل الدخول مجددًا.</translation>
+    </message>
+    <message>
+        <source>The cart is empty. Add at least one item.</source>
+        <translation>السلة فارغة. أضف صنفًا واحدًا على الأقل.</translation>
+    </message>
+    <message>
+        <source>An item in the cart is no longer sold here. Remove it and try again.</source>
+        <translation>صنف في السلة لم يعد يُباع هنا. احذفه وحاول مجددًا.</translation>
+    </message>
+    <message>
+        <source>This terminal&apos;s clock is behind: it shows {shows}, but this terminal has already seen {known}. Set the correct date and time, then sync before selling.</source>
+        <translation>ساعة هذا الجهاز متأخرة: تُظهر {shows}، لكنه سبق أن رأى {known}. اضبط التاريخ والوقت الصحيحين، ثم زامن قبل البيع.</translation>
+    </message>
+    <message>
+        <source>This terminal has not synced for {hours} hours (the limit is {limit}). Connect it to the network and sync before selling.</source>
+        <translation>لم يُزامَن هذا الجهاز منذ {hours} ساعة (الحد {limit}). وصّله بالشبكة وزامن قبل البيع.</translation>
+    </message>
+    <message>
+        <source>This terminal has never synced (the limit is {limit} hours without a sync). Connect it to the network and sync before selling.</source>
+        <translation>لم يُزامَن هذا الجهاز قط (الحد {limit} ساعة دون مزامنة). وصّله بالشبكة وزامن قبل البيع.</translation>
+    </message>
+    <message>
+        <source>This bracelet is not registered. Send the student to the office.</source>
+        <translation>هذا السوار غير مسجّل. أرسل الطالب إلى المكتب.</translation>
+    </message>
+    <message>
+        <source>This bracelet is blocked (lost or replaced). Send the student to the office.</source>
+        <translation>هذا السوار محظور (مفقود أو مستبدل). أرسل الطالب إلى المكتب.</translation>
+    </message>
+    <message>
+        <source>This student&apos;s account is closed. No purchases are possible.</source>
+        <translation>حساب هذا الطالب مغلق. لا يمكن الشراء.</translation>
+    </message>
+    <message>
+        <source>This student&apos;s account is frozen. Purchases are paused by the school.</source>
+        <translation>حساب هذا الطالب مجمّد. أوقفت المدرسة المشتريات مؤقتًا.</translation>
+    </message>
+    <message>
+        <source>Sales above {cap} are not allowed on this terminal. This one is {total}.</source>
+        <translation>لا يُسمح على هذا الجهاز ببيع يزيد على {cap}. وهذه البيعة {total}.</translation>
+    </message>
+    <message>
+        <source>Too much is waiting to be synced ({unsynced}; the limit is {cap}). Connect to the network and sync before selling more.</source>
+        <translation>المبالغ المنتظرة للمزامنة كثيرة ({unsynced}؛ الحد {cap}). وصّل الجهاز بالشبكة وزامن قبل بيع المزيد.</translation>
+    </message>
+    <message>
+        <source>Daily limit: {left} left today of {limit}; this sale is {total}.</source>
+        <translation>الحد اليومي: المتبقي اليوم {left} من {limit}؛ وهذه البيعة {total}.</translation>
+    </message>
+    <message>
+        <source>This is a void, not a sale: it cannot be voided.</source>
+        <translation>هذا إلغاء وليس بيعًا: لا يمكن إلغاؤه.</translation>
+    </message>
+    <message>
+        <source>{item} is not allowed for this student: the school blocked this item for this student.</source>
+        <translation>{item} غير مسموح لهذا الطالب: منعت المدرسة عنه هذا الصنف.</translation>
+    </message>
+    <message>
+        <source>{item} is not allowed for this student: the school blocked the category {category} for this student.</source>
+        <translation>{item} غير مسموح لهذا الطالب: منعت المدرسة عنه فئة {category}.</translation>
+    </message>
+    <message>
+        <source>{item} is not allowed for this student: allergy to {allergen}.</source>
+        <translation>{item} غير مسموح لهذا الطالب: لديه حساسية من {allergen}.</translation>
+    </message>
+    <message>
+        <source>Not enough balance: {available} available, the sale is {total}.</source>
+        <translation>الرصيد غير كافٍ: المتاح {available}، والبيعة {total}.</translation>
+    </message>
+    <message>
+        <source>There is no sale with this reference on this terminal to void.</source>
+        <translation>لا توجد بيعة بهذا المرجع على هذا الجهاز لإلغائها.</translation>
+    </message>
+    <message>
+        <source>The server did not accept this sale, so there is nothing to void.</source>
+        <translation>لم يقبل الخادم هذه البيعة، فلا شيء لإلغائه.</translation>
+    </message>
+    <message>
+        <source>This sale has already been voided.</source>
+        <translation>أُلغيت هذه البيعة من قبل.</translation>
+    </message>
+</context>
+<context>
+    <name>ResultPanel</name>
+    <message>
+        <source>APPROVED</source>
+        <translation>مقبول</translation>
+    </message>
+    <message>
+        <source>REFUSED</source>
+        <translation>مرفوض</translation>
+    </message>
+    <message>
+        <source>RESTRICTED</source>
+        <translation>ممنوع</translation>
+    </message>
+    <message>
+        <source>BALANCE</source>
+        <translation>الرصيد</translation>
+    </message>
+    <message>
+        <source>VOIDED</source>
+        <translation>ملغى</translation>
+    </message>
+    <message>
+        <source>ATTENTION</source>
+        <translation>تنبيه</translation>
+    </message>
+    <message>
+        <source>SELLING STOPPED</source>
+        <translation>البيع متوقف</translation>
+    </message>
+    <message>
+        <source>No payments on this terminal</source>
+        <translation>لا مدفوعات على هذا الجهاز</translation>
+    </message>
+    <message>
+        <source>To pay %1</source>
+        <translation>المطلوب %1</translation>
+    </message>
+    <message>
+        <source>Tap bracelet</source>
+        <translation>مرّر السوار</translation>
+    </message>
+    <message>
+        <source>to pay %1</source>
+        <translation>لدفع %1</translation>
+    </message>
+    <message>
+        <source>Forgot the bracelet? Find the student by name (F3)</source>
+        <translation>نسي السوار؟ ابحث عن الطالب بالاسم (F3)</translation>
+    </message>
+    <message>
+        <source>Add items</source>
+        <translation>أضف الأصناف</translation>
+    </message>
+    <message>
+        <source>then tap the bracelet</source>
+        <translation>ثم مرّر السوار</translation>
+    </message>
+    <message>
+        <source>A tap with an empty cart shows the balance</source>
+        <translation>تمرير السوار والسلة فارغة يعرض الرصيد</translation>
+    </message>
+    <message>
+        <source>Unknown bracelet</source>
+        <translation>سوار غير معروف</translation>
+    </message>
+    <message>
+        <source>Balance %1</source>
+        <translation>الرصيد %1</translation>
+    </message>
+    <message>
+        <source>Paid %1</source>
+        <translation>دُفع %1</translation>
+    </message>
+    <message>
+        <source>was %1</source>
+        <translation>كان %1</translation>
+    </message>
+    <message>
+        <source>(saved offline, will sync)</source>
+        <translation>(حُفظ دون اتصال، وستتم مزامنته)</translation>
+    </message>
+    <message>
+        <source>Homeroom %1</source>
+        <translation>الفصل %1</translation>
+    </message>
+</context>
+<context>
+    <name>SettingsDialog</name>
+    <message>
+        <source>Till settings</source>
+        <translation>إعدادات الجهاز</translation>
+    </message>
+    <message>
+        <source>Sound volume</source>
+        <translation>مستوى الصوت</translation>
+    </message>
+    <message>
+        <source>Try</source>
+        <translation>تجربة</translation>
+    </message>
+    <message>
+        <source>Mute</source>
+        <translation>كتم الصوت</translation>
+    </message>
+    <message>
+        <source>No sounds on this till</source>
+        <translation>بلا أصوات على هذا الجهاز</translation>
+    </message>
+    <message>
+        <source>Language</source>
+        <translation>اللغة</translation>
+    </message>
+</context>
+<context>
+    <name>Till</name>
+    <message>
+        <source>Log in first: the counter is locked.</source>
+        <translation>سجّل الدخول أولًا: الجهاز مقفل.</translation>
+    </message>
+    <message>
+        <source>Balance only: the cart is empty, nothing was charged.</source>
+        <translation>عرض الرصيد فقط: السلة فارغة، ولم يُخصم شيء.</translation>
+    </message>
+    <message>
+        <source>Sale voided: the money goes back to the student.</source>
+        <translation>أُلغي البيع: يُعاد المبلغ إلى الطالب.</translation>
+    </message>
+</context>
+</TS>
