@@ -7,6 +7,14 @@ fast to start.
 
 Threads: each thread gets its own SQLite connection (the GUI thread records sales while the
 sync worker pushes); WAL lets them overlap, and every write transaction is short.
+
+Changes: every mutation tells the listeners given to :meth:`Terminal.subscribe` what it
+changed (:class:`terminal.changes.Change`), after its transaction committed, on the thread
+that made it; a read never emits. A sale or a void is ``SALES | SYNC``: besides the sales list
+it changes the queue counts, which belong to the sync state. A sync cycle is ``SYNC`` plus
+what it moved (see ``SyncReport.changed``); an enrollment is
+``ENROLLMENT | SNAPSHOT | SETTINGS | SYNC``; the reader's state ``READER``; this terminal's own
+settings ``SETTINGS``; dismissing the sales needing review ``SALES``.
 """
 
 from __future__ import annotations
@@ -14,8 +22,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,11 +32,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlite_utils import Database
 
 from shared.clock import rfc3339, utcnow
-from shared.ids import new_ref, normalize_uid
+from shared.ids import mask_uid, new_ref, normalize_uid
+from terminal import settings as local
+from terminal.changes import Change, Changes
 from terminal.errors import AlreadyEnrolled, NotEnrolled, SaleRefused
 from terminal.selling.alerts import Alert, AlertFacts, alerts
 from terminal.selling.cart import Cart
+from terminal.selling.restrictions import NO_RESTRICTIONS, Item, Restrictions, first_refusal
+from terminal.selling.restrictions import item_refusal as restricted
 from terminal.selling.rules import Refusal, SaleFacts, check_sale, clock_behind, refusal
+from terminal.settings import LocalSettings
 from terminal.store import outbox, snapshot, state
 from terminal.store.db import open_database
 from terminal.store.outbox import NewEntry
@@ -71,6 +84,12 @@ class WalletView:
     balance_estimate: int
     daily_limit: int | None
     spent_today: int             # counted against the daily limit today, all tills known
+    grade: str | None = None
+    homeroom: str | None = None
+    restrictions: Restrictions = NO_RESTRICTIONS
+    # The wallet's active bracelets, masked (``04A1…E580``): with grade and homeroom they tell
+    # two students of the same name apart in the lookup, without showing a UID to copy.
+    masked_uids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +115,7 @@ class Terminal:
         self._http_timeout = http_timeout
         self._local = threading.local()
         self._sync_lock = threading.Lock()
+        self._changes = Changes()
         from terminal.pins import PinAttempts
 
         self.pin_attempts = PinAttempts()
@@ -117,6 +137,11 @@ class Terminal:
             self._local.db = None
 
     close = close_thread_store
+
+    def subscribe(self, listener: Callable[[Change], None]) -> Callable[[], None]:
+        """Call ``listener(change)`` after each committed mutation (see the module docstring);
+        returns the function that unsubscribes it."""
+        return self._changes.subscribe(listener)
 
     def _device(self) -> state.Device:
         device = state.get_device(self.db)
@@ -143,12 +168,19 @@ class Terminal:
             school_id=answer.school_id, currency=answer.currency,
             server_url=server_url.rstrip("/"), name=name, enrolled_at=now.isoformat()))
         state.record_contact(self.db, now, ok=True)
-        report = self.sync_once()
+        report = self._sync()
+        self._changes.emit(Change.ENROLLMENT | Change.SNAPSHOT | Change.SETTINGS | Change.SYNC
+                           | report.changed)
         return Enrollment(answer.device_id, answer.school_id, report)
 
     def sync_once(self) -> SyncReport:
         """One push of the whole queue plus one snapshot pull. Never raises for network
         trouble: the report says what happened (the worker and the CLI decide what to do)."""
+        report = self._sync()
+        self._changes.emit(report.changed | Change.SYNC)
+        return report
+
+    def _sync(self) -> SyncReport:
         from terminal.sync.client import SyncClient
         from terminal.sync.cycle import run_cycle
 
@@ -180,7 +212,7 @@ class Terminal:
             local_now = now.astimezone(_zone(settings.timezone))
             school_day = local_now.date().isoformat()
 
-            cart, unknown = self._build_cart(items)
+            cart, unknown, cart_items = self._build_cart(items)
             cashier = snapshot.get_cashier(db, cashier_id)
             credential_found, blocked, credential_uid = True, False, None
             if uid is not None:
@@ -219,10 +251,11 @@ class Terminal:
                 balance=wallet.balance if wallet else 0,
                 unsettled_spending=unsettled,
                 overdraft_limit=settings.overdraft_limit,
+                restriction=first_refusal(cart_items, wallet.restrictions) if wallet else None,
             )
             refused = check_sale(facts)
             if refused is not None:
-                raise SaleRefused(refused.code, refused.message)
+                raise SaleRefused.because(refused)
             assert wallet is not None
             offline = sync.last_contact_ok is not True
             entry = NewEntry(
@@ -231,6 +264,7 @@ class Terminal:
                 credential_uid=credential_uid, lines=cart.wire(), total=cart.total,
                 offline=offline)
             seq = outbox.append(conn, entry)
+        self._changes.emit(Change.SALES | Change.SYNC)
         return Receipt(ref=entry.ref, seq=seq, kind="sale", total=cart.total,
                        wallet_id=wallet.wallet_id, display_name=wallet.display_name,
                        balance_estimate=wallet.balance - unsettled - cart.total,
@@ -247,19 +281,13 @@ class Terminal:
             local_now = now.astimezone(_zone(settings.timezone))
             cashier = snapshot.get_cashier(db, cashier_id)
             target = outbox.get(conn, ref)
-            problem = None
-            if sync.auth_problem == REVOKED:  # a void could never reach the ledger either
-                problem = refusal("device_revoked")
-            elif cashier is None or not cashier.active:
+            problem = refusal("device_revoked") if sync.auth_problem == REVOKED else None
+            if problem is None and (cashier is None or not cashier.active):
                 problem = refusal("cashier_unknown")
-            elif target is None or target.kind != "sale":
-                problem = refusal("void_target_unknown")
-            elif target.outcome in outbox.NOT_POSTED:
-                problem = refusal("void_target_not_posted")
-            elif outbox.void_of(conn, ref) is not None:
-                problem = refusal("void_twice")
+            if problem is None:
+                problem = _void_problem(conn, sync, target)
             if problem is not None:
-                raise SaleRefused(problem.code, problem.message)
+                raise SaleRefused.because(problem)
             assert target is not None
             offline = sync.last_contact_ok is not True
             entry = NewEntry(
@@ -271,21 +299,54 @@ class Terminal:
             wallet = snapshot.get_wallet(db, target.wallet_id)
             estimate = (wallet.balance - outbox.unsettled_spending(
                 conn, wallet.wallet_id, wallet.snapshot_epoch)) if wallet else 0
+        self._changes.emit(Change.SALES | Change.SYNC)
         return Receipt(ref=entry.ref, seq=seq, kind="void", total=entry.total,
                        wallet_id=entry.wallet_id,
                        display_name=wallet.display_name if wallet else "",
                        balance_estimate=estimate, created_at=entry.created_at,
                        offline=offline)
 
-    def _build_cart(self, items: Sequence[tuple[str, int]]) -> tuple[Cart, int]:
-        cart, unknown = Cart(), 0
+    def void_refusal(self, ref: str) -> Refusal | None:
+        """Why the sale ``ref`` cannot be voided (unknown here, a void itself, refused by the
+        server, already voided, or the terminal revoked), or ``None`` when it can: the cashier
+        app asks before it opens the void dialog. :meth:`void` checks again when it runs."""
+        db = self.db
+        return _void_problem(db.conn, state.get_sync_state(db), outbox.get(db.conn, ref))
+
+    def item_refusal(self, product_id: str, *, uid: str | None = None,
+                     wallet_id: str | None = None) -> Refusal | None:
+        """``restricted_item`` when the student (tapped bracelet ``uid``, or ``wallet_id``
+        looked up by hand) may not have this product, offline too; the cashier app asks the
+        moment an item is added for a tapped student. ``None`` when the student may have it,
+        and also when the product or the student is unknown here: the sale itself is then
+        refused with the matching reason."""
+        wallet = self._wallet_of(uid, wallet_id)
+        product = snapshot.get_product(self.db, product_id)
+        if wallet is None or product is None:
+            return None
+        return restricted(_item(product), wallet.restrictions)
+
+    def _wallet_of(self, uid: str | None, wallet_id: str | None) -> snapshot.Wallet | None:
+        if uid is not None:
+            try:
+                credential = snapshot.get_credential(self.db, normalize_uid(uid))
+            except ValueError:
+                return None
+            if credential is None:
+                return None
+            wallet_id = credential.wallet_id
+        return snapshot.get_wallet(self.db, wallet_id) if wallet_id else None
+
+    def _build_cart(self, items: Sequence[tuple[str, int]]) -> tuple[Cart, int, list[Item]]:
+        cart, unknown, known = Cart(), 0, []
         for product_id, quantity in items:
             product = snapshot.get_product(self.db, product_id)
             if product is None or not product.active:
                 unknown += 1
                 continue
             cart.add(product.product_id, product.name, product.price, quantity)
-        return cart, unknown
+            known.append(_item(product))
+        return cart, unknown, known
 
     # ------------------------------------------------------------------ looking things up
 
@@ -315,7 +376,7 @@ class Terminal:
         view = self.wallet_view(credential.wallet_id)
         if view is None:
             return None
-        return WalletView(**{**asdict(view), "credential_status": credential.status})
+        return replace(view, credential_status=credential.status)
 
     def wallet_view(self, wallet_id: str) -> WalletView | None:
         wallet = snapshot.get_wallet(self.db, wallet_id)
@@ -327,7 +388,10 @@ class Terminal:
             wallet_id=wallet.wallet_id, display_name=wallet.display_name, status=wallet.status,
             credential_status=None, balance_estimate=self._estimate(wallet),
             daily_limit=wallet.daily_limit,
-            spent_today=_day_spend(self.db.conn, wallet, day, tz))
+            spent_today=_day_spend(self.db.conn, wallet, day, tz),
+            grade=wallet.grade, homeroom=wallet.homeroom, restrictions=wallet.restrictions,
+            masked_uids=tuple(mask_uid(uid)
+                              for uid in snapshot.wallet_bracelets(self.db, wallet.wallet_id)))
 
     def balance_estimate(self, wallet_id: str) -> int | None:
         wallet = snapshot.get_wallet(self.db, wallet_id)
@@ -351,14 +415,17 @@ class Terminal:
 
     def search_wallets(self, text: str, limit: int = 30) -> list[WalletView]:
         """Students whose name contains ``text`` (for a forgotten bracelet); the sale is then
-        recorded with ``wallet_id`` and no credential UID."""
+        recorded with ``wallet_id`` and no credential UID. Same-name students sit together,
+        in grade and homeroom order, each with grade, homeroom and masked bracelet UIDs so the
+        cashier can tell them apart."""
         needle = text.strip()
         if not needle:
             return []
         escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         rows = self.db.conn.execute(
             "SELECT wallet_id FROM wallets WHERE display_name LIKE ? ESCAPE '\\'"
-            " ORDER BY display_name LIMIT ?", (f"%{escaped}%", limit)).fetchall()
+            " ORDER BY display_name COLLATE NOCASE, display_name, grade, homeroom, wallet_id"
+            " LIMIT ?", (f"%{escaped}%", limit)).fetchall()
         views = [self.wallet_view(r[0]) for r in rows]
         return [v for v in views if v is not None]
 
@@ -420,6 +487,7 @@ class Terminal:
         last = outbox.last_review_seq(self.db.conn)
         if last is not None:
             state.set_local_setting(self.db, "reviewed_seq", str(last))
+            self._changes.emit(Change.SALES)
 
     def enrolled(self) -> bool:
         return state.get_device(self.db) is not None
@@ -428,7 +496,40 @@ class Terminal:
         return _settings(state.get_sync_state(self.db), state.get_device(self.db)).currency
 
     def set_reader(self, description: str) -> None:
+        """Remember the reader's state for ``status``; emits ``READER`` when it changed."""
+        if state.get_local_setting(self.db, "reader") == description:
+            return
         state.set_local_setting(self.db, "reader", description)
+        self._changes.emit(Change.READER)
+
+    def local_settings(self) -> LocalSettings:
+        """This terminal's own settings (language, sound), defaults until changed."""
+        db = self.db
+        return local.from_text({key: state.get_local_setting(db, key)
+                                for key in local.to_text(LocalSettings())})
+
+    def update_local_settings(self, **changes: Any) -> LocalSettings:
+        """Change some of this terminal's settings, e.g. ``language="ar"``; a value out of
+        range raises ``ValueError`` in plain words and changes nothing. Emits ``SETTINGS``
+        when a value actually changed."""
+        current = self.local_settings()
+        wanted = local.validated(current, changes)
+        if wanted == current:
+            return current
+        stored = local.to_text(wanted)
+        with self.db.atomic():
+            for key, value in stored.items():
+                state.set_local_setting(self.db, key, value)
+        self._changes.emit(Change.SETTINGS)
+        return wanted
+
+    def school_now(self) -> datetime:
+        """Now in the school's time zone (from its settings; UTC before the first snapshot),
+        as the till shows it."""
+        sync = state.get_sync_state(self.db)
+        if sync.settings is None:
+            return self._clock().astimezone(UTC)
+        return self._clock().astimezone(_zone(sync.settings.timezone))
 
     def status(self) -> dict[str, Any]:
         """The spec's ``status`` document plus what a cashier needs to see on screen (device
@@ -460,6 +561,25 @@ class Terminal:
             "needs_review": outbox.review_count(db.conn),
             "clock_behind": rfc3339(behind) if (behind := self.clock_behind()) else None,
         }
+
+
+def _item(product: snapshot.Product) -> Item:
+    return Item(product.product_id, product.name, product.category, product.allergens)
+
+
+def _void_problem(conn: sqlite3.Connection, sync: state.SyncState,
+                  target: outbox.OutboxRow | None) -> Refusal | None:
+    if sync.auth_problem == REVOKED:  # a void could never reach the ledger either
+        return refusal("device_revoked")
+    if target is None:
+        return refusal("void_target_unknown")
+    if target.kind != "sale":
+        return refusal("void_of_void")
+    if target.outcome in outbox.NOT_POSTED:
+        return refusal("void_target_not_posted")
+    if outbox.void_of(conn, target.ref) is not None:
+        return refusal("void_twice")
+    return None
 
 
 def _settings(sync: state.SyncState, device: state.Device | None) -> state.SchoolSettings:

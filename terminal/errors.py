@@ -6,6 +6,8 @@ PIN or a full bracelet UID.
 
 from __future__ import annotations
 
+from terminal.selling.rules import Refusal
+
 
 class TerminalError(Exception):
     """Base: ``str(error)`` is the one-line message to show."""
@@ -21,12 +23,20 @@ class AlreadyEnrolled(TerminalError):
 
 
 class SaleRefused(TerminalError):
-    """An offline rule refused the sale; nothing was written and no seq was used."""
+    """An offline rule refused the sale; nothing was written and no seq was used.
 
-    def __init__(self, code: str, message: str) -> None:
+    ``refusal`` keeps the template key and values beside the English ``message``, so the
+    cashier app can say it in the cashier's language."""
+
+    def __init__(self, code: str, message: str, refusal: Refusal | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.refusal = refusal if refusal is not None else Refusal(code, message, code, {})
+
+    @classmethod
+    def because(cls, refusal: Refusal) -> SaleRefused:
+        return cls(refusal.code, refusal.message, refusal)
 
 
 class ServerUnreachable(TerminalError):

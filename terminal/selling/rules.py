@@ -12,13 +12,23 @@ whether this terminal may sell at all, whose bracelet it is, and only then the a
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from shared.money import format_minor
 
-# The spec's refusal codes, each with the sentence the cashier sees.
+# The sentence the cashier sees for each refusal, by template key. The key is the spec's refusal
+# code, except where one code has several sentences (CODES below). The cashier app translates
+# a refusal by its ``key`` and ``values`` (terminal/ui/i18n), so the placeholder names here are
+# part of that contract: renaming one breaks the Arabic sentence. Placeholders by key:
+#   offline_too_long: hours, limit        never_synced: limit
+#   clock_behind: shows, known            offline_sale_cap: cap, total
+#   offline_total_cap: unsynced, cap      daily_limit: left, limit, total
+#   insufficient_balance: available, total
+#   restricted_product: item              restricted_category: item, category
+#   restricted_allergen: item, allergen   (every other key has none)
+# Amounts arrive formatted ("12.50 SAR"), times as the school's local "YYYY-MM-DD HH:MM".
 MESSAGES = {
     # Not one of the spec's codes: see "A revoked terminal" in docs/terminal.md for why.
     "device_revoked": ("This terminal has been revoked by the school office, so it cannot "
@@ -32,6 +42,9 @@ MESSAGES = {
     "clock_behind": ("This terminal's clock is behind: it shows {shows}, but this terminal "
                      "has already seen {known}. Set the correct date and time, then sync "
                      "before selling."),
+    # offline_too_long again, for a terminal that never completed a sync
+    "never_synced": ("This terminal has never synced (the limit is {limit} hours without a "
+                     "sync). Connect it to the network and sync before selling."),
     "credential_unknown": "This bracelet is not registered. Send the student to the office.",
     "credential_blocked": ("This bracelet is blocked (lost or replaced). "
                            "Send the student to the office."),
@@ -40,24 +53,47 @@ MESSAGES = {
     "offline_sale_cap": "Sales above {cap} are not allowed on this terminal. This one is {total}.",
     "offline_total_cap": ("Too much is waiting to be synced ({unsynced}; the limit is {cap}). "
                           "Connect to the network and sync before selling more."),
-    "daily_limit": ("Daily limit reached: {spent} spent today of {limit}. "
-                    "This sale of {total} would go over it."),
+    "daily_limit": "Daily limit: {left} left today of {limit}; this sale is {total}.",
     "insufficient_balance": "Not enough balance: {available} available, the sale is {total}.",
     # voids (the spec's sell codes do not cover them; names mirror the server's reject codes)
     "void_target_unknown": "There is no sale with this reference on this terminal to void.",
     "void_target_not_posted": "The server did not accept this sale, so there is nothing to void.",
     "void_twice": "This sale has already been voided.",
+    "void_of_void": "This is a void, not a sale: it cannot be voided.",
+    # restricted_item (spec v1.1): the item and the restriction that blocks it
+    "restricted_product": ("{item} is not allowed for this student: the school blocked this "
+                           "item for this student."),
+    "restricted_category": ("{item} is not allowed for this student: the school blocked the "
+                            "category {category} for this student."),
+    "restricted_allergen": "{item} is not allowed for this student: allergy to {allergen}.",
+}
+
+# The refusal code (CLI, wire, tests) of the template keys that are not codes themselves.
+CODES = {
+    "clock_behind": "offline_too_long",
+    "never_synced": "offline_too_long",
+    "void_of_void": "void_target_unknown",
+    "restricted_product": "restricted_item",
+    "restricted_category": "restricted_item",
+    "restricted_allergen": "restricted_item",
 }
 
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
+    """Why something was refused: ``code`` for programs, ``message`` in English for logs and
+    the CLI, and ``key`` + ``values`` so a view can say it in the cashier's language
+    (``translated_template[key].format(**values)``)."""
+
     code: str
     message: str
+    key: str = ""
+    values: Mapping[str, str] = field(default_factory=dict)
 
 
-def refusal(code: str, **values: object) -> Refusal:
-    return Refusal(code, MESSAGES[code].format(**values))
+def refusal(key: str, **values: object) -> Refusal:
+    words = {name: str(value) for name, value in values.items()}
+    return Refusal(CODES.get(key, key), MESSAGES[key].format(**words), key, words)
 
 
 # How far behind a time this terminal has already seen its clock may be before it is taken to
@@ -111,6 +147,7 @@ class SaleFacts:
     balance: int                     # snapshot balance
     unsettled_spending: int          # this terminal's spending not yet in that balance
     overdraft_limit: int
+    restriction: Refusal | None = None  # the first cart line the wallet's restrictions block
 
 
 def check_sale(f: SaleFacts) -> Refusal | None:
@@ -129,11 +166,12 @@ def check_sale(f: SaleFacts) -> Refusal | None:
     if f.unknown_products:
         return refusal("product_unknown")
     if f.clock_behind is not None:
-        return Refusal("offline_too_long", MESSAGES["clock_behind"].format(
-            shows=f.clock_shows, known=f.clock_behind))
-    if f.hours_since_sync is None or f.hours_since_sync > f.offline_max_hours:
-        hours = "many" if f.hours_since_sync is None else int(f.hours_since_sync)
-        return refusal("offline_too_long", hours=hours, limit=f.offline_max_hours)
+        return refusal("clock_behind", shows=f.clock_shows, known=f.clock_behind)
+    if f.hours_since_sync is None:
+        return refusal("never_synced", limit=f.offline_max_hours)
+    if f.hours_since_sync > f.offline_max_hours:
+        return refusal("offline_too_long", hours=int(f.hours_since_sync),
+                       limit=f.offline_max_hours)
     if not f.credential_found or f.wallet_status is None:
         return refusal("credential_unknown")
     if f.credential_blocked:
@@ -142,6 +180,8 @@ def check_sale(f: SaleFacts) -> Refusal | None:
         return refusal("wallet_closed")
     if f.wallet_status != "active":
         return refusal("wallet_frozen")
+    if f.restriction is not None:
+        return f.restriction
     if f.cart_total > f.offline_max_sale:
         return refusal("offline_sale_cap", cap=money(f.offline_max_sale),
                        total=money(f.cart_total))
@@ -149,8 +189,8 @@ def check_sale(f: SaleFacts) -> Refusal | None:
         return refusal("offline_total_cap", unsynced=money(f.unanswered_total),
                        cap=money(f.offline_max_unsynced_total))
     if f.daily_limit is not None and f.spent_today + f.cart_total > f.daily_limit:
-        return refusal("daily_limit", spent=money(f.spent_today), limit=money(f.daily_limit),
-                       total=money(f.cart_total))
+        return refusal("daily_limit", left=money(max(0, f.daily_limit - f.spent_today)),
+                       limit=money(f.daily_limit), total=money(f.cart_total))
     available = f.balance - f.unsettled_spending + f.overdraft_limit
     if f.cart_total > available:
         return refusal("insufficient_balance", available=money(max(available, 0)),

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
+from terminal.store.rows import build, fetch_all, fetch_one
+
 if TYPE_CHECKING:
     from shared.protocol import SalesPushResponse
 
@@ -83,11 +85,8 @@ class OutboxRow:
     acked: bool
 
     @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> OutboxRow:
-        values = list(row)
-        values[11] = bool(values[11])
-        values[20] = bool(values[20])
-        return cls(*values)
+    def from_row(cls, row: sqlite3.Row) -> OutboxRow:
+        return build(cls, row, {"offline": bool, "acked": bool})
 
     @property
     def lines(self) -> list[dict[str, Any]]:
@@ -194,12 +193,13 @@ def latest_recorded(conn: sqlite3.Connection,
     read, through the key; SQLite's ``julianday`` reads the offsets (about 0.15 ms per 1,000
     rows, where ``strftime`` takes four times as long).
     """
-    row = conn.execute("SELECT MAX(julianday(created_at)), MAX(school_day) FROM outbox"
-                       " WHERE seq > ?", (after_seq,)).fetchone()
-    if row[0] is None:
-        return None, row[1]
-    unix = round((row[0] - _UNIX_EPOCH_JULIAN_DAY) * 86400, 3)  # created_at has milliseconds
-    return datetime.fromtimestamp(unix, UTC), row[1]
+    row = fetch_one(conn, "SELECT MAX(julianday(created_at)) AS latest,"
+                    " MAX(school_day) AS latest_day FROM outbox WHERE seq > ?", (after_seq,))
+    assert row is not None  # an aggregate always has its one row
+    if row["latest"] is None:
+        return None, row["latest_day"]
+    unix = round((row["latest"] - _UNIX_EPOCH_JULIAN_DAY) * 86400, 3)  # created_at has ms
+    return datetime.fromtimestamp(unix, UTC), row["latest_day"]
 
 
 def unanswered_sales_total(conn: sqlite3.Connection) -> int:
@@ -212,28 +212,28 @@ def unanswered_sales_total(conn: sqlite3.Connection) -> int:
 
 
 def get(conn: sqlite3.Connection, ref: str) -> OutboxRow | None:
-    row = conn.execute(f"SELECT {_COLUMNS} FROM outbox WHERE ref = ?", (ref,)).fetchone()  # noqa: S608
+    row = fetch_one(conn, f"SELECT {_COLUMNS} FROM outbox WHERE ref = ?", (ref,))  # noqa: S608
     return OutboxRow.from_row(row) if row else None
 
 
 def void_of(conn: sqlite3.Connection, ref: str) -> OutboxRow | None:
     """The void already recorded for a sale, unless the server refused it."""
-    row = conn.execute(
-        f"SELECT {_COLUMNS} FROM outbox WHERE voids = ?"  # noqa: S608
-        " AND COALESCE(outcome, '') NOT IN ('rejected', 'conflict')", (ref,)).fetchone()
+    row = fetch_one(
+        conn, f"SELECT {_COLUMNS} FROM outbox WHERE voids = ?"  # noqa: S608
+        " AND COALESCE(outcome, '') NOT IN ('rejected', 'conflict')", (ref,))
     return OutboxRow.from_row(row) if row else None
 
 
 def unacked_batch(conn: sqlite3.Connection, after_seq: int, limit: int) -> list[OutboxRow]:
-    rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM outbox WHERE acked = 0 AND seq > ?"  # noqa: S608
-        " ORDER BY seq LIMIT ?", (after_seq, limit)).fetchall()
+    rows = fetch_all(
+        conn, f"SELECT {_COLUMNS} FROM outbox WHERE acked = 0 AND seq > ?"  # noqa: S608
+        " ORDER BY seq LIMIT ?", (after_seq, limit))
     return [OutboxRow.from_row(r) for r in rows]
 
 
 def recent(conn: sqlite3.Connection, limit: int = 100) -> list[OutboxRow]:
-    rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM outbox ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()  # noqa: S608
+    rows = fetch_all(
+        conn, f"SELECT {_COLUMNS} FROM outbox ORDER BY seq DESC LIMIT ?", (limit,))  # noqa: S608
     return [OutboxRow.from_row(r) for r in rows]
 
 
@@ -243,8 +243,8 @@ _NEEDS_REVIEW = "outcome IN ('rejected', 'conflict')"
 
 def needing_review(conn: sqlite3.Connection) -> list[OutboxRow]:
     """Sales the server refused or found conflicting: kept visible to the cashier."""
-    rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM outbox WHERE {_NEEDS_REVIEW} ORDER BY seq").fetchall()  # noqa: S608
+    rows = fetch_all(
+        conn, f"SELECT {_COLUMNS} FROM outbox WHERE {_NEEDS_REVIEW} ORDER BY seq")  # noqa: S608
     return [OutboxRow.from_row(r) for r in rows]
 
 
@@ -264,12 +264,14 @@ def last_review_seq(conn: sqlite3.Connection) -> int | None:
 
 
 def queue_stats(conn: sqlite3.Connection) -> QueueStats:
-    row = conn.execute(
-        "SELECT COUNT(*), COALESCE(SUM(CASE kind WHEN 'sale' THEN total ELSE 0 END), 0)"
-        " FROM outbox WHERE acked = 0").fetchone()
+    row = fetch_one(
+        conn, "SELECT COUNT(*) AS queued,"
+        " COALESCE(SUM(CASE kind WHEN 'sale' THEN total ELSE 0 END), 0) AS queued_total"
+        " FROM outbox WHERE acked = 0")
+    assert row is not None
     oldest = conn.execute(
         "SELECT created_at FROM outbox WHERE acked = 0 ORDER BY seq LIMIT 1").fetchone()
-    return QueueStats(queued=row[0], queued_total=row[1],
+    return QueueStats(queued=row["queued"], queued_total=row["queued_total"],
                       oldest_unsynced_at=oldest[0] if oldest else None)
 
 
@@ -279,13 +281,14 @@ def last_seq(conn: sqlite3.Connection) -> int:
 
 
 def store_results(db: Database, sent: list[OutboxRow], response: SalesPushResponse,
-                  epoch: int, at: datetime) -> None:
+                  epoch: int, at: datetime) -> int:
     """Record each sale's result and the server's ``acked_seq`` in one short transaction.
 
     ``duplicate`` is resolved to the first outcome (``original_status``; a server that omits it
     is taken to mean ``applied``, the only outcome a replay of a sale we sent can hide).
     ``acked`` follows ``acked_seq`` both ways: should the server ever report a lower
     ``acked_seq`` (restored from a backup), rows above it are queued again, never lost.
+    Returns how many outbox rows were written (0: nothing a sales list shows has moved).
     """
     by_ref = {row.ref: row for row in sent}
     updates = []
@@ -299,14 +302,15 @@ def store_results(db: Database, sent: list[OutboxRow], response: SalesPushRespon
                         epoch if outcome == "applied" else None, result.ref))
     conn = db.conn
     with db.atomic():
-        conn.executemany(
+        changed = conn.executemany(
             "UPDATE outbox SET last_status = ?, outcome = ?, flags_json = ?, code = ?,"
             " detail = ?, balance_after = ?, result_at = ?,"
-            " applied_epoch = COALESCE(applied_epoch, ?) WHERE ref = ?", updates)
-        conn.execute("UPDATE outbox SET acked = 1 WHERE acked = 0 AND seq <= ?",
-                     (response.acked_seq,))
-        conn.execute("UPDATE outbox SET acked = 0 WHERE acked = 1 AND seq > ?",
-                     (response.acked_seq,))
+            " applied_epoch = COALESCE(applied_epoch, ?) WHERE ref = ?", updates).rowcount
+        changed += conn.execute("UPDATE outbox SET acked = 1 WHERE acked = 0 AND seq <= ?",
+                                (response.acked_seq,)).rowcount
+        changed += conn.execute("UPDATE outbox SET acked = 0 WHERE acked = 1 AND seq > ?",
+                                (response.acked_seq,)).rowcount
         conn.execute(
             "UPDATE sync_state SET acked_seq = ?, missing_seqs_json = ? WHERE id = 1",
             (response.acked_seq, json.dumps(response.missing_seqs)))
+    return max(0, changed)

@@ -146,3 +146,26 @@ def m003_spent_today_and_clock(db: Database) -> None:
         ALTER TABLE sync_state ADD COLUMN synced_seq INTEGER NOT NULL DEFAULT 0;
         """
     )
+
+
+@migrations()
+def m004_restrictions_positions(db: Database) -> None:
+    """Spec v1.1 snapshot additions: each wallet's grade, homeroom and restrictions (one JSON
+    object of three lists; '{}' on rows written before, meaning nothing restricted), each
+    product's allergens (JSON list) and button position (NULL: not set). Credentials get an
+    index by wallet so the name lookup can show each student's bracelets.
+
+    The delta cursor is dropped, so the next pull is a full snapshot: a delta would only bring
+    the wallets and products that happened to change, and the others would keep selling
+    without their restrictions. Queued sales are not touched."""
+    db.executescript(
+        """
+        ALTER TABLE wallets ADD COLUMN grade TEXT;
+        ALTER TABLE wallets ADD COLUMN homeroom TEXT;
+        ALTER TABLE wallets ADD COLUMN restrictions_json TEXT NOT NULL DEFAULT '{}';
+        ALTER TABLE products ADD COLUMN allergens_json TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE products ADD COLUMN position INTEGER;
+        CREATE INDEX credentials_wallet ON credentials (wallet_id);
+        UPDATE sync_state SET cursor = NULL WHERE id = 1;
+        """
+    )

@@ -9,6 +9,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from terminal.store.rows import build, fetch_one
+
 
 @dataclass(frozen=True, slots=True)
 class Device:
@@ -67,10 +69,10 @@ def _dt(text: str | None) -> datetime | None:
 
 
 def get_device(db: Database) -> Device | None:
-    row = db.conn.execute(
-        "SELECT device_id, device_token, school_id, currency, server_url, name, enrolled_at"
-        " FROM device WHERE id = 1").fetchone()
-    return Device(*row) if row else None
+    row = fetch_one(
+        db.conn, "SELECT device_id, device_token, school_id, currency, server_url, name,"
+        " enrolled_at FROM device WHERE id = 1")
+    return build(Device, row) if row else None
 
 
 def save_device(db: Database, device: Device) -> None:
@@ -83,16 +85,16 @@ def save_device(db: Database, device: Device) -> None:
 
 
 def get_sync_state(db: Database) -> SyncState:
-    row = db.conn.execute(
-        "SELECT epoch, cursor, settings_json, snapshot_at, last_sync_at, last_contact_at,"
-        " last_contact_ok, last_error, auth_problem, acked_seq, missing_seqs_json,"
-        " snapshot_server_time, synced_seq FROM sync_state WHERE id = 1").fetchone()
-    return SyncState(
-        epoch=row[0], cursor=row[1], settings=SchoolSettings.from_json(row[2]),
-        snapshot_at=_dt(row[3]), last_sync_at=_dt(row[4]), last_contact_at=_dt(row[5]),
-        last_contact_ok=None if row[6] is None else bool(row[6]), last_error=row[7],
-        auth_problem=row[8], acked_seq=row[9], missing_seqs=json.loads(row[10]),
-        server_time=_dt(row[11]), synced_seq=row[12])
+    row = fetch_one(
+        db.conn, "SELECT epoch, cursor, settings_json AS settings, snapshot_at, last_sync_at,"
+        " last_contact_at, last_contact_ok, last_error, auth_problem, acked_seq,"
+        " missing_seqs_json AS missing_seqs, snapshot_server_time AS server_time, synced_seq"
+        " FROM sync_state WHERE id = 1")
+    assert row is not None  # created by the first migration
+    return build(SyncState, row, {
+        "settings": SchoolSettings.from_json, "snapshot_at": _dt, "last_sync_at": _dt,
+        "last_contact_at": _dt, "server_time": _dt, "missing_seqs": json.loads,
+        "last_contact_ok": lambda v: None if v is None else bool(v)})
 
 
 def record_contact(db: Database, at: datetime, *, ok: bool, error: str | None = None,

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import random
 
+from terminal.settings import BACKOFF_BASE_S, BACKOFF_CAP_S
+
 
 class Backoff:
-    def __init__(self, base: float = 1.0, cap: float = 120.0,
+    def __init__(self, base: float = BACKOFF_BASE_S, cap: float = BACKOFF_CAP_S,
                  rng: random.Random | None = None) -> None:
         if base <= 0 or cap < base:
             raise ValueError("need 0 < base <= cap")

@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlite_utils import Database
 
 from shared.protocol import MAX_SALES_PER_PUSH
+from terminal.changes import Change
 from terminal.errors import (
     DeviceNotAuthorized,
     ServerRefusedRequest,
@@ -41,6 +42,10 @@ class SyncReport:
     unreachable: bool = False
     auth_problem: str | None = None
     retry_after: float | None = None
+    # What this cycle changed in the store: always SYNC; SALES when a push result or an ack
+    # moved an outbox row; SNAPSHOT when a page brought rows (a delta with nothing in it does
+    # not); SETTINGS when the school's settings differ from the stored ones.
+    changed: Change = Change.SYNC
 
 
 def run_cycle(db: Database, client: SyncClient, clock: Callable[[], datetime],
@@ -83,7 +88,8 @@ def _push_queue(db: Database, client: SyncClient, clock: Callable[[], datetime],
         # Read the epoch *after* the answer: a pull that started before this point gets a
         # snapshot that may predate these sales (see outbox.py).
         epoch = state.current_epoch(db)
-        outbox.store_results(db, batch, response, epoch, clock())
+        if outbox.store_results(db, batch, response, epoch, clock()):
+            report.changed |= Change.SALES
         state.record_contact(db, clock(), ok=True)
         for result in response.results:
             report.counts[result.status] = report.counts.get(result.status, 0) + 1
@@ -101,7 +107,10 @@ def _pull_snapshot(db: Database, client: SyncClient, clock: Callable[[], datetim
     for _ in range(MAX_PAGES):
         page = client.snapshot(cursor)
         report.reached = True
-        snapshot.apply_page(db, page, epoch)
+        if snapshot.apply_page(db, page, epoch):
+            report.changed |= Change.SETTINGS
+        if page.full or page.wallets or page.credentials or page.products or page.cashiers:
+            report.changed |= Change.SNAPSHOT
         report.snapshot_pages += 1
         full = full or page.full
         cursor = page.cursor

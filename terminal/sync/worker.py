@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from terminal.settings import SYNC_INTERVAL_S
 from terminal.sync.backoff import Backoff
 from terminal.sync.cycle import SyncReport
 
@@ -19,13 +20,13 @@ if TYPE_CHECKING:
 
 
 class SyncWorker:
-    def __init__(self, terminal: Terminal, *, interval: float = 30.0,
+    def __init__(self, terminal: Terminal, *, interval: float = SYNC_INTERVAL_S,
                  on_report: Callable[[SyncReport], None] | None = None,
                  backoff: Backoff | None = None) -> None:
         self._terminal = terminal
         self._interval = interval
         self._on_report = on_report
-        self._backoff = backoff or Backoff(base=2.0, cap=300.0)
+        self._backoff = backoff or Backoff()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pos-sync", daemon=True)

@@ -64,7 +64,7 @@ def test_server_figure_plus_own_sales_not_yet_in_it(tmp_path: Path, clock: Setta
     term = offline_terminal(tmp_path, page(spent_today=1000), clock)  # other tills: 10.00
     assert spent(term) == 1000
     problem = refusal(term, [("meal", 1)])                          # 1000 + 1200 > 1500
-    assert problem.code == "daily_limit" and "10.00 SAR spent today" in problem.message
+    assert problem.code == "daily_limit" and "5.00 SAR left today of 15.00 SAR" in problem.message
     sale = term.record_sale("cash1", [("water", 3)], uid=UID)       # 1000 + 450 = 1450
     assert spent(term) == 1450
 

@@ -1,0 +1,65 @@
+"""This terminal's own settings and every default of the terminal, each declared once.
+
+Two kinds live here. Timing defaults (how often the cashier app syncs, how it backs off from
+an unreachable server) used to be written out in the app, the main window, the sync worker and
+the backoff class, with four different values; now those places import them from here.
+:class:`LocalSettings` are per terminal, chosen at its counter (language, sound) and kept in
+its SQLite file, never sent to the server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+# Seconds between two sync cycles of the cashier app while the server answers. 15 s keeps a
+# top-up or a blocked bracelet at most that far behind, at one small request per till.
+SYNC_INTERVAL_S = 15.0
+# Retry delays while the server is unreachable: full jitter up to base * 2**n, at most cap.
+BACKOFF_BASE_S = 2.0
+BACKOFF_CAP_S = 60.0
+
+LANGUAGES = ("en", "ar")
+
+
+@dataclass(frozen=True, slots=True)
+class LocalSettings:
+    language: str = "en"        # "en" or "ar": the language the cashier app speaks
+    sound_volume: int = 70      # 0 to 100
+    sound_muted: bool = False
+
+
+def validated(current: LocalSettings, changes: dict[str, Any]) -> LocalSettings:
+    """``current`` with ``changes`` applied, or ``ValueError`` in words a person reads."""
+    known = {f.name for f in fields(LocalSettings)}
+    unknown = sorted(set(changes) - known)
+    if unknown:
+        raise ValueError(f"unknown setting: {', '.join(unknown)}")
+    if "language" in changes and changes["language"] not in LANGUAGES:
+        raise ValueError("language must be 'en' (English) or 'ar' (Arabic)")
+    if "sound_volume" in changes:
+        volume = changes["sound_volume"]
+        if isinstance(volume, bool) or not isinstance(volume, int) or not 0 <= volume <= 100:
+            raise ValueError("sound volume must be a whole number from 0 to 100")
+    if "sound_muted" in changes and not isinstance(changes["sound_muted"], bool):
+        raise ValueError("sound muted must be yes or no (true or false)")
+    return replace(current, **changes)
+
+
+def to_text(settings: LocalSettings) -> dict[str, str]:
+    """How each setting is stored in the ``local_settings`` table (text values)."""
+    return {"language": settings.language, "sound_volume": str(settings.sound_volume),
+            "sound_muted": "1" if settings.sound_muted else "0"}
+
+
+def from_text(stored: dict[str, str | None]) -> LocalSettings:
+    """The stored values; a value missing or unreadable (a hand-edited file) is the default."""
+    default = LocalSettings()
+    language = stored.get("language")
+    volume_text = stored.get("sound_volume") or ""
+    volume = int(volume_text) if volume_text.isdigit() else default.sound_volume
+    muted = stored.get("sound_muted")
+    return LocalSettings(
+        language=language if language in LANGUAGES else default.language,
+        sound_volume=volume if 0 <= volume <= 100 else default.sound_volume,
+        sound_muted=default.sound_muted if muted is None else muted == "1")
