@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QApplication
 from terminal.core import Terminal
 from terminal.readers.base import BraceletReader
 from terminal.readers.factory import create_reader
+from terminal.settings import SYNC_INTERVAL_S
 from terminal.sync.backoff import Backoff
 from terminal.ui import i18n, theme
 from terminal.ui.main_window import MainWindow
@@ -32,7 +33,7 @@ class AppOptions:
     name: str | None = None
     reader: str = "simulated"
     reader_device: str | None = None
-    sync_interval: float = 15.0
+    sync_interval: float = SYNC_INTERVAL_S
     fullscreen: bool = False
 
 
@@ -47,7 +48,7 @@ def create_window(data_dir: Path | str, options: AppOptions | None = None, *,
         extra = {"device": options.reader_device} if options.reader_device else {}
         reader = create_reader(options.reader, **extra)
     return MainWindow(terminal, reader, sync_interval=options.sync_interval,
-                      backoff=backoff or Backoff(base=2.0, cap=60.0),
+                      backoff=backoff or Backoff(),
                       server=options.server, enroll_code=options.enroll_code,
                       name=options.name)
 

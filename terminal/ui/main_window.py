@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 from terminal.core import Receipt, Terminal
 from terminal.readers.base import BraceletReader, ReaderState
 from terminal.readers.simulated import SimulatedReader
+from terminal.settings import SYNC_INTERVAL_S
 from terminal.sync.backoff import Backoff
 from terminal.sync.cycle import SyncReport
 from terminal.ui.banner import Banner
@@ -35,7 +36,7 @@ STATUS_REFRESH_MS = 1000
 
 class MainWindow(QMainWindow):
     def __init__(self, terminal: Terminal, reader: BraceletReader, *,
-                 sync_interval: float = 15.0, backoff: Backoff | None = None,
+                 sync_interval: float = SYNC_INTERVAL_S, backoff: Backoff | None = None,
                  server: str | None = None, enroll_code: str | None = None,
                  name: str | None = None) -> None:
         super().__init__()

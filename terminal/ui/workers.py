@@ -29,6 +29,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QSocketNotifier, Signal
 
 from terminal.readers.base import BraceletReader, ReaderEvent, StateChange, Tap
+from terminal.settings import SYNC_INTERVAL_S
 from terminal.sync.backoff import Backoff
 from terminal.sync.cycle import SyncReport
 from terminal.sync.worker import SyncWorker
@@ -119,7 +120,7 @@ class SyncBridge(QObject):
 
     report = Signal(object)  # SyncReport
 
-    def __init__(self, terminal: Any, *, interval: float = 15.0,
+    def __init__(self, terminal: Any, *, interval: float = SYNC_INTERVAL_S,
                  backoff: Backoff | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._terminal = terminal
