@@ -6,6 +6,8 @@ PIN or a full bracelet UID.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from terminal.selling.rules import Refusal
 
 
@@ -33,6 +35,14 @@ class SaleRefused(TerminalError):
         self.code = code
         self.message = message
         self.refusal = refusal if refusal is not None else Refusal(code, message, code, {})
+
+    @property
+    def key(self) -> str:
+        return self.refusal.key
+
+    @property
+    def values(self) -> Mapping[str, str]:
+        return self.refusal.values
 
     @classmethod
     def because(cls, refusal: Refusal) -> SaleRefused:
