@@ -10,6 +10,7 @@ on the GUI thread (the cashier sees the result in the same frame); the network n
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal
@@ -22,6 +23,20 @@ from terminal.selling.taps import TapGuard
 from terminal.ui.cart_model import CartModel
 
 log = logging.getLogger(__name__)
+
+# How long a tapped student stays "at the counter" for the restriction check of items the
+# cashier adds after the tap (a balance check, or a refusal, then the order is put together).
+STUDENT_HOLD_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Student:
+    """The student whose bracelet (or looked-up name) was last answered, not yet served."""
+
+    name: str
+    uid: str | None = None
+    wallet_id: str | None = None
+    since: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +69,8 @@ class Counter(QObject):
         self.cart = CartModel(terminal.currency())
         self.cashier_id: str | None = None
         self.ignored_repeats = 0
+        self.student: Student | None = None
+        self.cart.total_changed.connect(self._cart_changed)
 
     # -- cashier
 
@@ -67,11 +84,47 @@ class Counter(QObject):
     def lock(self) -> None:
         """Keep the cart (the same cashier usually comes back), forget who is selling."""
         self.cashier_id = None
+        self.student = None
         self.cashier_changed.emit("", "")
 
     @property
     def locked(self) -> bool:
         return self.cashier_id is None
+
+    # -- the student at the counter, and items they may not have
+
+    def current_student(self) -> Student | None:
+        if self.student is not None and time.monotonic() - self.student.since > STUDENT_HOLD_S:
+            self.student = None
+        return self.student
+
+    def _remember(self, name: str, *, uid: str | None, wallet_id: str | None) -> None:
+        self.student = Student(name, uid, wallet_id, time.monotonic())
+
+    def _cart_changed(self, total: int) -> None:
+        if total == 0:  # the order was cleared or sold: the next one is another student's
+            self.student = None
+
+    def add_product(self, product_id: str, name: str, price: int) -> bool:
+        """Add one of a product to the cart, unless the student already tapped for this
+        order may not have it (core :meth:`Terminal.item_refusal`, offline like every rule):
+        then RESTRICTED is shown with the item and the reason, and nothing is added."""
+        student = self.current_student()
+        if student is not None:
+            refused = self.terminal.item_refusal(product_id, uid=student.uid,
+                                                 wallet_id=student.wallet_id)
+            if refused is not None:
+                view = (self.terminal.wallet_for_uid(student.uid) if student.uid
+                        else self.terminal.wallet_view(student.wallet_id or ""))
+                balance = view.balance_estimate if view is not None else None
+                self.outcome.emit(Outcome(
+                    "restricted", student.name, refused.message, total=self.cart.total,
+                    before=balance, after=balance, code=refused.code,
+                    grade=getattr(view, "grade", None),
+                    homeroom=getattr(view, "homeroom", None)))
+                return False
+        self.cart.add(product_id, name, price)
+        return True
 
     # -- taps and sales
 
@@ -82,7 +135,7 @@ class Counter(QObject):
             log.info("repeat read of %s within the window ignored", mask_uid(uid))
             return
         if self.cashier_id is None:
-            self.outcome.emit(Outcome("refused", "", "Log in first: the counter is locked.",
+            self.outcome.emit(Outcome("notice", "", "Log in first: the counter is locked.",
                                       code="locked", read_at=read_at))
             return
         if self.cart.is_empty():
@@ -106,11 +159,14 @@ class Counter(QObject):
         except TerminalError as error:
             result = Outcome("refused", "", str(error), code="error", read_at=read_at)
         else:
+            grade, homeroom = self._class_of(receipt.wallet_id)
             result = Outcome(
                 "approved", receipt.display_name, "Paid", total=receipt.total,
                 before=receipt.balance_estimate + receipt.total,
-                after=receipt.balance_estimate, read_at=read_at, offline=receipt.offline)
+                after=receipt.balance_estimate, read_at=read_at, offline=receipt.offline,
+                grade=grade, homeroom=homeroom)
             self.cart.clear()
+            self.student = None
             self.recorded.emit(receipt)
         self.outcome.emit(result)
         return result
@@ -142,9 +198,31 @@ class Counter(QObject):
         elif wallet_id is not None:
             view = self.terminal.wallet_view(wallet_id)
         balance = view.balance_estimate if view is not None else None
-        return Outcome("refused", view.display_name if view else "", refused.message,
+        if view is not None:  # items added next are checked against this student
+            self._remember(view.display_name, uid=uid, wallet_id=wallet_id)
+        kind = "restricted" if refused.code == "restricted_item" else "refused"
+        return Outcome(kind, view.display_name if view else "", refused.message,
                        total=self.cart.total, before=balance, after=balance,
-                       code=refused.code, read_at=read_at)
+                       code=refused.code, read_at=read_at,
+                       grade=getattr(view, "grade", None),
+                       homeroom=getattr(view, "homeroom", None))
+
+    def _class_of(self, wallet_id: str) -> tuple[str | None, str | None]:
+        """Grade and homeroom, shown beside the name (two students may share a name)."""
+        view = self.terminal.wallet_view(wallet_id)
+        return getattr(view, "grade", None), getattr(view, "homeroom", None)
+
+    def show_balance(self, wallet_id: str) -> None:
+        """A student found by name with an empty cart: who it is and the balance."""
+        view = self.terminal.wallet_view(wallet_id)
+        if view is None:
+            return
+        self._remember(view.display_name, uid=None, wallet_id=wallet_id)
+        self.outcome.emit(Outcome("info", view.display_name,
+                                  "Balance only: the cart is empty, nothing was charged.",
+                                  before=view.balance_estimate, after=view.balance_estimate,
+                                  grade=getattr(view, "grade", None),
+                                  homeroom=getattr(view, "homeroom", None)))
 
     def _balance_inquiry(self, uid: str, read_at: float | None) -> None:
         """A tap with an empty cart shows who it is and the balance; nothing is sold."""
@@ -153,7 +231,9 @@ class Counter(QObject):
             self.outcome.emit(Outcome("refused", "", MESSAGES["credential_unknown"],
                                       code="credential_unknown", read_at=read_at))
             return
+        self._remember(view.display_name, uid=uid, wallet_id=None)
         self.outcome.emit(Outcome("info", view.display_name,
                                   "Balance only: the cart is empty, nothing was charged.",
                                   before=view.balance_estimate, after=view.balance_estimate,
-                                  read_at=read_at))
+                                  read_at=read_at, grade=getattr(view, "grade", None),
+                                  homeroom=getattr(view, "homeroom", None)))

@@ -76,16 +76,23 @@ class HistoryView(QWidget):
         view = self.terminal.wallet_view(wallet_id)
         return view.display_name if view else wallet_id
 
-    def reload(self) -> None:
-        selected = self.selected_ref()
+    def reload(self, *, newest: bool = False) -> None:
+        """Re-read the history. ``newest``: select the newest line (the screen is being
+        opened: a selection left from an earlier visit would make V void an older sale than
+        the one the cashier just made). Otherwise a line the cashier selected during this
+        visit stays selected by its reference, wherever new lines push it; with none, nothing
+        is selected and V asks for a choice."""
+        selected = None if newest else self.selected_ref()
         self.model.currency = self.terminal.currency()
         self.model.set_rows(self.terminal.history(100))
+        self.table.clearSelection()
+        self.table.setCurrentIndex(self.model.index(-1, -1))
         for i, row in enumerate(self.model.rows):
             if row.ref == selected:
                 self.table.selectRow(i)
                 break
         else:
-            if self.model.rows:
+            if newest and self.model.rows:
                 self.table.selectRow(0)
 
     def selected_ref(self) -> str | None:
@@ -106,6 +113,10 @@ class HistoryView(QWidget):
             return
         if row.kind != "sale":
             self.message.setText("That line is a void; select the sale itself.")
+            return
+        refused = self.terminal.void_refusal(row.ref)
+        if refused is not None:  # already voided, not accepted by the server...: no dialog
+            self.message.setText(refused.message)
             return
         box = QMessageBox(QMessageBox.Icon.Question, "Void sale",
                           f"Void sale #{row.seq} of {self.model.name(row.wallet_id)} for "

@@ -50,6 +50,8 @@ class ResultPanel(QFrame):
         self.painted_at = 0.0
         self.paint_count = 0
         self.stopped: str | None = None   # why this terminal cannot sell at all; None: it can
+        # A problem of the till itself (the reader is gone): (title, what to do), or None
+        self.notice: tuple[str, str] | None = None
         self._total = 0
         self.setObjectName("resultPanel")
         self.setMinimumHeight(200)
@@ -98,12 +100,24 @@ class ResultPanel(QFrame):
         self.stopped = message
         self.show_waiting(self._total)
 
+    def set_notice(self, title: str | None, detail: str = "") -> None:
+        """Show a problem of the till (no reader) instead of the waiting state, in amber,
+        until cleared with ``None``: the cashier looks here, not at the status bar."""
+        notice = (title, detail) if title else None
+        if notice == self.notice:
+            return
+        self.notice = notice
+        if self.outcome is None:
+            self.show_waiting(self._total)
+
     def show_waiting(self, total: int) -> None:
         """The cart's state when no answer is on screen."""
         self.outcome = None
         self._total = total
         if self.stopped is not None:
             self.state = "stopped"
+        elif self.notice is not None:
+            self.state = "notice"
         elif total > 0:
             self.state = "waiting"
         else:
@@ -151,6 +165,13 @@ class ResultPanel(QFrame):
             self.name.setText(self.tr("No payments on this terminal"))
             self.amounts.setText("")
             self.detail.setText(self.stopped or "")
+        elif self.state == "notice" and self.notice is not None:
+            self._style(theme.WARNING, "black", WAITING_PX)
+            self.headline.setText(self.headline_text("notice"))
+            self.name.setText(self.notice[0])
+            self.amounts.setText(self.tr("To pay %1").replace("%1", self.money(self._total))
+                                 if self._total else "")
+            self.detail.setText(self.notice[1])
         elif self.state == "waiting":
             self._style(theme.WAITING, "white", WAITING_PX)
             self.headline.setText(self.tr("Tap bracelet"))

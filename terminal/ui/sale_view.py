@@ -50,6 +50,7 @@ class SaleView(QWidget):
     sync_requested = Signal()
     lock_requested = Signal()
     demo_requested = Signal()
+    settings_requested = Signal()
 
     def __init__(self, counter: Counter, *, demo_reader: bool = False,
                  parent: QWidget | None = None) -> None:
@@ -73,6 +74,8 @@ class SaleView(QWidget):
         self.demo_button = self._header_button(header, "Demo bracelets F9", self.demo_requested)
         self.demo_button.setVisible(demo_reader)
         header.addStretch(1)
+        self.settings_button = self._header_button(header, "Settings F10",
+                                                   self.settings_requested)
         self.lock_button = self._header_button(header, "Lock F12", self.lock_requested)
         outer.addLayout(header)
 
@@ -180,6 +183,7 @@ class SaleView(QWidget):
             "F4": self.history_requested.emit,
             "F5": self.sync_requested.emit,
             "F9": self.demo_requested.emit,
+            "F10": self.settings_requested.emit,
             "F12": self.lock_requested.emit,
             "Ctrl+L": self.lock_requested.emit,
         }
@@ -258,7 +262,7 @@ class SaleView(QWidget):
 
     def add_product(self, product: Product) -> None:
         if self.result.stopped is None:
-            self.cart.add(product.product_id, product.name, product.price)
+            self.counter.add_product(product.product_id, product.name, product.price)
 
     def show_stopped(self, message: str | None) -> None:
         """The terminal may not sell at all (``message`` says why and what to do), or may
@@ -303,6 +307,8 @@ class SaleView(QWidget):
     # -- answers
 
     def show_outcome(self, outcome: Outcome) -> None:
+        if outcome.code == "locked":
+            return  # this screen is hidden while locked: the login screen says it
         self.result.show_outcome(outcome)
         self._hold.start(RESULT_HOLD_MS)
 

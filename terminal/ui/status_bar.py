@@ -21,7 +21,7 @@ def _ago(iso: str | None, now: datetime) -> str:
     except ValueError:
         return iso
     seconds = max(0, int((now - moment).total_seconds()))
-    local = moment.astimezone().strftime("%H:%M")
+    local = moment.astimezone(now.tzinfo).strftime("%H:%M")  # in the zone of ``now``
     if seconds < 60:
         return f"{local} (just now)"
     if seconds < 3600:
@@ -44,16 +44,20 @@ class StatusBar(QFrame):
         self.last_sync = QLabel()
         self.reader = QLabel()
         self.cashier = QLabel()
+        self.clock = QLabel()       # school time, set each minute by the window's clock timer
+        self.clock.setStyleSheet("font-weight: bold;")
         for label in (self.network, self.queue, self.last_sync, self.reader):
             layout.addWidget(label)
         layout.addStretch(1)
         layout.addWidget(self.cashier)
+        layout.addWidget(self.clock)
         self.online: bool | None = None
         self.reader_connected = False
+        self._last_sync_at: str | None = None
 
     def show_status(self, status: dict[str, Any], currency: str,
                     now: datetime | None = None) -> None:
-        now = now or datetime.now(UTC)
+        now = now or datetime.now(UTC).astimezone()
         if not status.get("enrolled"):
             self.online = None
             self.network.setText("Not enrolled")
@@ -69,7 +73,15 @@ class StatusBar(QFrame):
         queued, total = int(status.get("queued") or 0), int(status.get("queued_total") or 0)
         self.queue.setText(f"To sync: {queued} ({format_minor(total, currency)})"
                            if queued else "All synced")
-        self.last_sync.setText(f"Last sync: {_ago(status.get('last_sync_at'), now)}")
+        self._last_sync_at = status.get("last_sync_at")
+        self.last_sync.setText(f"Last sync: {_ago(self._last_sync_at, now)}")
+
+    def show_clock(self, school_now: datetime) -> None:
+        """The school's time (the till may be set to another zone), and the "3 min ago" of the
+        last sync moved on: a clock tick redraws from what is held here, reading no store."""
+        self.clock.setText(school_now.strftime("%H:%M"))
+        if self.online is not None:
+            self.last_sync.setText(f"Last sync: {_ago(self._last_sync_at, school_now)}")
 
     def show_reader(self, connected: bool, message: str, kind: str = "") -> None:
         """``kind`` names the active reader (pcsc, nfc, wedge, simulated) so the cashier and

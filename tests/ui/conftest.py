@@ -74,7 +74,8 @@ def open_app(qtbot: Any, data_dir: Path, server_url: str, enroll_code: str, name
 
 
 def offline_terminal(data_dir: Path, server_url: str, wallets: list[dict[str, Any]],
-                     credentials: list[dict[str, Any]], **kwargs: Any) -> Terminal:
+                     credentials: list[dict[str, Any]], *,
+                     products: list[dict[str, Any]] | None = None, **kwargs: Any) -> Terminal:
     """An enrolled terminal with a snapshot written through the real snapshot code, pointed
     at ``server_url`` (which may be a server that never answers)."""
     from shared.protocol import SnapshotResponse
@@ -88,7 +89,7 @@ def offline_terminal(data_dir: Path, server_url: str, wallets: list[dict[str, An
     page = SnapshotResponse.model_validate({
         "cursor": "c1", "full": True, "more": False, "server_time": now.isoformat(),
         "settings": SETTINGS, "wallets": wallets, "credentials": credentials,
-        "products": PRODUCTS, "cashiers": CASHIERS})
+        "products": PRODUCTS if products is None else products, "cashiers": CASHIERS})
     epoch = state.next_epoch(term.db)
     snapshot.apply_page(term.db, page, epoch)
     snapshot.finish_pull(term.db, epoch=epoch, cursor="c1", full=True, at=now, server_time=now)
@@ -97,10 +98,11 @@ def offline_terminal(data_dir: Path, server_url: str, wallets: list[dict[str, An
     return term
 
 
-def wallet(wallet_id: str, name: str, balance: int) -> dict[str, Any]:
+def wallet(wallet_id: str, name: str, balance: int, **extra: Any) -> dict[str, Any]:
+    """A snapshot wallet row; ``extra``: v1.1 fields (grade, homeroom, restrictions...)."""
     return {"wallet_id": wallet_id, "display_name": name, "balance": balance,
             "daily_limit": None, "status": "active",
-            "balance_as_of": datetime.now(UTC).isoformat()}
+            "balance_as_of": datetime.now(UTC).isoformat(), **extra}
 
 
 @pytest.fixture
