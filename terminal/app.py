@@ -24,6 +24,7 @@ from terminal.settings import SYNC_INTERVAL_S
 from terminal.sync.backoff import Backoff
 from terminal.ui import i18n, theme
 from terminal.ui.main_window import MainWindow
+from terminal.ui.sound import SoundPlayer, create_player
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +40,10 @@ class AppOptions:
 
 def create_window(data_dir: Path | str, options: AppOptions | None = None, *,
                   terminal: Terminal | None = None, reader: BraceletReader | None = None,
-                  backoff: Backoff | None = None) -> MainWindow:
-    """Everything but the event loop (tests and the benchmark call this)."""
+                  backoff: Backoff | None = None,
+                  player: SoundPlayer | None = None) -> MainWindow:
+    """Everything but the event loop (tests and the benchmark call this). ``player``: where
+    the answer sounds go; tests and benchmarks leave it out and get silence."""
     options = options or AppOptions()
     terminal = terminal or Terminal(data_dir)
     _apply_language(terminal)
@@ -50,7 +53,7 @@ def create_window(data_dir: Path | str, options: AppOptions | None = None, *,
     return MainWindow(terminal, reader, sync_interval=options.sync_interval,
                       backoff=backoff or Backoff(),
                       server=options.server, enroll_code=options.enroll_code,
-                      name=options.name)
+                      name=options.name, player=player)
 
 
 def _apply_language(terminal: Terminal) -> None:
@@ -71,7 +74,7 @@ def main(data_dir: Path | str, options: AppOptions | None = None) -> int:
     app.setApplicationName("Cafeteria POS")
     theme.apply(app)
     try:
-        window = create_window(data_dir, options)
+        window = create_window(data_dir, options, player=create_player())
     except ValueError as exc:  # an unknown reader kind or option, in plain words
         sys.stderr.write(f"pos-terminal: {exc}\n")
         return 2
