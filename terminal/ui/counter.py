@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, Signal
 from shared.ids import mask_uid
 from terminal.core import Terminal
 from terminal.errors import SaleRefused, TerminalError
-from terminal.selling.rules import MESSAGES
+from terminal.selling.rules import Refusal, refusal
 from terminal.selling.taps import TapGuard
 from terminal.ui.cart_model import CartModel
 
@@ -54,6 +54,16 @@ class Outcome:
     offline: bool = False
     grade: str | None = None
     homeroom: str | None = None
+    # The core's refusal (key + values), so the panel says it in the cashier's language and
+    # says it again after a language switch; ``message`` is its English for logs.
+    refusal: Refusal | None = None
+
+
+def _refusal_outcome(key: str, read_at: float | None = None) -> Outcome:
+    """A refusal the till makes without asking the core (no cashier, unknown bracelet)."""
+    refused = refusal(key)
+    return Outcome("refused", "", refused.message, code=refused.code, read_at=read_at,
+                   refusal=refused)
 
 
 class Counter(QObject):
@@ -119,7 +129,7 @@ class Counter(QObject):
                 balance = view.balance_estimate if view is not None else None
                 self.outcome.emit(Outcome(
                     "restricted", student.name, refused.message, total=self.cart.total,
-                    before=balance, after=balance, code=refused.code,
+                    before=balance, after=balance, code=refused.code, refusal=refused,
                     grade=getattr(view, "grade", None),
                     homeroom=getattr(view, "homeroom", None)))
                 return False
@@ -147,8 +157,7 @@ class Counter(QObject):
                read_at: float | None = None) -> Outcome:
         """Record the cart as a sale to a bracelet or (looked up by name) a wallet."""
         if self.cashier_id is None:
-            result = Outcome("refused", "", MESSAGES["cashier_unknown"],
-                             code="cashier_unknown", read_at=read_at)
+            result = _refusal_outcome("cashier_unknown", read_at)
             self.outcome.emit(result)
             return result
         try:
@@ -173,15 +182,17 @@ class Counter(QObject):
 
     def void(self, ref: str) -> Outcome:
         if self.cashier_id is None:
-            result = Outcome("refused", "", MESSAGES["cashier_unknown"], code="cashier_unknown")
+            result = _refusal_outcome("cashier_unknown")
         else:
             try:
                 receipt = self.terminal.void(ref, self.cashier_id)
             except SaleRefused as refused:
-                result = Outcome("refused", "", refused.message, code=refused.code)
+                result = Outcome("refused", "", refused.message, code=refused.code,
+                                 refusal=refused.refusal)
             else:
                 result = Outcome("voided", receipt.display_name,
                                  "Sale voided: the money goes back to the student.",
+                                 code="voided",
                                  total=receipt.total,
                                  before=receipt.balance_estimate - receipt.total,
                                  after=receipt.balance_estimate,
@@ -203,7 +214,7 @@ class Counter(QObject):
         kind = "restricted" if refused.code == "restricted_item" else "refused"
         return Outcome(kind, view.display_name if view else "", refused.message,
                        total=self.cart.total, before=balance, after=balance,
-                       code=refused.code, read_at=read_at,
+                       code=refused.code, read_at=read_at, refusal=refused.refusal,
                        grade=getattr(view, "grade", None),
                        homeroom=getattr(view, "homeroom", None))
 
@@ -220,6 +231,7 @@ class Counter(QObject):
         self._remember(view.display_name, uid=None, wallet_id=wallet_id)
         self.outcome.emit(Outcome("info", view.display_name,
                                   "Balance only: the cart is empty, nothing was charged.",
+                                  code="balance_only",
                                   before=view.balance_estimate, after=view.balance_estimate,
                                   grade=getattr(view, "grade", None),
                                   homeroom=getattr(view, "homeroom", None)))
@@ -228,12 +240,12 @@ class Counter(QObject):
         """A tap with an empty cart shows who it is and the balance; nothing is sold."""
         view = self.terminal.wallet_for_uid(uid)
         if view is None:
-            self.outcome.emit(Outcome("refused", "", MESSAGES["credential_unknown"],
-                                      code="credential_unknown", read_at=read_at))
+            self.outcome.emit(_refusal_outcome("credential_unknown", read_at))
             return
         self._remember(view.display_name, uid=uid, wallet_id=None)
         self.outcome.emit(Outcome("info", view.display_name,
                                   "Balance only: the cart is empty, nothing was charged.",
+                                  code="balance_only",
                                   before=view.balance_estimate, after=view.balance_estimate,
                                   read_at=read_at, grade=getattr(view, "grade", None),
                                   homeroom=getattr(view, "homeroom", None)))

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 
 from shared.money import format_minor
 from terminal.core import Terminal
-from terminal.ui import theme
+from terminal.ui import messages, theme
 from terminal.ui.history_model import HistoryModel
 
 
@@ -116,7 +116,7 @@ class HistoryView(QWidget):
             return
         refused = self.terminal.void_refusal(row.ref)
         if refused is not None:  # already voided, not accepted by the server...: no dialog
-            self.message.setText(refused.message)
+            self.message.setText(messages.refusal_of(refused))
             return
         box = QMessageBox(QMessageBox.Icon.Question, "Void sale",
                           f"Void sale #{row.seq} of {self.model.name(row.wallet_id)} for "

@@ -27,6 +27,7 @@ from terminal.readers.simulated import SimulatedReader
 from terminal.settings import SYNC_INTERVAL_S
 from terminal.sync.backoff import Backoff
 from terminal.sync.cycle import SyncReport
+from terminal.ui import messages
 from terminal.ui.banner import Banner
 from terminal.ui.counter import Counter, Outcome
 from terminal.ui.demo_panel import DemoPanel
@@ -257,7 +258,8 @@ class MainWindow(QMainWindow):
         outcome = self.counter.void(ref)
         self.history_view.reload()
         self.history_view.show_message(
-            outcome.message if outcome.kind == "refused"
+            messages.refusal_of(outcome.refusal) if outcome.refusal is not None
+            else outcome.message if outcome.kind == "refused"
             else self.tr("Voided: %1 gets the money back.").replace("%1", outcome.name))
 
     def _dismiss_review(self) -> None:

@@ -24,7 +24,7 @@ from PySide6.QtGui import QPaintEvent
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QSizePolicy, QWidget
 
 from shared.money import format_minor
-from terminal.ui import theme
+from terminal.ui import messages, theme
 from terminal.ui.counter import Outcome
 
 COLOURS = {"approved": theme.APPROVED, "refused": theme.REFUSED,
@@ -203,8 +203,10 @@ class ResultPanel(QFrame):
             if outcome.before is not None and outcome.before != outcome.after:
                 detail += " \u00b7 " + self.tr("was %1").replace("%1",
                                                                   self.money(outcome.before))
+        elif outcome.refusal is not None:
+            detail = messages.refusal_of(outcome.refusal)
         else:
-            detail = outcome.message
+            detail = messages.till_text(outcome.code, outcome.message)
         if outcome.offline and outcome.kind in ("approved", "voided"):
             detail = (detail + " " if detail else "") + self.tr("(saved offline, will sync)")
         self.detail.setText(detail)
