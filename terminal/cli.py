@@ -1,8 +1,10 @@
 """``pos-terminal``: the headless command line of the spec, on the same façade as the GUI.
 
 Exit codes: 0 success; 1 error; 2 usage (or no GUI installed); 3 server not reached;
-4 sale refused by an offline rule; 5 device not authorized (revoked or unknown token).
-Errors are one line on stderr; ``--json`` output is one JSON document on stdout.
+4 sale refused by a rule of the till (``restricted_item`` included); 5 device not authorized
+(revoked or unknown token). Errors are one line on stderr; ``--json`` output is one JSON
+document on stdout, amounts in integer minor units; the text output formats them for people
+("12.50 SAR").
 
 Imports stay lazy: ``sell`` must start fast and never load httpx or Qt.
 """
@@ -13,7 +15,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -136,25 +138,53 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _sell(terminal: Terminal, args: argparse.Namespace, as_json: bool) -> int:
     items = [_parse_item(text) for text in args.item]
     receipt = terminal.record_sale(args.cashier, items, uid=args.uid, wallet_id=args.wallet)
+    money = _money(terminal)
     _emit(receipt.cli_json(), as_json,
-          f"sale {receipt.seq} recorded: {receipt.total} to {receipt.display_name}, "
-          f"balance about {receipt.balance_estimate} (ref {receipt.ref})")
+          f"sale {receipt.seq} recorded: {money(receipt.total)} to {receipt.display_name}, "
+          f"balance about {money(receipt.balance_estimate)} (ref {receipt.ref})")
     return EXIT_OK
 
 
 def _void(terminal: Terminal, args: argparse.Namespace, as_json: bool) -> int:
     receipt = terminal.void(args.ref, args.cashier)
+    money = _money(terminal)
     _emit(receipt.cli_json(), as_json,
-          f"void {receipt.seq} recorded: {receipt.total} back to {receipt.display_name}, "
-          f"balance about {receipt.balance_estimate} (ref {receipt.ref})")
+          f"void {receipt.seq} recorded: {money(receipt.total)} back to "
+          f"{receipt.display_name}, balance about {money(receipt.balance_estimate)} "
+          f"(ref {receipt.ref})")
     return EXIT_OK
+
+
+# Status fields that are amounts (minor units in --json, formatted in the text).
+_STATUS_MONEY = ("queued_total",)
 
 
 def _status(terminal: Terminal, as_json: bool) -> int:
     status = terminal.status()
-    text = "\n".join(f"{key}: {value}" for key, value in status.items())
-    _emit(status, as_json, text)
+    money = _money(terminal)
+    lines = [f"{key}: {money(value) if key in _STATUS_MONEY else value}"
+             for key, value in status.items()]
+    if status["enrolled"]:
+        caps = terminal.school_settings()
+        # Named as they work: the school's "offline" caps apply to every sale of this till,
+        # online or not (terminal/selling/rules.py).
+        lines += [f"largest sale allowed (online or offline): {money(caps.offline_max_sale)}",
+                  "most waiting to sync before selling stops: "
+                  f"{money(caps.offline_max_unsynced_total)}",
+                  f"longest without a sync before selling stops: "
+                  f"{caps.offline_max_hours} hours"]
+    _emit(status, as_json, "\n".join(lines))
     return EXIT_OK
+
+
+def _money(terminal: Terminal) -> Callable[[int], str]:
+    from shared.money import format_minor
+
+    currency = terminal.currency()
+
+    def money(amount: int) -> str:
+        return format_minor(amount, currency)
+    return money
 
 
 def _sync(terminal: Terminal, as_json: bool) -> int:

@@ -495,6 +495,11 @@ class Terminal:
     def currency(self) -> str:
         return _settings(state.get_sync_state(self.db), state.get_device(self.db)).currency
 
+    def school_settings(self) -> state.SchoolSettings:
+        """The school's settings from the last snapshot (the caps are named ``offline_*`` on
+        the wire but apply to every sale of this till); defaults before the first one."""
+        return _settings(state.get_sync_state(self.db), state.get_device(self.db))
+
     def set_reader(self, description: str) -> None:
         """Remember the reader's state for ``status``; emits ``READER`` when it changed."""
         if state.get_local_setting(self.db, "reader") == description:
