@@ -1,20 +1,30 @@
 """The cart as a Qt table model (Vorta's way: tested without any widget).
 
 It wraps :class:`terminal.selling.cart.Cart`, so the lines and total shown are the ones the
-core will price again from the snapshot when the sale is recorded.
+core will price again from the snapshot when the sale is recorded. A model gets no
+LanguageChange event: the view that shows it calls :meth:`CartModel.retranslate`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QCoreApplication,
+    QModelIndex,
+    QPersistentModelIndex,
+    Qt,
+    Signal,
+)
 
 from shared.money import format_minor
 from terminal.selling.cart import Cart
+from terminal.ui.messages import QT_TRANSLATE_NOOP
 
 Index = QModelIndex | QPersistentModelIndex
-COLUMNS = ("Item", "Qty", "Amount")
+COLUMNS = (QT_TRANSLATE_NOOP("CartModel", "Item"), QT_TRANSLATE_NOOP("CartModel", "Qty"),
+           QT_TRANSLATE_NOOP("CartModel", "Amount"))
 
 
 class CartModel(QAbstractTableModel):
@@ -36,8 +46,12 @@ class CartModel(QAbstractTableModel):
     def headerData(self, section: int, orientation: Qt.Orientation,
                    role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
+            return QCoreApplication.translate("CartModel", COLUMNS[section])
         return None
+
+    def retranslate(self) -> None:
+        """Headers in the language now in force (called by the view on LanguageChange)."""
+        self.headerDataChanged.emit(Qt.Orientation.Horizontal, 0, len(COLUMNS) - 1)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or index.row() >= len(self.cart.lines):

@@ -7,7 +7,7 @@ result). It also unplugs and replugs the simulated reader, to show the status ba
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import (
     QDialog,
     QHBoxLayout,
@@ -30,28 +30,44 @@ class DemoPanel(QDialog):
         super().__init__(parent)
         self.terminal = terminal
         self.reader = reader
-        self.setWindowTitle("Demo bracelets (simulated reader)")
         self.setModal(False)
         self.resize(420, 520)
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("Double-click (or Enter) to tap a bracelet:"))
+        self.intro = QLabel()
+        layout.addWidget(self.intro)
         self.list = QListWidget()
         self.list.setStyleSheet("QListWidget::item { min-height: 36px; }")
         self.list.itemActivated.connect(self._tap_item)
         layout.addWidget(self.list, 1)
         row = QHBoxLayout()
-        self.tap_button = QPushButton("Tap")
+        self.tap_button = QPushButton()
         self.tap_button.clicked.connect(lambda: self._tap_item(self.list.currentItem()))
-        self.plug_button = QPushButton("Unplug reader")
+        self.plugged = True
+        self.plug_button = QPushButton()
         self.plug_button.clicked.connect(self._toggle_plug)
         row.addWidget(self.tap_button)
         row.addWidget(self.plug_button)
         layout.addLayout(row)
+        self.retranslate()
+
+    def retranslate(self) -> None:
+        self.setWindowTitle(self.tr("Demo bracelets (simulated reader)"))
+        self.intro.setText(self.tr("Double-click (or Enter) to tap a bracelet:"))
+        self.tap_button.setText(self.tr("Tap"))
+        self.plug_button.setText(self.tr("Unplug reader") if self.plugged
+                                 else self.tr("Plug reader in"))
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.LanguageChange:
+            self.retranslate()
+        super().changeEvent(event)
 
     def reload(self) -> None:
         self.list.clear()
         for uid, name, status in self.terminal.bracelets():
-            text = f"{name}   {mask_uid(uid)}" + ("" if status == "active" else f"  ({status})")
+            text = f"{name}   {mask_uid(uid)}"
+            if status != "active":
+                text += "  (" + self.tr("blocked") + ")" if status == "blocked" else f"  ({status})"
             item = QListWidgetItem(text)
             item.setData(Qt.ItemDataRole.UserRole, uid)
             self.list.addItem(item)
@@ -63,9 +79,9 @@ class DemoPanel(QDialog):
             self.reader.tap(item.data(Qt.ItemDataRole.UserRole))
 
     def _toggle_plug(self) -> None:
-        if self.plug_button.text().startswith("Unplug"):
+        if self.plugged:
             self.reader.disconnect()
-            self.plug_button.setText("Plug reader in")
         else:
             self.reader.reconnect()
-            self.plug_button.setText("Unplug reader")
+        self.plugged = not self.plugged
+        self.retranslate()

@@ -1,7 +1,9 @@
 """This terminal's recent sales and voids with their sync status, as a Qt table model.
 
 The status words translate the outbox's own fields (``acked``, ``outcome``, flags) for a
-cashier; which sale may be voided is still the core's decision when the cashier tries.
+cashier; which sale may be voided is still the core's decision when the cashier tries. They
+are translated when asked for; the view calls :meth:`HistoryModel.retranslate` on a language
+change, since a model gets no LanguageChange event of its own.
 """
 
 from __future__ import annotations
@@ -10,27 +12,47 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QCoreApplication,
+    QModelIndex,
+    QPersistentModelIndex,
+    Qt,
+)
 from PySide6.QtGui import QColor
 
 from shared.money import format_minor
 from terminal.store.outbox import OutboxRow
+from terminal.ui.messages import QT_TRANSLATE_NOOP
 
 Index = QModelIndex | QPersistentModelIndex
-COLUMNS = ("#", "Time", "Student", "Items", "Amount", "Sync")
+COLUMNS = ("#", QT_TRANSLATE_NOOP("HistoryModel", "Time"),
+           QT_TRANSLATE_NOOP("HistoryModel", "Student"),
+           QT_TRANSLATE_NOOP("HistoryModel", "Items"),
+           QT_TRANSLATE_NOOP("HistoryModel", "Amount"),
+           QT_TRANSLATE_NOOP("HistoryModel", "Sync"))
+
+
+def _tr(text: str) -> str:
+    return QCoreApplication.translate("HistoryModel", text)
 
 
 def sync_status(row: OutboxRow) -> str:
-    """Plain words for where a sale is on its way to the server."""
+    """Plain words for where a sale is on its way to the server. The server's own detail
+    (English, from its reject reasons) is shown as it came."""
+    translate = QCoreApplication.translate
     if row.outcome is None:
-        return "waiting to sync"
+        return translate("HistoryModel", "waiting to sync")
     if row.outcome == "applied":
-        flags = row.flags
-        return "synced (overdraft)" if "overdraft" in flags else "synced"
+        if "overdraft" in row.flags:
+            return translate("HistoryModel", "synced (overdraft)")
+        return translate("HistoryModel", "synced")
     if row.outcome == "rejected":
-        return f"REJECTED: {row.detail or row.code or 'by the server'}"
+        why = row.detail or row.code or translate("HistoryModel", "by the server")
+        return translate("HistoryModel", "REJECTED: %1").replace("%1", why)
     if row.outcome == "conflict":
-        return f"CONFLICT: {row.detail or row.code or 'on the server'}"
+        why = row.detail or row.code or translate("HistoryModel", "on the server")
+        return translate("HistoryModel", "CONFLICT: %1").replace("%1", why)
     return row.outcome
 
 
@@ -76,8 +98,15 @@ class HistoryModel(QAbstractTableModel):
     def headerData(self, section: int, orientation: Qt.Orientation,
                    role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
+            return _tr(COLUMNS[section])
         return None
+
+    def retranslate(self) -> None:
+        """Headers and status words in the language now in force."""
+        self.headerDataChanged.emit(Qt.Orientation.Horizontal, 0, len(COLUMNS) - 1)
+        if self.rows:
+            self.dataChanged.emit(self.index(0, 0),
+                                  self.index(len(self.rows) - 1, len(COLUMNS) - 1))
 
     def text(self, row: OutboxRow, column: int) -> str:
         if column == 0:
@@ -85,14 +114,18 @@ class HistoryModel(QAbstractTableModel):
         if column == 1:
             return _time(row.created_at)
         if column == 2:
-            how = "" if row.credential_uid else " (by name)"
-            return self.name(row.wallet_id) + how
+            if row.credential_uid:
+                return self.name(row.wallet_id)
+            return QCoreApplication.translate("HistoryModel", "%1 (by name)").replace(
+                "%1", self.name(row.wallet_id))
         if column == 3:
             items = ", ".join(f"{line['quantity']}\u00d7 {line['name']}" for line in row.lines)
             if row.kind == "void":
-                return f"VOID of #{self._seq_of(row.voids)}: {items}"
+                void_of = QCoreApplication.translate("HistoryModel", "VOID of #%1: %2")
+                return void_of.replace("%1", self._seq_of(row.voids)).replace("%2", items)
             if row.ref in self.voided:
-                return f"(voided) {items}"
+                voided = QCoreApplication.translate("HistoryModel", "(voided) %1")
+                return voided.replace("%1", items)
             return items
         if column == 4:
             sign = "-" if row.kind == "void" else ""

@@ -56,9 +56,22 @@ class LoginView(QWidget):
         outer.setContentsMargins(40, 8, 40, 8)
         outer.setSpacing(30)
         left = QVBoxLayout()
+        # The title shares its row with the language switch: the keypad column must keep
+        # fitting a 600 px screen under two banners.
+        header = QHBoxLayout()
         self.title = QLabel()
         theme.set_role(self.title, "title")
-        left.addWidget(self.title)
+        header.addWidget(self.title)
+        header.addStretch(1)
+        self.language_buttons: dict[str, QPushButton] = {}
+        for code in i18n.LANGUAGES:
+            button = QPushButton(i18n.NATIVE_NAMES[code])  # never translated, on purpose
+            button.setCheckable(True)
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            button.clicked.connect(lambda _=False, c=code: self.choose_language(c))
+            header.addWidget(button)
+            self.language_buttons[code] = button
+        left.addLayout(header)
         self.cashiers = QListWidget()
         self.cashiers.setStyleSheet("QListWidget::item { min-height: 48px; padding: 4px; }")
         self.cashiers.currentRowChanged.connect(self._focus_pin)
@@ -66,17 +79,6 @@ class LoginView(QWidget):
         outer.addLayout(left, 1)
 
         right = QVBoxLayout()
-        languages = QHBoxLayout()
-        languages.addStretch(1)
-        self.language_buttons: dict[str, QPushButton] = {}
-        for code in i18n.LANGUAGES:
-            button = QPushButton(i18n.NATIVE_NAMES[code])  # never translated, on purpose
-            button.setCheckable(True)
-            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-            button.clicked.connect(lambda _=False, c=code: self.choose_language(c))
-            languages.addWidget(button)
-            self.language_buttons[code] = button
-        right.addLayout(languages)
         self.pin_label = QLabel()
         right.addWidget(self.pin_label)
         self.pin = QLineEdit()

@@ -11,7 +11,7 @@ one student. On a list of several with none chosen, Enter does nothing but say s
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -33,14 +33,14 @@ class LookupDialog(QDialog):
     def __init__(self, terminal: Terminal, total: int, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.terminal = terminal
-        self.setWindowTitle("Find student by name")
+        self.total = total
         self.resize(560, 440)
         layout = QVBoxLayout(self)
         currency = terminal.currency()
-        layout.addWidget(QLabel(f"Charge {format_minor(total, currency)} to the student "
-                                "(no bracelet). Type part of the name:"))
+        self.prompt = QLabel()
+        self.prompt.setWordWrap(True)
+        layout.addWidget(self.prompt)
         self.query = QLineEdit()
-        self.query.setPlaceholderText("name")
         self.query.textChanged.connect(self.search)
         layout.addWidget(self.query)
         self.results = QListWidget()
@@ -54,12 +54,29 @@ class LookupDialog(QDialog):
         layout.addWidget(self.hint)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                         | QDialogButtonBox.StandardButton.Cancel)
-        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Charge (Enter)")
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         layout.addWidget(self.buttons)
         self.currency = currency
         self.query.returnPressed.connect(self.accept)
+        self.retranslate()
+
+    def retranslate(self) -> None:
+        self.setWindowTitle(self.tr("Find student by name"))
+        self.prompt.setText(self.tr("Charge %1 to the student (no bracelet). Type part of "
+                                    "the name:").replace("%1", format_minor(self.total,
+                                                                            self.currency)))
+        self.query.setPlaceholderText(self.tr("name"))
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText(
+            self.tr("Charge (Enter)"))
+        self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setText(self.tr("Cancel"))
+        if self.results.count():
+            self.search(self.query.text())
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.LanguageChange:
+            self.retranslate()
+        super().changeEvent(event)
 
     def search(self, text: str) -> None:
         self.results.clear()
@@ -87,7 +104,9 @@ class LookupDialog(QDialog):
         parts.append(format_minor(view.balance_estimate, self.currency))
         label = "   \u00b7   ".join(parts)
         if view.status != "active":
-            label += f"   ({view.status})"
+            status = {"frozen": self.tr("frozen"), "closed": self.tr("closed")}.get(
+                view.status, view.status)
+            label += f"   ({status})"
         return label
 
     def _picked(self, _item: QListWidgetItem) -> None:

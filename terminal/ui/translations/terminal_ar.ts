@@ -124,6 +124,169 @@
     </message>
 </context>
 <context>
+    <name>Banner</name>
+    <message>
+        <source>(+%1 more)</source>
+        <translation>(+%1 أخرى)</translation>
+    </message>
+    <message>
+        <source>Seen</source>
+        <translation>اطّلعت</translation>
+    </message>
+</context>
+<context>
+    <name>CartModel</name>
+    <message>
+        <source>Item</source>
+        <translation>الصنف</translation>
+    </message>
+    <message>
+        <source>Qty</source>
+        <translation>الكمية</translation>
+    </message>
+    <message>
+        <source>Amount</source>
+        <translation>المبلغ</translation>
+    </message>
+</context>
+<context>
+    <name>DemoPanel</name>
+    <message>
+        <source>Demo bracelets (simulated reader)</source>
+        <translation>أساور تجريبية (قارئ محاكى)</translation>
+    </message>
+    <message>
+        <source>Double-click (or Enter) to tap a bracelet:</source>
+        <translation>انقر نقرًا مزدوجًا (أو Enter) لتمرير سوار:</translation>
+    </message>
+    <message>
+        <source>Tap</source>
+        <translation>تمرير</translation>
+    </message>
+    <message>
+        <source>Unplug reader</source>
+        <translation>افصل القارئ</translation>
+    </message>
+    <message>
+        <source>Plug reader in</source>
+        <translation>وصّل القارئ</translation>
+    </message>
+    <message>
+        <source>blocked</source>
+        <translation>محظور</translation>
+    </message>
+</context>
+<context>
+    <name>EnrollView</name>
+    <message>
+        <source>Set up this terminal</source>
+        <translation>إعداد هذا الجهاز</translation>
+    </message>
+    <message>
+        <source>Enter the server address and the one-time enrollment code from the school&apos;s admin console.</source>
+        <translation>أدخل عنوان الخادم ورمز التسجيل لمرة واحدة من لوحة إدارة المدرسة.</translation>
+    </message>
+    <message>
+        <source>enrollment code</source>
+        <translation>رمز التسجيل</translation>
+    </message>
+    <message>
+        <source>Server</source>
+        <translation>الخادم</translation>
+    </message>
+    <message>
+        <source>Code</source>
+        <translation>الرمز</translation>
+    </message>
+    <message>
+        <source>Name</source>
+        <translation>الاسم</translation>
+    </message>
+    <message>
+        <source>Enroll  (Enter)</source>
+        <translation>تسجيل  (Enter)</translation>
+    </message>
+    <message>
+        <source>Both the server address and the code are needed.</source>
+        <translation>يلزم عنوان الخادم والرمز كلاهما.</translation>
+    </message>
+    <message>
+        <source>Enrolling… (this takes a few seconds)</source>
+        <translation>جارٍ التسجيل… (يستغرق بضع ثوانٍ)</translation>
+    </message>
+    <message>
+        <source>Enrollment failed: %1</source>
+        <translation>فشل التسجيل: %1</translation>
+    </message>
+    <message>
+        <source>Enrolled, but the first snapshot failed: %1. It will be retried.</source>
+        <translation>تم التسجيل، لكن تعذّر تنزيل البيانات الأولى: %1. ستُعاد المحاولة.</translation>
+    </message>
+</context>
+<context>
+    <name>HistoryModel</name>
+    <message>
+        <source>Time</source>
+        <translation>الوقت</translation>
+    </message>
+    <message>
+        <source>Student</source>
+        <translation>الطالب</translation>
+    </message>
+    <message>
+        <source>Items</source>
+        <translation>الأصناف</translation>
+    </message>
+    <message>
+        <source>Amount</source>
+        <translation>المبلغ</translation>
+    </message>
+    <message>
+        <source>Sync</source>
+        <translation>المزامنة</translation>
+    </message>
+    <message>
+        <source>waiting to sync</source>
+        <translation>بانتظار المزامنة</translation>
+    </message>
+    <message>
+        <source>synced (overdraft)</source>
+        <translation>تمت المزامنة (تجاوز الرصيد)</translation>
+    </message>
+    <message>
+        <source>synced</source>
+        <translation>تمت المزامنة</translation>
+    </message>
+    <message>
+        <source>by the server</source>
+        <translation>من الخادم</translation>
+    </message>
+    <message>
+        <source>REJECTED: %1</source>
+        <translation>مرفوض: %1</translation>
+    </message>
+    <message>
+        <source>on the server</source>
+        <translation>على الخادم</translation>
+    </message>
+    <message>
+        <source>CONFLICT: %1</source>
+        <translation>تعارض: %1</translation>
+    </message>
+    <message>
+        <source>%1 (by name)</source>
+        <translation>%1 (بالاسم)</translation>
+    </message>
+    <message>
+        <source>VOID of #%1: %2</source>
+        <translation>إلغاء رقم %1: %2</translation>
+    </message>
+    <message>
+        <source>(voided) %1</source>
+        <translation>(ملغى) %1</translation>
+    </message>
+</context>
+<context>
     <name>LoginView</name>
     <message>
         <source>Who is selling?</source>
@@ -165,8 +328,36 @@
 <context>
     <name>LookupDialog</name>
     <message>
+        <source>Find student by name</source>
+        <translation>البحث عن طالب بالاسم</translation>
+    </message>
+    <message>
+        <source>Charge %1 to the student (no bracelet). Type part of the name:</source>
+        <translation>خصم %1 من الطالب (دون سوار). اكتب جزءًا من الاسم:</translation>
+    </message>
+    <message>
+        <source>name</source>
+        <translation>الاسم</translation>
+    </message>
+    <message>
+        <source>Charge (Enter)</source>
+        <translation>خصم (Enter)</translation>
+    </message>
+    <message>
+        <source>Cancel</source>
+        <translation>إلغاء</translation>
+    </message>
+    <message>
         <source>Homeroom %1</source>
         <translation>الفصل %1</translation>
+    </message>
+    <message>
+        <source>frozen</source>
+        <translation>مجمّد</translation>
+    </message>
+    <message>
+        <source>closed</source>
+        <translation>مغلق</translation>
     </message>
     <message>
         <source>Several students match: choose one with ↑/↓ or a tap, then press Enter.</source>
