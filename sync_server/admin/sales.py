@@ -33,6 +33,7 @@ from .scope import School, found, school_of
 
 routes = web.RouteTableDef()
 EXPORT_LIMIT = 200_000
+CSV_BOM = "\ufeff".encode()
 STATUSES = ("applied", "rejected", "voided", "reversed")
 FLAGS: tuple[str, ...] = get_args(SaleFlag)  # every flag a sale can carry, one list
 
@@ -57,7 +58,7 @@ def listing(school_id: str, q: Any) -> sa.Select[Any]:
                   f.c.kind.label("refund_kind"), sa.func.coalesce(f.c.void_ref, f.c.op_id)
                   .label("refund_ref"),
                   sales.c.wallet_id, sales.c.device_id, sales.c.cashier_id,
-                  sales.c.business_day, sales.c.reviewed_at,
+                  sales.c.business_day, sales.c.reviewed_at, sales.c.lines,
                   w.c.display_name, w.c.student_number, d.c.name.label("device_name"),
                   c.c.name.label("cashier_name"))
         .select_from(sales
@@ -141,10 +142,13 @@ async def export_csv(request: web.Request) -> web.StreamResponse:
         chunks = (await conn.stream(stmt)).partitions(500)
         chunk = await anext(chunks, None)
         await response.prepare(request)
+        # A UTF-8 BOM first: Excel reads a CSV without one in the Windows code page, which
+        # turns Arabic names into mojibake; with it, every spreadsheet reads UTF-8.
+        await response.write(CSV_BOM)
         writer.writerow(["ref", "received_at", "created_at", "business_day", "terminal", "seq",
                          "kind", "cashier", "student_number", "student", "wallet_id", "total",
                          "currency", "status", "code", "flags", "balance_after", "offline",
-                         "refund", "refund_ref"])
+                         "refund", "refund_ref", "items"])
         while chunk is not None:
             for r in chunk:
                 writer.writerow([safe_cell(v) for v in (
@@ -152,7 +156,8 @@ async def export_csv(request: web.Request) -> web.StreamResponse:
                     r.device_name, r.seq, r.kind, r.cashier_name, r.student_number,
                     r.display_name, r.wallet_id, _major(r.total, school), school.currency,
                     r.status, r.code, " ".join(r.flags or []), _major(r.balance_after, school),
-                    "yes" if r.offline else "no", r.refund_kind, r.refund_ref)])
+                    "yes" if r.offline else "no", r.refund_kind, r.refund_ref,
+                    items_text(r.lines))])
             await response.write(buf.getvalue().encode())
             buf.seek(0)
             buf.truncate()
@@ -160,6 +165,12 @@ async def export_csv(request: web.Request) -> web.StreamResponse:
     await response.write(buf.getvalue().encode())
     await response.write_eof()
     return response
+
+
+def items_text(lines: list[dict[str, Any]] | None) -> str:
+    """``2 x Water 330ml; 1 x Lunch``: what was sold, for people (the amounts have their own
+    machine-readable columns)."""
+    return "; ".join(f"{ln['quantity']} x {ln['name']}" for ln in lines or [])
 
 
 def _major(amount: int | None, school: School) -> str:

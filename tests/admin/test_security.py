@@ -20,6 +20,8 @@ from sync_server.storage.schema import (
     credentials,
     devices,
     payment_events,
+    products,
+    wallet_restrictions,
     wallets,
 )
 from tests.server.helpers import enroll, push, sale
@@ -98,6 +100,12 @@ ACTIONS: list[Action] = [
      lambda i: {"wallet_id": i["wallet"], "reason": "parent confirmed by phone"}),
     ("refund_held", lambda i: f"/admin/payments/events/{i['held_refund']}/refund",
      lambda i: {"reason": "paid twice"}),
+    ("restrict", lambda i: f"/admin/wallets/{i['wallet']}/restrictions",
+     lambda i: {"allergens": "peanut", "product": i["product"]}),
+    ("homeroom", lambda i: f"/admin/wallets/{i['wallet']}/settings",
+     lambda i: {"homeroom": "4B"}),
+    ("move", lambda i: f"/admin/products/{i['product']}/move", lambda i: {"direction": "down"}),
+    ("allergens", lambda i: f"/admin/products/{i['product']}", lambda i: {"allergens": "milk"}),
 ]
 CREATES: list[tuple[str, dict[str, str]]] = [
     ("/admin/products", {"name": "Tea", "category": "Drinks", "price": "2.00"}),
@@ -119,7 +127,12 @@ async def state(db_url: str, ids: dict[str, str]) -> tuple[Any, ...]:
                     .where(payment_events.c.event_id.in_([ids["held_credit"],
                                                           ids["held_refund"]]))
                     .order_by(payment_events.c.event_id))
-    return tuple(w), tuple(sorted(c)), d, tuple(p)
+    r = await query(db_url, sa.select(wallet_restrictions.c.kind, wallet_restrictions.c.value)
+                    .where(wallet_restrictions.c.wallet_id == ids["wallet"]))
+    pr = await query(db_url, sa.select(products.c.position, products.c.allergens,
+                                       products.c.version)
+                     .where(products.c.product_id == ids["product"]))
+    return tuple(w), tuple(sorted(c)), d, tuple(p), tuple(sorted(r)), tuple(pr)
 
 
 async def test_viewer_reads_every_page_but_changes_nothing(client: Any, demo: dict[str, Any],
@@ -166,7 +179,8 @@ async def test_admin_roles_may_do_every_action_in_their_school(
                      "device_revoked", "product_updated", "cashier_pin_reset", "sale_reviewed",
                      "sale_reversed", "product_created", "cashier_created",
                      "enrollment_code_created", "payment_credited",
-                     "payment_refund_requested"):
+                     "payment_refund_requested", "wallet_restrictions_set", "wallet_updated",
+                     "products_reordered"):
         assert expected in actions, expected
 
 
