@@ -6,7 +6,9 @@ loop, so sync reports and taps keep flowing while the cashier decides, and tests
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from collections.abc import Callable
+
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -38,13 +40,13 @@ class HistoryView(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(8, 6, 8, 6)
         top = QHBoxLayout()
-        title = QLabel("Recent sales on this terminal")
-        theme.set_role(title, "title")
-        top.addWidget(title, 1)
-        self.void_button = QPushButton("Void sale (V)")
+        self.title = QLabel()
+        theme.set_role(self.title, "title")
+        top.addWidget(self.title, 1)
+        self.void_button = QPushButton()
         theme.set_role(self.void_button, "danger")
         self.void_button.clicked.connect(self.ask_void)
-        self.back_button = QPushButton("Back to sale (Esc)")
+        self.back_button = QPushButton()
         self.back_button.clicked.connect(self.back_requested.emit)
         top.addWidget(self.void_button)
         top.addWidget(self.back_button)
@@ -71,6 +73,24 @@ class HistoryView(QWidget):
             shortcut = QShortcut(QKeySequence(key), self)
             shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
             shortcut.activated.connect(action)
+        self._message: Callable[[], str] = str  # redrawn in the new language on a switch
+        self.retranslate()
+
+    def retranslate(self) -> None:
+        self.title.setText(self.tr("Recent sales on this terminal"))
+        self.void_button.setText(self.tr("Void sale (V)"))
+        self.back_button.setText(self.tr("Back to sale (Esc)"))
+        self.model.retranslate()
+        self.message.setText(self._message())
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.LanguageChange:
+            self.retranslate()
+        super().changeEvent(event)
+
+    def say(self, message: Callable[[], str]) -> None:
+        self._message = message
+        self.message.setText(message())
 
     def _name_of(self, wallet_id: str) -> str:
         view = self.terminal.wallet_view(wallet_id)
@@ -109,19 +129,20 @@ class HistoryView(QWidget):
         ref = self.selected_ref()
         row = next((r for r in self.model.rows if r.ref == ref), None)
         if row is None:
-            self.message.setText("Select a sale to void.")
+            self.say(lambda: self.tr("Select a sale to void."))
             return
         if row.kind != "sale":
-            self.message.setText("That line is a void; select the sale itself.")
+            self.say(lambda: self.tr("That line is a void; select the sale itself."))
             return
         refused = self.terminal.void_refusal(row.ref)
         if refused is not None:  # already voided, not accepted by the server...: no dialog
-            self.message.setText(messages.refusal_of(refused))
+            self.say(lambda: messages.refusal_of(refused))
             return
-        box = QMessageBox(QMessageBox.Icon.Question, "Void sale",
-                          f"Void sale #{row.seq} of {self.model.name(row.wallet_id)} for "
-                          f"{format_minor(row.total, self.model.currency)}?\n"
-                          "The money goes back to the student.",
+        question = self.tr("Void sale #%1 of %2 for %3?\nThe money goes back to the student.")
+        box = QMessageBox(QMessageBox.Icon.Question, self.tr("Void sale"),
+                          question.replace("%1", str(row.seq)).replace(
+                              "%2", self.model.name(row.wallet_id)).replace(
+                              "%3", format_minor(row.total, self.model.currency)),
                           QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
         box.setDefaultButton(QMessageBox.StandardButton.No)
         box.finished.connect(lambda answer: self._answered(ref, answer))
@@ -135,5 +156,6 @@ class HistoryView(QWidget):
         if ref and answer == QMessageBox.StandardButton.Yes.value:
             self.void_confirmed.emit(ref)
 
-    def show_message(self, text: str) -> None:
-        self.message.setText(text)
+    def show_message(self, text: str | Callable[[], str]) -> None:
+        """``text``, or a function giving it in the language in force (redrawn on a switch)."""
+        self.say(text if callable(text) else (lambda: text))

@@ -1,12 +1,14 @@
 """Always-visible state of the terminal: online or not, what waits to be synced, when the
 last sync was, and whether the reader is there. Filled from :meth:`Terminal.status`, so it
-says exactly what ``pos-terminal status`` says."""
+says exactly what ``pos-terminal status`` says. What it last showed is kept, so a language switch
+redraws the same state in the other language."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
+from PySide6.QtCore import QCoreApplication, QEvent
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QWidget
 
 from shared.money import format_minor
@@ -14,8 +16,9 @@ from terminal.ui import theme
 
 
 def _ago(iso: str | None, now: datetime) -> str:
+    translate = QCoreApplication.translate
     if not iso:
-        return "never"
+        return translate("StatusBar", "never")
     try:
         moment = datetime.fromisoformat(iso)
     except ValueError:
@@ -23,10 +26,12 @@ def _ago(iso: str | None, now: datetime) -> str:
     seconds = max(0, int((now - moment).total_seconds()))
     local = moment.astimezone(now.tzinfo).strftime("%H:%M")  # in the zone of ``now``
     if seconds < 60:
-        return f"{local} (just now)"
+        return translate("StatusBar", "%1 (just now)").replace("%1", local)
     if seconds < 3600:
-        return f"{local} ({seconds // 60} min ago)"
-    return f"{local} ({seconds // 3600} h ago)"
+        text = translate("StatusBar", "%1 (%2 min ago)")
+        return text.replace("%1", local).replace("%2", str(seconds // 60))
+    text = translate("StatusBar", "%1 (%2 h ago)")
+    return text.replace("%1", local).replace("%2", str(seconds // 3600))
 
 
 class StatusBar(QFrame):
@@ -54,44 +59,72 @@ class StatusBar(QFrame):
         self.online: bool | None = None
         self.reader_connected = False
         self._last_sync_at: str | None = None
+        # what was last shown, to redraw it in another language
+        self._status: tuple[dict[str, Any], str] | None = None
+        self._reader: tuple[bool, str, str] | None = None
+        self._cashier_name = ""
+        self.show_cashier("")
+
+    def retranslate(self) -> None:
+        if self._status is not None:
+            self.show_status(*self._status)
+        if self._reader is not None:
+            self.show_reader(*self._reader)
+        self.show_cashier(self._cashier_name)
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.LanguageChange:
+            self.retranslate()
+        super().changeEvent(event)
 
     def show_status(self, status: dict[str, Any], currency: str,
                     now: datetime | None = None) -> None:
+        self._status = (status, currency)
         now = now or datetime.now(UTC).astimezone()
         if not status.get("enrolled"):
             self.online = None
-            self.network.setText("Not enrolled")
+            self.network.setText(self.tr("Not enrolled"))
             self.queue.setText("")
             self.last_sync.setText("")
             return
         self.online = bool(status.get("server_reachable"))
         colour = theme.ONLINE if self.online else theme.OFFLINE
-        text = "Online" if self.online else "Offline"
+        text = self.tr("Online") if self.online else self.tr("Offline")
         if status.get("device_revoked"):
-            text, colour = "Not authorized", theme.OFFLINE
+            text, colour = self.tr("Not authorized"), theme.OFFLINE
         self.network.setText(f'<span style="color:{colour}">\u25cf</span> {text}')
         queued, total = int(status.get("queued") or 0), int(status.get("queued_total") or 0)
-        self.queue.setText(f"To sync: {queued} ({format_minor(total, currency)})"
-                           if queued else "All synced")
+        self.queue.setText(
+            self.tr("To sync: %1 (%2)").replace("%1", str(queued)).replace(
+                "%2", format_minor(total, currency)) if queued else self.tr("All synced"))
         self._last_sync_at = status.get("last_sync_at")
-        self.last_sync.setText(f"Last sync: {_ago(self._last_sync_at, now)}")
+        self.last_sync.setText(self.tr("Last sync: %1").replace(
+            "%1", _ago(self._last_sync_at, now)))
 
     def show_clock(self, school_now: datetime) -> None:
         """The school's time (the till may be set to another zone), and the "3 min ago" of the
         last sync moved on: a clock tick redraws from what is held here, reading no store."""
         self.clock.setText(school_now.strftime("%H:%M"))
         if self.online is not None:
-            self.last_sync.setText(f"Last sync: {_ago(self._last_sync_at, school_now)}")
+            self.last_sync.setText(self.tr("Last sync: %1").replace(
+                "%1", _ago(self._last_sync_at, school_now)))
 
     def show_reader(self, connected: bool, message: str, kind: str = "") -> None:
         """``kind`` names the active reader (pcsc, nfc, wedge, simulated) so the cashier and
         the installer can see which path the bracelets come through."""
+        self._reader = (connected, message, kind)
         self.reader_connected = connected
         colour = theme.ONLINE if connected else theme.OFFLINE
-        name = f"Reader ({kind})" if kind else "Reader"
-        word = f"{name} connected" if connected else f"{name} NOT connected"
+        if connected:
+            word = (self.tr("Reader (%1) connected").replace("%1", kind) if kind
+                    else self.tr("Reader connected"))
+        else:
+            word = (self.tr("Reader (%1) NOT connected").replace("%1", kind) if kind
+                    else self.tr("Reader NOT connected"))
         self.reader.setText(f'<span style="color:{colour}">\u25cf</span> {word}')
         self.reader.setToolTip(message)
 
     def show_cashier(self, name: str) -> None:
-        self.cashier.setText(f"Cashier: {name}" if name else "Locked")
+        self._cashier_name = name
+        self.cashier.setText(self.tr("Cashier: %1").replace("%1", name) if name
+                             else self.tr("Locked"))
