@@ -424,7 +424,7 @@ class Terminal:
         escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         rows = self.db.conn.execute(
             "SELECT wallet_id FROM wallets WHERE display_name LIKE ? ESCAPE '\\'"
-            " ORDER BY display_name COLLATE NOCASE, display_name, grade, homeroom, wallet_id"
+            " ORDER BY display_name COLLATE NOCASE, grade, homeroom, display_name, wallet_id"
             " LIMIT ?", (f"%{escaped}%", limit)).fetchall()
         views = [self.wallet_view(r[0]) for r in rows]
         return [v for v in views if v is not None]
