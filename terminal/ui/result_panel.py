@@ -27,6 +27,13 @@ from shared.money import format_minor
 from terminal.ui import messages, theme
 from terminal.ui.counter import Outcome
 
+
+def isolate(text: str) -> str:
+    """``text`` as one unit inside a sentence of the other direction (Unicode first-strong
+    isolate): "50.00 SAR" or "4B" inside Arabic otherwise came out as "SAR 50.00", "B4"."""
+    return f"\u2068{text}\u2069"
+
+
 COLOURS = {"approved": theme.APPROVED, "refused": theme.REFUSED,
            "restricted": theme.RESTRICTED, "info": theme.INFO, "voided": theme.INFO,
            "notice": theme.WARNING}
@@ -89,7 +96,7 @@ class ResultPanel(QFrame):
     # ------------------------------------------------------------------ what is shown
 
     def money(self, amount: int) -> str:
-        return format_minor(amount, self.currency)
+        return isolate(format_minor(amount, self.currency))
 
     def set_stopped(self, message: str | None) -> None:
         """Show ``message`` instead of the waiting state until it is cleared with ``None``.
@@ -214,9 +221,9 @@ class ResultPanel(QFrame):
     def class_line(self, grade: str | None, homeroom: str | None) -> str:
         parts = []
         if grade:
-            parts.append(grade)
+            parts.append(isolate(grade))
         if homeroom:
-            parts.append(self.tr("Homeroom %1").replace("%1", homeroom))
+            parts.append(self.tr("Homeroom %1").replace("%1", isolate(homeroom)))
         return " \u00b7 ".join(parts)
 
     def paintEvent(self, event: QPaintEvent) -> None:
