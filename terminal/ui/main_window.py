@@ -27,7 +27,7 @@ from terminal.readers.simulated import SimulatedReader
 from terminal.settings import SYNC_INTERVAL_S
 from terminal.sync.backoff import Backoff
 from terminal.sync.cycle import SyncReport
-from terminal.ui import messages
+from terminal.ui import i18n, messages
 from terminal.ui.banner import Banner
 from terminal.ui.counter import Counter, Outcome
 from terminal.ui.demo_panel import DemoPanel
@@ -136,6 +136,7 @@ class MainWindow(QMainWindow):
     def retranslate(self) -> None:
         self.setWindowTitle(self.tr("Cafeteria POS"))
         self._show_reader_notice()
+        self._show_stopped()
 
     def changeEvent(self, event: QEvent) -> None:
         if event.type() == QEvent.Type.LanguageChange:
@@ -257,10 +258,14 @@ class MainWindow(QMainWindow):
     def _void(self, ref: str) -> None:
         outcome = self.counter.void(ref)
         self.history_view.reload()
-        self.history_view.show_message(
-            messages.refusal_of(outcome.refusal) if outcome.refusal is not None
-            else outcome.message if outcome.kind == "refused"
-            else self.tr("Voided: %1 gets the money back.").replace("%1", outcome.name))
+        refusal = outcome.refusal
+        if refusal is not None:
+            self.history_view.show_message(lambda: messages.refusal_of(refusal))
+        elif outcome.kind == "refused":
+            self.history_view.show_message(outcome.message)
+        else:
+            self.history_view.show_message(lambda: self.tr(
+                "Voided: %1 gets the money back.").replace("%1", outcome.name))
 
     def _dismiss_review(self) -> None:
         self.terminal.dismiss_review()
@@ -345,10 +350,6 @@ class MainWindow(QMainWindow):
         settings = self.terminal.local_settings()
         self.player.configure(volume=settings.sound_volume, muted=settings.sound_muted)
         self._school_zone = self.terminal.school_now().tzinfo
-        try:
-            from terminal.ui import i18n
-        except ImportError:  # pragma: no cover - the translations module is part of the app
-            return
         app = QApplication.instance()
         if isinstance(app, QApplication) and i18n.normalise(settings.language) != i18n.current():
             i18n.switch(app, settings.language)
@@ -368,5 +369,9 @@ class MainWindow(QMainWindow):
         currency = self.terminal.currency()
         self.status_bar.show_status(status, currency, self.school_time())
         self.banner.show_alerts(self.terminal.alerts())
+        self._show_stopped()
+
+    def _show_stopped(self) -> None:
+        """Why this till may not sell (a revoked device), in the cashier's language."""
         stopped = self.terminal.selling_stopped()
-        self.sale_view.show_stopped(stopped.message if stopped else None)
+        self.sale_view.show_stopped(messages.refusal_of(stopped) if stopped else None)

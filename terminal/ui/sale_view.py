@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from PySide6.QtCore import Qt, QTimer, Signal, SignalInstance
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal, SignalInstance
 from PySide6.QtGui import QKeySequence, QResizeEvent, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -68,15 +68,14 @@ class SaleView(QWidget):
         # -- header: the actions a cashier uses all day, each with its key
         header = QHBoxLayout()
         header.setSpacing(6)
-        self.lookup_button = self._header_button(header, "Name lookup F3", self.lookup_requested)
-        self.history_button = self._header_button(header, "History F4", self.history_requested)
-        self.sync_button = self._header_button(header, "Sync now F5", self.sync_requested)
-        self.demo_button = self._header_button(header, "Demo bracelets F9", self.demo_requested)
+        self.lookup_button = self._header_button(header, self.lookup_requested)
+        self.history_button = self._header_button(header, self.history_requested)
+        self.sync_button = self._header_button(header, self.sync_requested)
+        self.demo_button = self._header_button(header, self.demo_requested)
         self.demo_button.setVisible(demo_reader)
         header.addStretch(1)
-        self.settings_button = self._header_button(header, "Settings F10",
-                                                   self.settings_requested)
-        self.lock_button = self._header_button(header, "Lock F12", self.lock_requested)
+        self.settings_button = self._header_button(header, self.settings_requested)
+        self.lock_button = self._header_button(header, self.lock_requested)
         outer.addLayout(header)
 
         body = QHBoxLayout()
@@ -115,8 +114,8 @@ class SaleView(QWidget):
         buttons = QHBoxLayout()
         self.minus_button = QPushButton("\u2212")
         self.plus_button = QPushButton("+")
-        self.remove_button = QPushButton("Remove Del")
-        self.clear_button = QPushButton("Clear Esc")
+        self.remove_button = QPushButton()
+        self.clear_button = QPushButton()
         theme.set_role(self.clear_button, "danger")
         for button in (self.minus_button, self.plus_button, self.remove_button,
                        self.clear_button):
@@ -129,7 +128,8 @@ class SaleView(QWidget):
         right.addLayout(buttons)
 
         total_row = QHBoxLayout()
-        total_row.addWidget(QLabel("Total"))
+        self.total_caption = QLabel()
+        total_row.addWidget(self.total_caption)
         self.total_label = QLabel()
         theme.set_role(self.total_label, "total")
         self.total_label.setAlignment(Qt.AlignmentFlag.AlignRight)
@@ -150,6 +150,34 @@ class SaleView(QWidget):
         counter.outcome.connect(self.show_outcome)
         self._install_shortcuts()
         self._total_changed(self.cart.total)
+        self.retranslate()
+
+    def retranslate(self) -> None:
+        """Texts in the language now in force; the keys keep their names (F3, Del, Esc are
+        printed on the keyboard)."""
+        self.lookup_button.setText(self.tr("Name lookup F3"))
+        self.history_button.setText(self.tr("History F4"))
+        self.sync_button.setText(self.tr("Sync now F5"))
+        self.demo_button.setText(self.tr("Demo bracelets F9"))
+        self.settings_button.setText(self.tr("Settings F10"))
+        self.lock_button.setText(self.tr("Lock F12"))
+        self.remove_button.setText(self.tr("Remove Del"))
+        self.clear_button.setText(self.tr("Clear Esc"))
+        self.total_caption.setText(self.tr("Total"))
+        self.cart.retranslate()
+        for index, category in enumerate(self.categories):
+            self.tabs.setTabText(index, self._tab_text(category))
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.LanguageChange:
+            self.retranslate()
+        super().changeEvent(event)
+
+    def _tab_text(self, category: str) -> str:
+        count = sum(1 for p in self.products if (p.category or "Other") == category)
+        # a product without a category is in "Other", said in the cashier's language
+        name = self.tr("Other") if category == "Other" else category.replace("&", "&&")
+        return f"{name} ({count})"
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         """The answer band takes :data:`RESULT_SHARE` of this screen's height, so it covers at
@@ -157,9 +185,8 @@ class SaleView(QWidget):
         self.result.setFixedHeight(max(RESULT_MIN_PX, int(event.size().height() * RESULT_SHARE)))
         super().resizeEvent(event)
 
-    def _header_button(self, row: QHBoxLayout, text: str,
-                       signal: SignalInstance) -> QPushButton:
-        button = QPushButton(text)
+    def _header_button(self, row: QHBoxLayout, signal: SignalInstance) -> QPushButton:
+        button = QPushButton()
         button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         button.clicked.connect(signal.emit)
         row.addWidget(button)
@@ -236,7 +263,7 @@ class SaleView(QWidget):
             scroll.setFrameShape(QScrollArea.Shape.NoFrame)
             scroll.setWidget(grid_host)
             self.pages.addWidget(scroll)
-            self.tabs.addTab(f"{category.replace('&', '&&')} ({len(items)})")
+            self.tabs.addTab(self._tab_text(category))
             if category == current:
                 self.tabs.setCurrentIndex(self.tabs.count() - 1)
 

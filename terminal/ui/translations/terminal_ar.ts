@@ -287,6 +287,39 @@
     </message>
 </context>
 <context>
+    <name>HistoryView</name>
+    <message>
+        <source>Recent sales on this terminal</source>
+        <translation>آخر المبيعات على هذا الجهاز</translation>
+    </message>
+    <message>
+        <source>Void sale (V)</source>
+        <translation>إلغاء البيع (V)</translation>
+    </message>
+    <message>
+        <source>Back to sale (Esc)</source>
+        <translation>العودة إلى البيع (Esc)</translation>
+    </message>
+    <message>
+        <source>Select a sale to void.</source>
+        <translation>اختر بيعة لإلغائها.</translation>
+    </message>
+    <message>
+        <source>That line is a void; select the sale itself.</source>
+        <translation>هذا السطر إلغاء؛ اختر البيعة نفسها.</translation>
+    </message>
+    <message>
+        <source>Void sale #%1 of %2 for %3?
+The money goes back to the student.</source>
+        <translation>إلغاء البيعة رقم %1 لـ %2 بمبلغ %3؟
+يُعاد المبلغ إلى الطالب.</translation>
+    </message>
+    <message>
+        <source>Void sale</source>
+        <translation>إلغاء البيع</translation>
+    </message>
+</context>
+<context>
     <name>LoginView</name>
     <message>
         <source>Who is selling?</source>
@@ -562,6 +595,49 @@
     </message>
 </context>
 <context>
+    <name>SaleView</name>
+    <message>
+        <source>Name lookup F3</source>
+        <translation>بحث بالاسم F3</translation>
+    </message>
+    <message>
+        <source>History F4</source>
+        <translation>السجل F4</translation>
+    </message>
+    <message>
+        <source>Sync now F5</source>
+        <translation>مزامنة الآن F5</translation>
+    </message>
+    <message>
+        <source>Demo bracelets F9</source>
+        <translation>أساور تجريبية F9</translation>
+    </message>
+    <message>
+        <source>Settings F10</source>
+        <translation>الإعدادات F10</translation>
+    </message>
+    <message>
+        <source>Lock F12</source>
+        <translation>قفل F12</translation>
+    </message>
+    <message>
+        <source>Remove Del</source>
+        <translation>حذف Del</translation>
+    </message>
+    <message>
+        <source>Clear Esc</source>
+        <translation>مسح Esc</translation>
+    </message>
+    <message>
+        <source>Total</source>
+        <translation>الإجمالي</translation>
+    </message>
+    <message>
+        <source>Other</source>
+        <translation>أخرى</translation>
+    </message>
+</context>
+<context>
     <name>SettingsDialog</name>
     <message>
         <source>Till settings</source>
@@ -586,6 +662,77 @@
     <message>
         <source>Language</source>
         <translation>اللغة</translation>
+    </message>
+</context>
+<context>
+    <name>StatusBar</name>
+    <message>
+        <source>never</source>
+        <translation>لم تتم بعد</translation>
+    </message>
+    <message>
+        <source>%1 (just now)</source>
+        <translation>%1 (الآن)</translation>
+    </message>
+    <message>
+        <source>%1 (%2 min ago)</source>
+        <translation>%1 (قبل %2 د)</translation>
+    </message>
+    <message>
+        <source>%1 (%2 h ago)</source>
+        <translation>%1 (قبل %2 س)</translation>
+    </message>
+    <message>
+        <source>Not enrolled</source>
+        <translation>غير مسجّل</translation>
+    </message>
+    <message>
+        <source>Online</source>
+        <translation>متصل</translation>
+    </message>
+    <message>
+        <source>Offline</source>
+        <translation>غير متصل</translation>
+    </message>
+    <message>
+        <source>Not authorized</source>
+        <translation>غير مصرّح له</translation>
+    </message>
+    <message>
+        <source>To sync: %1 (%2)</source>
+        <translation>للمزامنة: %1 (%2)</translation>
+    </message>
+    <message>
+        <source>All synced</source>
+        <translation>تمت مزامنة الكل</translation>
+    </message>
+    <message>
+        <source>Last sync: %1</source>
+        <translation>آخر مزامنة: %1</translation>
+    </message>
+    <message>
+        <source>Reader (%1) connected</source>
+        <translation>القارئ (%1) متصل</translation>
+    </message>
+    <message>
+        <source>Reader connected</source>
+        <translation>القارئ متصل</translation>
+    </message>
+    <message>
+        <source>Reader (%1) NOT connected</source>
+        <translation>القارئ (%1) غير متصل</translation>
+    </message>
+    <message>
+        <source>Reader NOT connected</source>
+        <translation>القارئ غير متصل</translation>
+    </message>
+    <message>
+        <source>Cashier: %1</source>
+        <translation>الكاشير: %1</translation>
+    </message>
+    <message>
+        <source>Locked</source>
+        <translation>مقفل</translation>
     </message>
 </context>
 <context>
