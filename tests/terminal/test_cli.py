@@ -102,3 +102,31 @@ def _raise_hours(data_dir: Path) -> None:
     term = Terminal(data_dir)
     state.record_synced(term.db, utcnow())
     term.close()
+
+
+def test_text_output_shows_money_formatted_json_keeps_minor_units(tmp_path: Path) -> None:
+    data_dir = ready(tmp_path)
+    _raise_hours(data_dir)
+    done = pos_terminal(data_dir, "sell", "--cashier", "cash1", "--uid", UID,
+                        "--item", "water:2", "--item", "meal")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("sale 1 recorded: 15.00 SAR to Student, "
+                                  "balance about 5.00 SAR (ref ")
+    ref = done.stdout.rsplit("(ref ", 1)[1].rstrip(")\n")
+    done = pos_terminal(data_dir, "void", "--ref", ref, "--cashier", "cash1")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("void 2 recorded: 15.00 SAR back to Student, "
+                                  "balance about 20.00 SAR (ref ")
+    done = pos_terminal(data_dir, "sell", "--cashier", "cash1", "--uid", UID, "--item", "meal")
+    text = pos_terminal(data_dir, "status").stdout
+    assert "queued_total: 27.00 SAR" in text            # 15.00 + the void's 0 + 12.00
+    # the per-sale cap is named as it works: it applies online too
+    assert "largest sale allowed (online or offline): 50.00 SAR" in text
+    assert "most waiting to sync before selling stops: 200.00 SAR" in text
+    code, status = pos_terminal_json(data_dir, "status")
+    assert code == 0 and status["queued_total"] == 2700                # --json: integer minor units
+    done = pos_terminal(data_dir, "sell", "--cashier", "cash1", "--uid", UID,
+                        "--item", "meal")
+    assert done.returncode == 4
+    assert done.stdout == ("refused (insufficient_balance): Not enough balance: 8.00 SAR "
+                           "available, the sale is 12.00 SAR.\n")
