@@ -307,6 +307,9 @@ class MainWindow(QMainWindow):
             self.player.play(sound)
         if outcome.code == "locked":
             self.login_view.show_tap_while_locked()
+        elif (self.stack.currentWidget() is self.history_view and outcome.kind != "voided"
+              and self.history_view.confirm_box is None):
+            self.show_sale()  # a bracelet tapped while the history is open: show its answer
 
     # ------------------------------------------------------------------ redraw on change
 
