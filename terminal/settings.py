@@ -20,13 +20,16 @@ BACKOFF_BASE_S = 2.0
 BACKOFF_CAP_S = 60.0
 
 LANGUAGES = ("en", "ar")
+DEFAULT_LANGUAGE = "en"
+DEFAULT_SOUND_VOLUME = 70      # 0 to 100: loud enough over a queue, not startling
+DEFAULT_SOUND_MUTED = False
 
 
 @dataclass(frozen=True, slots=True)
 class LocalSettings:
-    language: str = "en"        # "en" or "ar": the language the cashier app speaks
-    sound_volume: int = 70      # 0 to 100
-    sound_muted: bool = False
+    language: str = DEFAULT_LANGUAGE     # one of LANGUAGES: the language the cashier app speaks
+    sound_volume: int = DEFAULT_SOUND_VOLUME
+    sound_muted: bool = DEFAULT_SOUND_MUTED
 
 
 def validated(current: LocalSettings, changes: dict[str, Any]) -> LocalSettings:

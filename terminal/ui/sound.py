@@ -25,6 +25,8 @@ from array import array
 from functools import lru_cache
 from pathlib import Path
 
+from terminal.settings import DEFAULT_SOUND_MUTED, DEFAULT_SOUND_VOLUME
+
 log = logging.getLogger(__name__)
 
 SOUNDS = Path(__file__).resolve().parent / "sounds"
@@ -76,7 +78,8 @@ class SoundPlayer:
     never a reason for a sale to fail.
     """
 
-    def __init__(self, volume: int = 70, muted: bool = False) -> None:
+    def __init__(self, volume: int = DEFAULT_SOUND_VOLUME,
+                 muted: bool = DEFAULT_SOUND_MUTED) -> None:
         self.volume = volume
         self.muted = muted
         self.requested: list[str] = []   # every sound asked for, muted or not (tests read it)
@@ -121,7 +124,7 @@ class AplayPlayer(SoundPlayer):
     in a rush the sound must belong to the answer on screen."""
 
     def __init__(self, device: str = "default", *, program: str = "aplay",
-                 volume: int = 70, muted: bool = False) -> None:
+                 volume: int = DEFAULT_SOUND_VOLUME, muted: bool = DEFAULT_SOUND_MUTED) -> None:
         super().__init__(volume, muted)
         self.device = device
         self.program = program
@@ -170,7 +173,7 @@ class AplayPlayer(SoundPlayer):
             thread.join(timeout)
 
 
-def create_player(volume: int = 70, muted: bool = False,
+def create_player(volume: int = DEFAULT_SOUND_VOLUME, muted: bool = DEFAULT_SOUND_MUTED,
                   device: str | None = None) -> SoundPlayer:
     """``aplay`` on the device named by ``POS_SOUND_DEVICE`` (or ALSA's default), or silence
     when ``aplay`` is not installed."""
