@@ -256,8 +256,7 @@ class MainWindow(QMainWindow):
         self.sync.wake()
 
     def _void(self, ref: str) -> None:
-        outcome = self.counter.void(ref)
-        self.history_view.reload()
+        outcome = self.counter.void(ref)  # the history redraws on the core's SALES change
         refusal = outcome.refusal
         if refusal is not None:
             self.history_view.show_message(lambda: messages.refusal_of(refusal))
@@ -268,8 +267,7 @@ class MainWindow(QMainWindow):
                 "Voided: %1 gets the money back.").replace("%1", outcome.name))
 
     def _dismiss_review(self) -> None:
-        self.terminal.dismiss_review()
-        self.refresh_status()
+        self.terminal.dismiss_review()  # the banner redraws on the core's change
 
     # ------------------------------------------------------------------ events from threads
 
