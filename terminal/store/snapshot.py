@@ -72,8 +72,11 @@ def apply_page(db: Database, page: SnapshotResponse, epoch: int) -> bool:
     stored before (so the views that show them redraw only then)."""
     conn = db.conn
     settings_json = page.settings.model_dump_json()
+    # Read before the transaction: a read inside a deferred transaction that then writes fails
+    # at once with "database is locked" (no busy wait) when the GUI thread committed a sale
+    # in between. Only this (the sync) thread writes the settings, so nothing is missed.
+    before = conn.execute("SELECT settings_json FROM sync_state WHERE id = 1").fetchone()
     with db.atomic():
-        before = conn.execute("SELECT settings_json FROM sync_state WHERE id = 1").fetchone()
         conn.executemany(
             "INSERT INTO wallets (wallet_id, display_name, balance, daily_limit, status,"
             " balance_as_of, snapshot_epoch, spent_today, grade, homeroom, restrictions_json)"
