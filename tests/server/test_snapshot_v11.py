@@ -32,14 +32,20 @@ async def test_wallets_carry_spent_today_and_deltas_refresh_it(
     SnapshotResponse.model_validate(full)  # what the server sends always parses
     limited, free = school["wallets"][0], school["wallets"][1]
     assert limited["daily_limit"] is not None and free["daily_limit"] is None
+    seeded = {w["wallet_id"]: w for w in school["wallets"]}
     for w in full["wallets"]:
         assert w["spent_today"] == 0
-        assert w["homeroom"] is None
-        assert w["restrictions"] == {"blocked_categories": [], "blocked_products": [],
-                                     "allergens": []}
+        made = seeded[w["wallet_id"]]
+        assert (w["grade"], w["homeroom"]) == (made["grade"], made["homeroom"])
+        assert w["restrictions"] == {
+            "blocked_categories": sorted(made["restrictions"]["categories"]),
+            "blocked_products": sorted(made["restrictions"]["products"]),
+            "allergens": sorted(made["restrictions"]["allergens"])}
+    assert sum(bool(any(w["restrictions"].values())) for w in full["wallets"]) == 2
     by_id = {w["wallet_id"]: w for w in full["wallets"]}
     assert by_id[limited["wallet_id"]]["grade"] == "Grade 1"  # the demo's grade column
-    assert all(p["allergens"] == [] for p in full["products"])
+    allergens = {p["product_id"]: sorted(p["allergens"]) for p in school["products"]}
+    assert all(p["allergens"] == allergens[p["product_id"]] for p in full["products"])
     # Every product has a till position, 1..n in the order the demo created them.
     assert sorted(p["position"] for p in full["products"]) == list(
         range(1, len(full["products"]) + 1))
