@@ -132,3 +132,23 @@ def test_sync_against_the_real_server(live_server, tmp_path: Path) -> None:  # t
     assert recorder.seen == [Change.SALES | Change.SYNC,
                              Change.SALES | Change.SNAPSHOT | Change.SYNC]
     assert state.get_sync_state(term.db).settings is not None
+
+
+def test_school_settings_changed_on_the_server_is_a_settings_change(
+        live_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    term = Terminal(tmp_path / "t")
+    school = live_server.demo["schools"][0]
+    assert term.enroll(live_server.url, school["enrollment_code"], "C1").first_snapshot.completed
+    before = term.school_settings().offline_max_sale
+    recorder = Recorder()
+    term.subscribe(recorder)
+    db_path = live_server.db_url.removeprefix("sqlite:///")
+    with sqlite3.connect(db_path) as server_db:       # as the console's settings page does
+        server_db.execute("UPDATE schools SET offline_max_sale = offline_max_sale + 100"
+                          " WHERE school_id = ?", (school["school_id"],))
+    report = term.sync_once()
+    assert report.completed, report.error
+    assert len(recorder.seen) == 1
+    assert Change.SETTINGS in recorder.seen[0] and Change.SYNC in recorder.seen[0]
+    assert Change.SALES not in recorder.seen[0]
+    assert term.school_settings().offline_max_sale == before + 100
