@@ -22,12 +22,29 @@ from shared.clock import utcnow
 
 from ..storage.schema import admin_users, audit_log, login_attempts
 from ..transactions import reading
+from . import formatting
 from .lockout import failures_by_source
 from .render import page_context, paged, parse_day, render
 from .scope import admin_of, require_admin_role, school_of
 
 routes = web.RouteTableDef()
 FAILURES_SHOWN_FOR = timedelta(days=7)
+# Audit rows keep amounts as the integers the ledger uses (minor units); these keys are shown
+# as money in the school's currency, not as "balance 12550".
+MONEY_KEYS = frozenset({"balance", "balance_before", "balance_after", "amount", "price",
+                        "daily_limit", "offline_max_sale", "offline_max_unsynced_total",
+                        "overdraft_limit", "credited", "debited", "total"})
+
+
+def audit_value(key: str, value: Any, currency: str) -> str:
+    """One before/after value as a person reads it: money formatted, lists joined."""
+    if key in MONEY_KEYS and isinstance(value, int) and not isinstance(value, bool):
+        return formatting.money(value, currency)
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if value is None:
+        return "—"
+    return str(value)
 
 
 @routes.get("/admin/audit")
@@ -59,7 +76,8 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
                                       .order_by(audit_log.c.action))).scalars().all()
         failures = await _failed_sign_ins(conn, school.school_id, admin.is_platform)
     return render(request, "audit.html", {**page_context(request, rows), "actions": actions,
-                                          "failed_sign_ins": failures})
+                                          "failed_sign_ins": failures,
+                                          "audit_value": audit_value})
 
 
 async def _failed_sign_ins(conn: AsyncConnection, school_id: str,

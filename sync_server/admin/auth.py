@@ -37,6 +37,7 @@ from ..transactions import reading, writing
 from . import auditlog, lockout
 from .render import Refused, redirect, render
 from .scope import Admin, admin_key, load_school, school_key
+from .words import word
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -96,7 +97,7 @@ async def admin_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         return render(request, "error.html",
-                      {"status": exc.status, "reason": exc.reason,
+                      {"status": exc.status, "reason": word(exc.reason),
                        "message": exc.text if exc.text and not exc.text.startswith(
                            str(exc.status)) else None}, status=exc.status)
 

@@ -14,7 +14,9 @@ from markupsafe import Markup
 
 def bar_chart(points: Sequence[tuple[str, int]], *, title: str,
               fmt: Callable[[int], str] = str, label_every: int = 1, anchor_end: bool = True,
-              width: int = 520, height: int = 200) -> Markup:
+              width: int = 520, height: int = 200, empty: str = "No sales yet") -> Markup:
+    """With nothing to plot (every value 0) the axis has one line labelled ``0`` and the
+    ``empty`` sentence in the middle: three gridlines all reading 0.00 said nothing."""
     left, right, top, bottom = 60, 8, 12, 30
     plot_w, plot_h = width - left - right, height - top - bottom
     peak = max([v for _, v in points] + [0])
@@ -24,12 +26,15 @@ def bar_chart(points: Sequence[tuple[str, int]], *, title: str,
     bar_w = max(slot * 0.72, 1.0)
     parts = [f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
              f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>']
-    for frac in (0.0, 0.5, 1.0):
+    for frac in (0.0, 0.5, 1.0) if scale_max else (0.0,):
         y = top + plot_h - frac * plot_h
         parts.append(f'<line class="axis" x1="{left}" x2="{width - right}" y1="{y:.1f}" '
                      f'y2="{y:.1f}" stroke-dasharray="{"0" if frac == 0 else "3 3"}"/>')
         parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
-                     f'{escape(fmt(int(scale_max * frac)))}</text>')
+                     f'{escape(fmt(int(scale_max * frac)) if scale_max else "0")}</text>')
+    if not scale_max:
+        parts.append(f'<text class="empty" x="{left + plot_w / 2:.1f}" '
+                     f'y="{top + plot_h / 2:.1f}" text-anchor="middle">{escape(empty)}</text>')
     for i, (label, value) in enumerate(points):
         h = 0.0 if scale_max == 0 else value / scale_max * plot_h
         x = left + i * slot + (slot - bar_w) / 2

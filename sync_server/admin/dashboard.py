@@ -15,14 +15,15 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from shared.clock import utcnow
-from shared.money import format_minor
 
+from ..i18n import _
 from ..keys import dialect_key
 from ..storage.schema import sales
 from ..transactions import reading
 from .charts import bar_chart
 from .devices import device_rows
 from .exceptions import open_counts
+from .formatting import amount
 from .render import render
 from .scope import school_of
 
@@ -62,14 +63,15 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
     for r in today_rows:
         local = datetime.fromtimestamp(int(r.q) * QUARTER, UTC).astimezone(tz)
         hours[local.hour] += (-1 if r.kind == "void" else 1) * int(r.amount)
-    money = lambda v: format_minor(v, school.currency, with_code=False)  # noqa: E731
+    money = lambda v: amount(v, school.currency)  # noqa: E731
     hour_chart = bar_chart([(f"{h:02d}", max(hours[h], 0)) for h in range(24)],
-                           title="Sales per hour today", fmt=money, label_every=3,
-                           anchor_end=False)
+                           title=_("Sales per hour today"), fmt=money, label_every=3,
+                           anchor_end=False, empty=_("No sales yet today"))
     days = [today - timedelta(days=i) for i in range(DAYS - 1, -1, -1)]
     day_chart = bar_chart([(_short(d), max(per_day.get(d.isoformat(), (0, 0))[1], 0))
-                           for d in days], title=f"Sales per day, last {DAYS} days",
-                          fmt=money, label_every=2)
+                           for d in days], title=_("Sales per day, last %(days)d days",
+                                                   days=DAYS),
+                          fmt=money, label_every=2, empty=_("No sales yet"))
     active = [t for t in terminals if t.status == "active"]
     return render(request, "dashboard.html", {
         "today": today, "count": count, "voids": voids, "total": total,

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shared.clock import utcnow
 
 from .. import records
+from ..i18n import _
 from ..keys import config_key
 from ..ledger import seqs
 from ..storage.schema import devices, enrollment_codes, sales
@@ -70,12 +71,19 @@ async def device_list(request: web.Request) -> web.StreamResponse:
     school = school_of(request)
     async with reading(request.app) as conn:
         rows = await device_rows(conn, school.school_id)
-        codes = (await conn.execute(
-            sa.select(enrollment_codes.c.created_at, enrollment_codes.c.expires_at,
-                      enrollment_codes.c.used_at, enrollment_codes.c.device_id)
-            .where(enrollment_codes.c.school_id == school.school_id)
-            .order_by(enrollment_codes.c.created_at.desc()).limit(20))).all()
-    return render(request, "devices.html", {"devices": rows, "codes": codes, "new_code": None})
+        codes = await recent_codes(conn, school.school_id)
+    return render(request, "devices.html", {"devices": rows, "codes": codes, "new_code": None,
+                                            "now": utcnow()})
+
+
+async def recent_codes(conn: AsyncConnection, school_id: str) -> list[Any]:
+    """The school's last 20 enrollment codes (never the codes themselves: only hashes are
+    kept), newest first, with when each expires or was used."""
+    return list((await conn.execute(
+        sa.select(enrollment_codes.c.created_at, enrollment_codes.c.expires_at,
+                  enrollment_codes.c.used_at, enrollment_codes.c.device_id)
+        .where(enrollment_codes.c.school_id == school_id)
+        .order_by(enrollment_codes.c.created_at.desc()).limit(20))).all())
 
 
 @routes.post("/admin/devices/enrollment-codes")
@@ -91,8 +99,12 @@ async def new_code(request: web.Request) -> web.StreamResponse:
                               after={"expires_in_hours": ttl.total_seconds() / 3600})
     async with reading(request.app) as conn:
         rows = await device_rows(conn, school.school_id)
-    # Shown once, on this response only: the database keeps just its hash.
-    return render(request, "devices.html", {"devices": rows, "codes": [], "new_code": code})
+        codes = await recent_codes(conn, school.school_id)
+    # Shown once, on this response only: the database keeps just its hash. The list of codes
+    # and their expiry stays on the page (it used to vanish after creating one).
+    return render(request, "devices.html", {
+        "devices": rows, "codes": codes, "new_code": code, "now": utcnow(),
+        "new_code_expires": codes[0].expires_at if codes else None})
 
 
 @routes.post("/admin/devices/{device_id}/revoke")
@@ -108,13 +120,15 @@ async def revoke(request: web.Request) -> web.StreamResponse:
             .where(devices.c.device_id == device_id,
                    devices.c.school_id == school.school_id))).first())
         if before.status == "revoked":
-            return redirect("/admin/devices", "That terminal was already revoked.", error=True)
+            return redirect("/admin/devices", _("That terminal was already revoked."),
+                            error=True)
         await records.revoke_device(conn, device_id, school.school_id)
         await auditlog.record(conn, request, "device_revoked", school_id=school.school_id,
                               target_type="device", target_id=device_id,
                               before={"status": before.status, "name": before.name},
                               after={"status": "revoked"}, note=reason or None)
-    return redirect("/admin/devices", f"Terminal {before.name} revoked; its next request gets 403.")
+    return redirect("/admin/devices", _("Terminal %(name)s revoked; its next request is refused.",
+                                        name=before.name))
 
 
 def lag_text(seconds: Any) -> str:
@@ -122,7 +136,7 @@ def lag_text(seconds: Any) -> str:
         return "—"
     s = max(0, int(seconds))
     if s < 120:
-        return f"{s} s"
+        return _("%(n)d s", n=s)
     if s < 7200:
-        return f"{s // 60} min"
-    return f"{s // 3600} h"
+        return _("%(n)d min", n=s // 60)
+    return _("%(n)d h", n=s // 3600)

@@ -25,7 +25,7 @@ from ..ledger import money_ops
 from ..ledger import payments as ledger_payments
 from ..storage.schema import payment_events, payments, wallets
 from ..transactions import reading, writing
-from . import auditlog
+from . import auditlog, words
 from .render import (
     FormError,
     idem_key,
@@ -121,7 +121,7 @@ async def payment_page(request: web.Request) -> web.StreamResponse:
     return render(request, "payment.html", {
         "payment": payment, "events": events, "wallet": wallet,
         "stale": payment.state == "pending" and payment.created_at < _stale_before(request),
-        "hold_words": ledger_payments.HOLD_WORDS})
+        "hold_words": words.hold_words()})
 
 
 async def _event_payment_id(request: web.Request, event_id: str) -> str | None:

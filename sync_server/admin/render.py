@@ -45,7 +45,8 @@ def render(request: web.Request, template: str, context: dict[str, Any],
     flash = request.cookies.get(FLASH_COOKIE)
     ctx = {"admin": request.get(admin_key), "school": request.get(school_key),
            "flash": _read_flash(flash), "path": request.path, "query": request.query,
-           **context}
+           "request_path": str(request.rel_url),
+           "query_with_lang": lambda code: query_with(request, lang=code), **context}
     response = aiohttp_jinja2.render_template(template, request, ctx, status=status)
     if flash:
         response.del_cookie(FLASH_COOKIE, path="/admin")

@@ -1,4 +1,8 @@
-"""School settings: the offline caps and overdraft limit terminals enforce.
+"""School settings: the caps and overdraft limit terminals enforce.
+
+``offline_max_sale`` keeps its historical column name but is the largest single sale, online
+or offline: tills refuse a bigger sale either way and the server flags one that slipped
+through (``sale_cap_exceeded``). The page labels it as it works.
 
 These bound how much a school can lose while terminals sell offline (DESIGN.md: per-sale and
 total offline caps, like Stripe Terminal and Square). A change goes through
@@ -12,14 +16,14 @@ from typing import Any
 import sqlalchemy as sa
 from aiohttp import web
 
-from shared.money import format_minor
-
 from .. import records
+from ..i18n import _
 from ..storage.schema import schools
 from ..transactions import reading, writing
-from . import auditlog
+from . import auditlog, formatting
 from .render import FormError, Refused, money, redirect, render, text, whole_number
 from .scope import School, require_write, school_of
+from .words import word
 
 routes = web.RouteTableDef()
 MONEY_FIELDS = ("offline_max_sale", "offline_max_unsynced_total", "overdraft_limit")
@@ -38,14 +42,15 @@ def _parse(form: Any, school: School) -> dict[str, int]:
     values: dict[str, int] = {}
     for name in MONEY_FIELDS:
         values[name] = money(form, name, school.currency, max_len=20, prefixed=True,
-                             error=f"{name.replace('_', ' ')} must be zero or more")
+                             error=_("%(field)s must be zero or more", field=word(name)))
     raw_hours = text(form, "offline_max_hours", max_len=5)
     hours = whole_number(raw_hours)
     if hours is None or not 1 <= hours <= MAX_OFFLINE_HOURS:
-        raise FormError(f"offline hours must be a whole number from 1 to {MAX_OFFLINE_HOURS}")
+        raise FormError(_("offline hours must be a whole number from 1 to %(most)d",
+                          most=MAX_OFFLINE_HOURS))
     values["offline_max_hours"] = hours
     if values["offline_max_sale"] > values["offline_max_unsynced_total"]:
-        raise FormError("the per-sale cap cannot exceed the total unsynced cap")
+        raise FormError(_("the largest single sale cannot exceed the cap on unsynced sales"))
     return values
 
 
@@ -65,17 +70,17 @@ async def settings_update(request: web.Request) -> web.StreamResponse:
     try:
         wanted = _parse(form, school)
     except FormError as exc:
-        return redirect("/admin/settings", f"Not saved: {exc}.", error=True)
+        return redirect("/admin/settings", _("Not saved: %(why)s.", why=exc), error=True)
     async with writing(request.app) as conn:
         before = await _current(conn, school.school_id)
         changes = {k: v for k, v in wanted.items() if before[k] != v}
         if not changes:
-            raise Refused("/admin/settings", "Nothing changed.")
+            raise Refused("/admin/settings", _("Nothing changed."))
         await records.update_settings(conn, school.school_id, **changes)
         await auditlog.record(conn, request, "settings_updated", school_id=school.school_id,
                               target_type="school", target_id=school.school_id,
                               before={k: before[k] for k in changes}, after=changes)
-    cap = format_minor(wanted["offline_max_sale"], school.currency)
+    cap = formatting.money(wanted["offline_max_sale"], school.currency)
     return redirect("/admin/settings",
-                    f"Settings saved (offline cap per sale {cap}); terminals get them at "
-                    "their next sync.")
+                    _("Settings saved (largest single sale %(cap)s); terminals get them at "
+                      "their next sync.", cap=cap))

@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import hdrs, web
 
 from shared.ids import mask_uid
-from shared.money import format_minor
 
 from ..keys import config_key, engine_key, signing_key_key
 from ..signing import load_signing_key
@@ -30,6 +26,7 @@ from . import (
     dashboard,
     devices,
     exceptions,
+    formatting,
     language,
     payments,
     roster,
@@ -37,6 +34,7 @@ from . import (
     schools,
     settings,
     wallets,
+    words,
 )
 from .render import FLASH_COOKIE
 
@@ -58,8 +56,11 @@ def setup_admin(app: web.Application) -> None:
         autoescape=jinja2.select_autoescape(default=True), undefined=jinja2.StrictUndefined,
         trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.i18n"])
     language.install(env)
-    env.filters.update(money=_money, when=_when, mask=mask_uid)
+    env.filters.update(money=formatting.money, amount=formatting.amount, major=formatting.major,
+                       number=formatting.number, when=formatting.when, day=formatting.day,
+                       mask=mask_uid)
     env.globals["lag"] = devices.lag_text
+    env.globals["word"] = words.word
     env.globals["new_idem_key"] = new_idem_key
     app.cleanup_ctx.append(_signing_key)  # after the database's: it reads server_secrets
     app.middlewares.append(language.language_middleware)
@@ -104,16 +105,3 @@ def new_idem_key() -> str:
     """A fresh idempotency key for a money form, made each time the form is drawn."""
     return secrets.token_urlsafe(18)
 
-
-def _money(amount: Any, currency: str = "") -> str:
-    if amount is None:
-        return "—"
-    return format_minor(int(amount), currency, with_code=False)
-
-
-def _when(moment: datetime | None, tz: str = "UTC", fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
-    if moment is None:
-        return "—"
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(ZoneInfo(tz)).strftime(fmt)

@@ -154,7 +154,9 @@ async def test_viewer_reads_every_page_but_changes_nothing(client: Any, demo: di
     assert await state(db_url, ids) == before
     # Read-only pages show no action forms at all.
     page = await viewer.page(f"/admin/wallets/{ids['wallet']}")
-    assert page.count('method="post"') == 1  # only the log-out button
+    # Only the header's forms: the language switch (the viewer's own preference) and log-out.
+    assert page.split("<main>")[1].count('method="post"') == 0
+    assert page.count('method="post"') == 2
     assert "/money" not in page and "/block" not in page
 
 
