@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("sync", parents=[common], help="push queued sales, pull the snapshot")
 
-    p = sub.add_parser("sell", parents=[common], help="record one sale (offline rules apply)")
+    p = sub.add_parser("sell", parents=[common],
+                       help="record one sale (the till's rules apply, online or not)")
     p.add_argument("--cashier", required=True)
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--uid", help="bracelet UID (hex)")
