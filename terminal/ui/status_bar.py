@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QWidget
 
 from shared.money import format_minor
 from terminal.ui import theme
+from terminal.ui.i18n import isolate
 
 
 def _ago(iso: str | None, now: datetime) -> str:
@@ -56,6 +57,11 @@ class StatusBar(QFrame):
         layout.addStretch(1)
         layout.addWidget(self.cashier)
         layout.addWidget(self.clock)
+        # Every part may give up width (its text is cut at the end) rather than make the
+        # window wider than a 1024 px screen: a long cashier name and an Arabic status line
+        # together are wider than that.
+        for label in (self.queue, self.last_sync, self.reader, self.cashier):
+            label.setMinimumWidth(60)
         self.online: bool | None = None
         self.reader_connected = False
         self._last_sync_at: str | None = None
@@ -96,7 +102,8 @@ class StatusBar(QFrame):
         queued, total = int(status.get("queued") or 0), int(status.get("queued_total") or 0)
         self.queue.setText(
             self.tr("To sync: %1 (%2)").replace("%1", str(queued)).replace(
-                "%2", format_minor(total, currency)) if queued else self.tr("All synced"))
+                "%2", isolate(format_minor(total, currency))) if queued
+            else self.tr("All synced"))
         self._last_sync_at = status.get("last_sync_at")
         self.last_sync.setText(self.tr("Last sync: %1").replace(
             "%1", _ago(self._last_sync_at, now)))
@@ -116,15 +123,15 @@ class StatusBar(QFrame):
         self.reader_connected = connected
         colour = theme.ONLINE if connected else theme.OFFLINE
         if connected:
-            word = (self.tr("Reader (%1) connected").replace("%1", kind) if kind
+            word = (self.tr("Reader (%1) connected").replace("%1", isolate(kind)) if kind
                     else self.tr("Reader connected"))
         else:
-            word = (self.tr("Reader (%1) NOT connected").replace("%1", kind) if kind
+            word = (self.tr("Reader (%1) NOT connected").replace("%1", isolate(kind)) if kind
                     else self.tr("Reader NOT connected"))
         self.reader.setText(f'<span style="color:{colour}">\u25cf</span> {word}')
         self.reader.setToolTip(message)
 
     def show_cashier(self, name: str) -> None:
         self._cashier_name = name
-        self.cashier.setText(self.tr("Cashier: %1").replace("%1", name) if name
+        self.cashier.setText(self.tr("Cashier: %1").replace("%1", isolate(name)) if name
                              else self.tr("Locked"))

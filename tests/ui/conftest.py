@@ -52,6 +52,12 @@ def screenshot(widget: QWidget, name: str) -> Path:
     return path
 
 
+def plain(text: str) -> str:
+    """``text`` without the Unicode isolates that keep amounts and names whole inside
+    sentences of the other direction (U+2066..U+2069)."""
+    return "".join(ch for ch in text if ch not in "\u2066\u2067\u2068\u2069")
+
+
 @pytest.fixture
 def shot() -> Callable[[QWidget, str], Path]:
     return screenshot
