@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 
 from shared.money import format_minor
 from terminal.core import Terminal
-from terminal.ui import messages, theme
+from terminal.ui import i18n, messages, theme
 from terminal.ui.history_model import HistoryModel
 
 
@@ -109,11 +109,11 @@ class HistoryView(QWidget):
         self.table.setCurrentIndex(self.model.index(-1, -1))
         for i, row in enumerate(self.model.rows):
             if row.ref == selected:
-                self.table.selectRow(i)
+                i18n.select_row(self.table, i)
                 break
         else:
             if newest and self.model.rows:
-                self.table.selectRow(0)
+                i18n.select_row(self.table, 0)
 
     def selected_ref(self) -> str | None:
         rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
@@ -123,7 +123,7 @@ class HistoryView(QWidget):
     def select_ref(self, ref: str) -> None:
         for i, row in enumerate(self.model.rows):
             if row.ref == ref:
-                self.table.selectRow(i)
+                i18n.select_row(self.table, i)
 
     def ask_void(self) -> None:
         ref = self.selected_ref()
@@ -141,8 +141,9 @@ class HistoryView(QWidget):
         question = self.tr("Void sale #%1 of %2 for %3?\nThe money goes back to the student.")
         box = QMessageBox(QMessageBox.Icon.Question, self.tr("Void sale"),
                           question.replace("%1", str(row.seq)).replace(
-                              "%2", self.model.name(row.wallet_id)).replace(
-                              "%3", format_minor(row.total, self.model.currency)),
+                              "%2", i18n.isolate(self.model.name(row.wallet_id))).replace(
+                              "%3", i18n.isolate(format_minor(row.total,
+                                                              self.model.currency))),
                           QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
         box.setDefaultButton(QMessageBox.StandardButton.No)
         box.finished.connect(lambda answer: self._answered(ref, answer))

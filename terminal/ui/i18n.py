@@ -25,9 +25,16 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QCoreApplication, QEvent, QLibraryInfo, Qt, QTranslator
+from PySide6.QtCore import (
+    QCoreApplication,
+    QEvent,
+    QItemSelectionModel,
+    QLibraryInfo,
+    Qt,
+    QTranslator,
+)
 from PySide6.QtGui import QFontDatabase
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QTableView
 
 from terminal.ui import theme
 
@@ -141,3 +148,29 @@ def choose(terminal: Terminal, language: str) -> str:
     used = switch(app, language) if isinstance(app, QApplication) else normalise(language)
     terminal.update_local_settings(language=used)
     return used
+
+
+def isolate(text: str) -> str:
+    """``text`` as one unit inside a sentence (Unicode first-strong isolate, U+2068..U+2069).
+
+    Without it the bidirectional algorithm reorders a value by its neighbours: "2.00 SAR"
+    inside Arabic came out as "SAR 2.00", and in the lookup's "name · grade · homeroom ·
+    04AA…0003 · 40.00 SAR" an Arabic homeroom ran into the UID. Each value filled into a
+    translated sentence, and each part of a list line, is isolated; Qt draws the marks as
+    nothing."""
+    return f"\u2068{text}\u2069"
+
+
+def select_row(view: QTableView, row: int) -> None:
+    """``view.selectRow(row)``, also right to left.
+
+    In a right-to-left table, ``QTableView.selectRow`` selects nothing (PySide6 6.11; a
+    plain QStandardItemModel shows it too), so in Arabic V found no sale to void and the
+    cart's +/- acted on the last line instead of the chosen one. Selecting through the
+    selection model works in both directions."""
+    index = view.model().index(row, 0)
+    if not index.isValid():
+        return
+    flags = (QItemSelectionModel.SelectionFlag.ClearAndSelect
+             | QItemSelectionModel.SelectionFlag.Rows)
+    view.selectionModel().setCurrentIndex(index, flags)

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from shared.money import format_minor
 from terminal.core import Terminal, WalletView
+from terminal.ui.i18n import isolate
 
 
 class LookupDialog(QDialog):
@@ -64,8 +65,8 @@ class LookupDialog(QDialog):
     def retranslate(self) -> None:
         self.setWindowTitle(self.tr("Find student by name"))
         self.prompt.setText(self.tr("Charge %1 to the student (no bracelet). Type part of "
-                                    "the name:").replace("%1", format_minor(self.total,
-                                                                            self.currency)))
+                                    "the name:").replace(
+            "%1", isolate(format_minor(self.total, self.currency))))
         self.query.setPlaceholderText(self.tr("name"))
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText(
             self.tr("Charge (Enter)"))
@@ -102,7 +103,8 @@ class LookupDialog(QDialog):
         if masked:
             parts.append(", ".join(masked))
         parts.append(format_minor(view.balance_estimate, self.currency))
-        label = "   \u00b7   ".join(parts)
+        # each part isolated: an Arabic homeroom must not run into the Latin UID next to it
+        label = "   \u00b7   ".join(isolate(part) for part in parts)
         if view.status != "active":
             status = {"frozen": self.tr("frozen"), "closed": self.tr("closed")}.get(
                 view.status, view.status)

@@ -264,7 +264,7 @@ class MainWindow(QMainWindow):
             self.history_view.show_message(outcome.message)
         else:
             self.history_view.show_message(lambda: self.tr(
-                "Voided: %1 gets the money back.").replace("%1", outcome.name))
+                "Voided: %1 gets the money back.").replace("%1", i18n.isolate(outcome.name)))
 
     def _dismiss_review(self) -> None:
         self.terminal.dismiss_review()  # the banner redraws on the core's change

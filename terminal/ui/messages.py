@@ -24,6 +24,7 @@ from typing import Any
 from PySide6.QtCore import QCoreApplication
 
 from shared.money import format_minor
+from terminal.ui.i18n import isolate
 
 
 def QT_TRANSLATE_NOOP(context: str, text: str) -> str:
@@ -183,7 +184,8 @@ def _fill(context: str, template: str, values: Mapping[str, Any]) -> str | None:
     shown = _shown(values)
     if not placeholders(template) <= shown.keys():
         return None
-    return QCoreApplication.translate(context, template).format(**shown)
+    isolated = {key: isolate(value) for key, value in shown.items()}
+    return QCoreApplication.translate(context, template).format(**isolated)
 
 
 def refusal_text(key: str | None, values: Mapping[str, Any] | None, fallback: str) -> str:

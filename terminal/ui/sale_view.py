@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from shared.money import format_minor
 from terminal.store.snapshot import Product
-from terminal.ui import theme
+from terminal.ui import i18n, theme
 from terminal.ui.counter import Counter, Outcome
 from terminal.ui.result_panel import ResultPanel
 
@@ -146,7 +146,7 @@ class SaleView(QWidget):
         self._hold.setSingleShot(True)
         self._hold.timeout.connect(self._back_to_waiting)
         self.cart.total_changed.connect(self._total_changed)
-        self.cart.rowsInserted.connect(lambda _p, first, _l: self.table.selectRow(first))
+        self.cart.rowsInserted.connect(lambda _p, first, _l: i18n.select_row(self.table, first))
         counter.outcome.connect(self.show_outcome)
         self._install_shortcuts()
         self._total_changed(self.cart.total)
@@ -323,7 +323,8 @@ class SaleView(QWidget):
     def _move_selection(self, step: int) -> None:
         count = self.cart.rowCount()
         if count:
-            self.table.selectRow(max(0, min(count - 1, self.current_row() + step)))
+            i18n.select_row(self.table,
+                             max(0, min(count - 1, self.current_row() + step)))
 
     def _total_changed(self, total: int) -> None:
         self.total_label.setText(format_minor(total, self.cart.currency))
