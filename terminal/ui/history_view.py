@@ -142,8 +142,8 @@ class HistoryView(QWidget):
         box = QMessageBox(QMessageBox.Icon.Question, self.tr("Void sale"),
                           question.replace("%1", str(row.seq)).replace(
                               "%2", i18n.isolate(self.model.name(row.wallet_id))).replace(
-                              "%3", i18n.isolate(format_minor(row.total,
-                                                              self.model.currency))),
+                              "%3", i18n.isolate(format_minor(  # kept on one line
+                                  row.total, self.model.currency).replace(" ", "\u00a0"))),
                           QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
         box.setDefaultButton(QMessageBox.StandardButton.No)
         box.finished.connect(lambda answer: self._answered(ref, answer))

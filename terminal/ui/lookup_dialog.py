@@ -35,7 +35,9 @@ class LookupDialog(QDialog):
         super().__init__(parent)
         self.terminal = terminal
         self.total = total
-        self.resize(560, 440)
+        # wide enough for "name · grade · homeroom · UID · balance" in Arabic too: a row cut
+        # at its end would cut the balance
+        self.resize(700, 440)
         layout = QVBoxLayout(self)
         currency = terminal.currency()
         self.prompt = QLabel()

@@ -122,6 +122,9 @@ class StatusBar(QFrame):
         self._reader = (connected, message, kind)
         self.reader_connected = connected
         colour = theme.ONLINE if connected else theme.OFFLINE
+        # pcsc and nfc are the drivers' names; the other two are said in words
+        kind = {"simulated": self.tr("simulated"),
+                "wedge": self.tr("keyboard wedge")}.get(kind, kind)
         if connected:
             word = (self.tr("Reader (%1) connected").replace("%1", isolate(kind)) if kind
                     else self.tr("Reader connected"))

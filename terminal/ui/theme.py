@@ -27,6 +27,7 @@ QPushButton {{ min-height: 40px; padding: 4px 10px; border: 1px solid #90a4ae;
               border-radius: 6px; background: #fafafa; }}
 QPushButton:pressed {{ background: #cfd8dc; }}
 QPushButton:disabled {{ color: #9e9e9e; }}
+QPushButton:checked {{ background: #1565c0; color: white; border-color: #0d47a1; }}
 QPushButton[role="product"] {{ font-size: 12pt; min-height: 76px; background: #e3f2fd;
                                border-color: #64b5f6; text-align: center; }}
 QPushButton[role="primary"] {{ background: #1565c0; color: white; font-weight: bold;

@@ -72,7 +72,7 @@ DATA_WORDS = sorted({word for row in [*PRODUCTS, *WALLETS, *CASHIERS]
                      for field in ("name", "display_name", "category", "grade", "homeroom")
                      for word in re.split(r"[\s&]+", str(row.get(field) or "")) if word},
                     key=len, reverse=True)
-KEYS = re.compile(r"\b(?:F\d{1,2}|Del|Esc|Enter|SAR|simulated)\b|[0-9A-F]{4}\u2026[0-9A-F]{4}")
+KEYS = re.compile(r"\b(?:F\d{1,2}|Del|Esc|Enter|SAR)\b|[0-9A-F]{4}\u2026[0-9A-F]{4}")
 TAGS = re.compile(r"<[^>]+>")
 LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 ARABIC_LETTER = re.compile(r"[\u0600-\u06ff]")

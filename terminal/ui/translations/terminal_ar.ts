@@ -711,6 +711,14 @@ The money goes back to the student.</source>
         <translation>آخر مزامنة: %1</translation>
     </message>
     <message>
+        <source>simulated</source>
+        <translation>محاكى</translation>
+    </message>
+    <message>
+        <source>keyboard wedge</source>
+        <translation>لوحة مفاتيح</translation>
+    </message>
+    <message>
         <source>Reader (%1) connected</source>
         <translation>القارئ (%1) متصل</translation>
     </message>
