@@ -157,6 +157,12 @@ ALLERGENS = {
     "sulphites": QT_TRANSLATE_NOOP("Allergens", "sulphites"),
 }
 
+# Why the server stopped answering this terminal (the alert's "problem"), in words.
+PROBLEMS = {
+    "revoked": QT_TRANSLATE_NOOP("Alerts", "revoked"),
+    "unauthorized": QT_TRANSLATE_NOOP("Alerts", "unauthorized"),
+}
+
 # Values that are amounts in minor units when the core passes them raw (with "currency").
 MONEY_FIELDS = frozenset({"cap", "total", "unsynced", "spent", "left", "available",
                           "waiting"})
@@ -175,6 +181,8 @@ def _shown(values: Mapping[str, Any]) -> dict[str, str]:
             out[key] = format_minor(value, currency)
         elif key == "allergen" and isinstance(value, str) and value.lower() in ALLERGENS:
             out[key] = QCoreApplication.translate("Allergens", ALLERGENS[value.lower()])
+        elif key == "problem" and value in PROBLEMS:
+            out[key] = QCoreApplication.translate("Alerts", PROBLEMS[value])
         else:
             out[key] = str(value)
     return out

@@ -35,6 +35,14 @@
         <source>Offline: the server cannot be reached. Sales are saved on this terminal and will be sent automatically.</source>
         <translation>غير متصل: تعذّر الوصول إلى الخادم. تُحفظ المبيعات على هذا الجهاز وتُرسل تلقائيًا.</translation>
     </message>
+    <message>
+        <source>revoked</source>
+        <translation>أُلغي تفويضه</translation>
+    </message>
+    <message>
+        <source>unauthorized</source>
+        <translation>غير مصرّح له</translation>
+    </message>
 </context>
 <context>
     <name>Allergens</name>
