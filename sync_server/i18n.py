@@ -103,12 +103,12 @@ def ngettext(singular: str, plural: str, n: int, **variables: Any) -> str:
 
 
 def pgettext(context: str, message: str, **variables: Any) -> str:
-    text = translations(current_language()).pgettext(context, message)
+    text = str(translations(current_language()).pgettext(context, message))
     return text % variables if variables else text
 
 
 def npgettext(context: str, singular: str, plural: str, n: int, **variables: Any) -> str:
-    text = translations(current_language()).npgettext(context, singular, plural, n)
+    text = str(translations(current_language()).npgettext(context, singular, plural, n))
     return text % {"num": n, **variables}
 
 

@@ -29,6 +29,7 @@ from shared.clock import utcnow
 from shared.protocol import text_problem
 
 from .. import i18n
+from ..i18n import _
 from ..keys import config_key, signing_key_key
 from ..secrets import hash_password, token_hash, verify_password
 from ..signing import sign, signed_by
@@ -53,6 +54,8 @@ LOGIN_CSRF_MAX_AGE = 3600  # seconds a login form stays usable
 # be anything typed into the field: a password, a name, a script).
 UNKNOWN_ACCOUNT = "(no such account)"
 PUBLIC_PATHS = ("/admin/login",)
+
+
 _DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
 
 
@@ -102,14 +105,19 @@ async def admin_middleware(request: web.Request, handler: Handler) -> web.Stream
                            str(exc.status)) else None}, status=exc.status)
 
 
+def _bad_csrf() -> str:
+    """The refusal's words, in the request's language (so built when refusing)."""
+    return _("missing or wrong csrf_token: reload the page and try again")
+
+
 async def _check_csrf(request: web.Request, expected: str) -> None:
     origin = request.headers.get("Origin")
     if origin and origin != "null" and urlsplit(origin).netloc != request.host:
-        raise web.HTTPForbidden(text="cross-site request refused")
+        raise web.HTTPForbidden(text=_("cross-site request refused"))
     form = await request.post()
     given = form.get("csrf_token")
     if not isinstance(given, str) or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise web.HTTPForbidden(text="missing or wrong csrf_token: reload the page and try again")
+        raise web.HTTPForbidden(text=_bad_csrf())
 
 
 async def _load_session(request: web.Request) -> Admin | None:
@@ -187,7 +195,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     key = request.app[signing_key_key]
     if not _login_token_valid(key, form.get("csrf_token"),
                               request.cookies.get(LOGIN_CSRF_COOKIE, "")):
-        raise web.HTTPForbidden(text="missing or wrong csrf_token: reload the page and try again")
+        raise web.HTTPForbidden(text=_bad_csrf())
     email = str(form.get("email", "")).strip().lower()[:320]
     password = str(form.get("password", ""))[:1000]
     address = lockout.address_key(request.remote)
@@ -197,7 +205,8 @@ async def login(request: web.Request) -> web.StreamResponse:
         account = lockout.account_key(key, user.user_id if user else None, email)
         wait = await lockout.retry_after(conn, account, address, utcnow())
     if wait:
-        response = _login_form(request, f"Too many failed attempts. Try again in {wait} s.",
+        response = _login_form(request, _("Too many failed attempts. Try again in %(wait)s s.",
+                                                 wait=wait),
                                status=429, email=email)
         response.headers["Retry-After"] = str(wait)
         return response
@@ -212,7 +221,8 @@ async def login(request: web.Request) -> web.StreamResponse:
                                   target_id=user.user_id if user else None,
                                   actor_email=user.email if user else UNKNOWN_ACCOUNT)
         log.info("admin login refused from %s", address)
-        return _login_form(request, "Email or password not accepted.", status=401, email=email)
+        return _login_form(request, _("Email or password not accepted."), status=401,
+                           email=email)
 
     token = secrets.token_urlsafe(32)
     now = utcnow()
@@ -264,6 +274,6 @@ async def logout(request: web.Request) -> web.StreamResponse:
                            .where(admin_sessions.c.session_hash == admin.session_hash))
         await auditlog.record(conn, request, "logout", school_id=admin.home_school,
                               target_type="admin_user", target_id=admin.user_id)
-    response = redirect("/admin/login", "Signed out.")
+    response = redirect("/admin/login", _("Signed out."))
     response.del_cookie(SESSION_COOKIE, path="/admin")
     return response

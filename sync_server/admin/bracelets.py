@@ -18,6 +18,7 @@ from shared.clock import utcnow
 from shared.ids import mask_uid, normalize_uid
 
 from .. import records
+from ..i18n import _
 from ..storage.schema import credential_events, credentials, wallets
 from ..transactions import reading, writing
 from . import auditlog
@@ -43,7 +44,7 @@ def _path_uid(request: web.Request) -> str:
     try:
         return normalize_uid(request.match_info["uid"])
     except ValueError:
-        raise web.HTTPNotFound(text="not a bracelet UID") from None
+        raise web.HTTPNotFound(text=_("not a bracelet UID")) from None
 
 
 @routes.get("/admin/bracelets")
@@ -99,7 +100,7 @@ async def assign(request: web.Request) -> web.StreamResponse:
             before = await _current(conn, school.school_id, uid)
             await records.assign_credential(conn, school.school_id, wallet_id, uid)
         except (FormError, records.RecordError) as exc:
-            return redirect(back, f"Not assigned: {exc}.", error=True)
+            return redirect(back, _("Not assigned: %(why)s.", why=exc), error=True)
         await _event(conn, request, school.school_id, uid, wallet_id, "assigned")
         await auditlog.record(
             conn, request, "bracelet_assigned", school_id=school.school_id,
@@ -107,7 +108,7 @@ async def assign(request: web.Request) -> web.StreamResponse:
             before=({"wallet_id": before.wallet_id, "status": before.status}
                     if before else None),
             after={"wallet_id": wallet_id, "status": "active"})
-    return redirect(back, f"Bracelet {mask_uid(uid)} assigned.")
+    return redirect(back, _("Bracelet %(uid)s assigned.", uid=mask_uid(uid)))
 
 
 @routes.post("/admin/bracelets/{uid}/block")
@@ -120,7 +121,7 @@ async def block(request: web.Request) -> web.StreamResponse:
         before = found(await _current(conn, school.school_id, uid))
         back = f"/admin/wallets/{before.wallet_id}"
         if before.status == "blocked":
-            return redirect(back, "That bracelet was already blocked.", error=True)
+            return redirect(back, _("That bracelet was already blocked."), error=True)
         await records.block_credential(conn, school.school_id, uid)
         await _event(conn, request, school.school_id, uid, before.wallet_id, "blocked")
         await auditlog.record(conn, request, "bracelet_blocked", school_id=school.school_id,
@@ -128,7 +129,8 @@ async def block(request: web.Request) -> web.StreamResponse:
                               before={"status": "active", "wallet_id": before.wallet_id},
                               after={"status": "blocked"},
                               note=str(form.get("reason", ""))[:500] or None)
-    return redirect(back, f"Bracelet {mask_uid(uid)} blocked; terminals refuse it after sync.")
+    return redirect(back, _("Bracelet %(uid)s blocked; terminals refuse it after sync.",
+                            uid=mask_uid(uid)))
 
 
 @routes.post("/admin/bracelets/{uid}/replace")
@@ -144,13 +146,13 @@ async def replace(request: web.Request) -> web.StreamResponse:
         try:
             new = records.parse_uid(text(form, "new_uid", max_len=40, label="new bracelet UID"))
             if new == old:
-                raise FormError("the new bracelet must differ from the old one")
+                raise FormError(_("the new bracelet must differ from the old one"))
             if before.status == "active":
                 await records.block_credential(conn, school.school_id, old)
             await records.assign_credential(conn, school.school_id, before.wallet_id, new)
         except (FormError, records.RecordError) as exc:
             # Raised, not returned: leaving the block by an exception rolls the block back.
-            raise Refused(back, f"Not replaced: {exc}.") from None
+            raise Refused(back, _("Not replaced: %(why)s.", why=exc)) from None
         await _event(conn, request, school.school_id, old, before.wallet_id, "replaced_by", new)
         await _event(conn, request, school.school_id, new, before.wallet_id, "replaces", old)
         await auditlog.record(conn, request, "bracelet_replaced", school_id=school.school_id,
@@ -158,4 +160,5 @@ async def replace(request: web.Request) -> web.StreamResponse:
                               before={"uid": old, "status": before.status},
                               after={"uid": new, "wallet_id": before.wallet_id,
                                      "old_status": "blocked"})
-    return redirect(back, f"Bracelet {mask_uid(old)} blocked and {mask_uid(new)} assigned.")
+    return redirect(back, _("Bracelet %(old)s blocked and %(new)s assigned.",
+                            old=mask_uid(old), new=mask_uid(new)))

@@ -18,14 +18,14 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.clock import utcnow
-from shared.money import format_minor
 
+from ..i18n import _
 from ..keys import config_key
 from ..ledger import money_ops
 from ..ledger import payments as ledger_payments
 from ..storage.schema import payment_events, payments, wallets
 from ..transactions import reading, writing
-from . import auditlog, words
+from . import auditlog, formatting, words
 from .render import (
     FormError,
     idem_key,
@@ -166,12 +166,12 @@ async def credit_held(request: web.Request) -> web.StreamResponse:
     except money_ops.OpRefused as exc:
         if exc.code == "event_unknown":
             raise web.HTTPNotFound() from None
-        return redirect(back, f"Not credited: {exc.words}.", error=True)
-    shown = format_minor(outcome.amount, school.currency)
+        return redirect(back, _("Not credited: %(why)s.", why=exc.words), error=True)
+    shown = formatting.money(outcome.amount, school.currency)
     if outcome.replay:
-        return redirect(back, f"This payment was already credited ({shown}); nothing more "
-                              "was done.")
-    return redirect(back, f"{shown} credited to the wallet.")
+        return redirect(back, _("This payment was already credited (%(amount)s); nothing more "
+                              "was done.", amount=shown))
+    return redirect(back, _("%(amount)s credited to the wallet.", amount=shown))
 
 
 @routes.post("/admin/payments/events/{event_id}/refund")
@@ -199,7 +199,8 @@ async def request_refund(request: web.Request) -> web.StreamResponse:
     except money_ops.OpRefused as exc:
         if exc.code == "event_unknown":
             raise web.HTTPNotFound() from None
-        return redirect(back, f"Not marked: {exc.words}.", error=True)
+        return redirect(back, _("Not marked: %(why)s.", why=exc.words), error=True)
     if not marked:
-        return redirect(back, "It was already marked for refund; nothing more was done.")
-    return redirect(back, "Marked for refund: ask the gateway to return the money to the payer.")
+        return redirect(back, _("It was already marked for refund; nothing more was done."))
+    return redirect(back, _("Marked for refund: ask the gateway to return the money to the "
+                            "payer."))

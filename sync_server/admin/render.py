@@ -19,7 +19,9 @@ from multidict import MultiDictProxy
 
 from shared.money import parse_major
 
+from ..i18n import _
 from .scope import admin_key, school_key
+from .words import word
 
 FLASH_COOKIE = "pos_flash"
 PAGE_SIZE = 50  # rows per page of every paged list
@@ -80,11 +82,12 @@ def text(form: MultiDictProxy[Any], name: str, *, max_len: int = 200,
          required: bool = True, label: str | None = None) -> str:
     value = form.get(name, "")
     value = value.strip() if isinstance(value, str) else ""
-    label = label or name.replace("_", " ")
+    label = label or word(name)
     if required and not value:
-        raise FormError(f"{label} is required")
+        raise FormError(_("%(field)s is required", field=label))
     if len(value) > max_len:
-        raise FormError(f"{label} is longer than {max_len} characters")
+        raise FormError(_("%(field)s is longer than %(most)d characters", field=label,
+                          most=max_len))
     return value
 
 
@@ -101,7 +104,7 @@ def money(form: MultiDictProxy[Any], name: str, currency: str, *, max_len: int,
     try:
         amount = parse_major(text(form, name, max_len=max_len), currency)
     except ValueError as exc:  # text()'s FormError too
-        raise FormError(f"{name.replace('_', ' ')}: {exc}" if prefixed else str(exc)) from None
+        raise FormError(f"{word(name)}: {exc}" if prefixed else str(exc)) from None
     if (amount == 0 or abs(amount) > maximum) if signed else not 0 <= amount <= maximum:
         raise FormError(error)
     return amount

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..i18n import _
 from ..storage.schema import schools
 
 PLATFORM_ADMIN = "platform_admin"
@@ -75,13 +76,13 @@ def school_of(request: web.Request) -> School:
 def require_write(request: web.Request) -> None:
     """Refuse read-only roles (403) before anything is read from the form or the database."""
     if not admin_of(request).can_write:
-        raise web.HTTPForbidden(text="read-only role")
+        raise web.HTTPForbidden(text=_("read-only role"))
 
 
 def require_admin_role(request: web.Request) -> None:
     """Pages for admins only (the audit log): viewers are refused."""
     if not admin_of(request).can_write:
-        raise web.HTTPForbidden(text="admins only")
+        raise web.HTTPForbidden(text=_("admins only"))
 
 
 async def load_school(conn: AsyncConnection, school_id: str) -> School | None:
@@ -95,5 +96,5 @@ def found(row: T | None) -> T:
     """The row, or 404 when it is missing *or belongs to another school* (queries filter by
     school)."""
     if row is None:
-        raise web.HTTPNotFound(text="not found in this school")
+        raise web.HTTPNotFound(text=_("not found in this school"))
     return row
