@@ -12,6 +12,7 @@ from pytestqt.qtbot import QtBot
 
 from terminal.changes import Change
 from terminal.pins import PinAttempts
+from tests.ui.conftest import screenshot
 from tests.ui.till import PRODUCTS, apply_products, open_till
 
 
@@ -85,6 +86,7 @@ def test_same_name_lookup_never_charges_an_unchosen_student(qtbot: QtBot,
     assert any("Grade 4" in r and "4A" in r and "04AA\u20260003" in r for r in rows)
     assert any("Grade 6" in r and "6C" in r and "04AA\u20260004" in r for r in rows)
     assert dialog.results.currentItem() is None  # nothing chosen for the cashier
+    screenshot(dialog, "lookup-same-name")
 
     qtbot.keyClick(dialog.query, Qt.Key.Key_Return)  # Enter on an ambiguous list: nothing
     assert window.lookup_dialog is dialog and dialog.isVisible()

@@ -19,7 +19,7 @@ from terminal.readers.base import ReaderState, StateChange
 from terminal.store import state
 from terminal.ui import i18n, theme
 from terminal.ui.sound import AplayPlayer
-from tests.ui.conftest import ARTIFACTS
+from tests.ui.conftest import ARTIFACTS, screenshot
 from tests.ui.till import RecordingPlayer, Till, open_till
 
 
@@ -158,6 +158,7 @@ def test_lost_reader_and_taps_while_locked_show_on_the_main_panel(qtbot: QtBot,
     assert till.terminal.history() == []  # nothing charged
     window.reader_bridge.sink(StateChange(ReaderState.DISCONNECTED, "unplugged"))
     qtbot.waitUntil(lambda: "reader is not connected" in window.login_view.notice_text())
+    screenshot(window, "login-notices")
     window.shutdown()
 
 

@@ -15,6 +15,7 @@ from terminal.app import create_window
 from terminal.core import Terminal
 from terminal.readers.simulated import SimulatedReader
 from terminal.ui import i18n
+from tests.ui.conftest import screenshot
 from tests.ui.till import RecordingPlayer, open_till
 
 
@@ -38,6 +39,7 @@ def test_settings_change_volume_mute_and_language(qtbot: QtBot, tmp_path: Path,
     dialog = window.settings_dialog
     assert dialog is not None and dialog.isVisible()
 
+    screenshot(dialog, "settings")
     dialog.volume.setValue(40)
     qtbot.mouseClick(dialog.test_button, Qt.MouseButton.LeftButton)
     assert player.played == ["approved"]  # tried at the slider's volume...
