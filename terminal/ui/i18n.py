@@ -36,6 +36,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QApplication, QTableView
 
+from terminal.settings import LANGUAGES
 from terminal.ui import theme
 
 if TYPE_CHECKING:
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SOURCE_LANGUAGE = "en"
-LANGUAGES = ("en", "ar")
 # Each language's name in that language: a cashier who cannot read the current one still
 # recognises their own on the switch.
 NATIVE_NAMES = {"en": "English", "ar": "العربية"}
