@@ -36,7 +36,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QApplication, QTableView
 
-from terminal.settings import LANGUAGES
+from terminal.settings import LANGUAGES as LANGUAGES  # re-exported: the supported ones
 from terminal.ui import theme
 
 if TYPE_CHECKING:
