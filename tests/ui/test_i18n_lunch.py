@@ -72,7 +72,8 @@ DATA_WORDS = sorted({word for row in [*PRODUCTS, *WALLETS, *CASHIERS]
                      for field in ("name", "display_name", "category", "grade", "homeroom")
                      for word in re.split(r"[\s&]+", str(row.get(field) or "")) if word},
                     key=len, reverse=True)
-KEYS = re.compile(r"\b(?:F\d{1,2}|Del|Esc|Enter|SAR)\b|[0-9A-F]{4}\u2026[0-9A-F]{4}")
+KEYS = re.compile(r"\b(?:F\d{1,2}|Del|Esc|Enter|SAR)\b|[0-9A-F]{4}\u2026[0-9A-F]{4}"
+                  r"|https?://\S+")
 TAGS = re.compile(r"<[^>]+>")
 LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 ARABIC_LETTER = re.compile(r"[\u0600-\u06ff]")
@@ -318,3 +319,32 @@ def test_lunch_flow_in_english_then_arabic(qtbot: QtBot, qapp: QApplication,
     switch_on_login(till, "ar")
     every_screen(till, "ar", shots=False)
     window.shutdown()
+
+
+def test_the_reading_catches_a_word_left_in_the_other_language() -> None:
+    """The check above would pass on anything if it could not see a leftover."""
+    assert english_left(["Tap bracelet", "مرّر السوار", "بحث بالاسم F3", "Rice & chicken",
+                         "04AA\u20260003 \u00b7 40.00 SAR", "English"]) == ["Tap bracelet"]
+    assert arabic_left(["Paid 1.50 SAR", "مقبول", "Cashier: Amal", "لبن", "العربية",
+                        "Balance only"]) == ["مقبول"]
+
+
+def test_enrollment_screen_in_arabic(qtbot: QtBot, qapp: QApplication, tmp_path: Path) -> None:
+    """The first screen of a new till, before it has any data."""
+    from terminal.core import Terminal
+    from terminal.ui.enroll_view import EnrollView
+
+    term = Terminal(tmp_path / "new")
+    try:
+        i18n.switch(qapp, "ar")
+        view = EnrollView(term)
+        qtbot.addWidget(view)
+        view.resize(*SIZE)
+        view.show()
+        view.say(lambda: view.tr("Both the server address and the code are needed."))
+        texts = check(view, "ar", "the enrollment screen")
+        assert "إعداد هذا الجهاز" in texts
+        assert not view.server.isRightToLeft()  # an address is typed left to right
+        screenshot(view, "ar-enroll")
+    finally:
+        term.close()
