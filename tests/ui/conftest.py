@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 from terminal.core import Terminal
 from terminal.readers.simulated import SimulatedReader
 from terminal.sync.backoff import Backoff
-from terminal.ui import theme
+from terminal.ui import i18n, theme
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
 SIZE = (1024, 600)
@@ -38,9 +38,21 @@ PRODUCTS = [
 CASHIERS = [{"cashier_id": "cash1", "name": "Amal", "pin_hash": "x", "active": True}]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _translations() -> None:
+    """The compiled catalogues, as the install step builds them (packaging/i18n build): a
+    test that switches to Arabic must not silently stay in English on a fresh checkout."""
+    from tests.ui.i18n_support import build_catalogues
+
+    build_catalogues()
+
+
 @pytest.fixture(autouse=True)
-def _themed(qapp: QApplication) -> None:
+def _themed(qapp: QApplication) -> Iterator[None]:
     theme.apply(qapp)
+    yield
+    if i18n.current() != i18n.SOURCE_LANGUAGE:  # the language is process-wide: reset it
+        i18n.switch(qapp, i18n.SOURCE_LANGUAGE)
 
 
 def screenshot(widget: QWidget, name: str) -> Path:
