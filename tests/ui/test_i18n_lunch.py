@@ -39,6 +39,7 @@ from terminal.app import create_window
 from terminal.readers.simulated import SimulatedReader
 from terminal.sync.backoff import Backoff
 from terminal.ui import i18n
+from terminal.ui.main_window import MainWindow
 from tests.ui.conftest import CASHIERS, SIZE, offline_terminal, screenshot, wallet
 from tests.ui.i18n_support import build_catalogues
 from tests.ui.till import Till
@@ -156,6 +157,8 @@ def check(root: QWidget, language: str, where: str) -> list[str]:
     assert texts, f"nothing visible on {where}"
     wrong = english_left(texts) if language == "ar" else arabic_left(texts)
     assert wrong == [], f"{where} in {language}: shown in the other language: {wrong}"
+    if isinstance(root, MainWindow):  # longer words must not push the window off the screen
+        assert (root.width(), root.height()) == SIZE, f"{where} in {language}"
     return texts
 
 
