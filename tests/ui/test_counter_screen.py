@@ -122,6 +122,20 @@ def test_refused_and_approved_sounds_and_mute_from_the_settings(qtbot: QtBot,
     till.window.shutdown()
 
 
+def test_a_daily_limit_refusal_says_how_much_is_left_today(qtbot: QtBot,
+                                                            tmp_path: Path) -> None:
+    till = open_till(qtbot, tmp_path)
+    till.add("juice")
+    till.tap("huda", "approved")  # 3.00 of her 5.00 a day
+    till.add("juice")
+    till.tap("huda", "refused")
+    detail = plain(till.panel.detail.text())
+    assert detail == (f"Daily limit: {format_minor(200, 'SAR')} left today of "
+                      f"{format_minor(500, 'SAR')}; this sale is {format_minor(300, 'SAR')}.")
+    assert till.panel.outcome.code == "daily_limit"
+    till.window.shutdown()
+
+
 @pytest.mark.skipif(shutil.which("aplay") is None,
                     reason="aplay missing: install Debian alsa-utils (packaging/dev does it)")
 def test_the_window_really_plays_through_alsa(qtbot: QtBot, tmp_path: Path) -> None:

@@ -40,13 +40,15 @@ PRODUCTS: list[dict[str, Any]] = [
 ]
 
 UIDS = {"maryam": "04AA000000000001", "omar": "04AA000000000002",
-        "sara4": "04AA000000000003", "sara6": "04AA000000000004"}
+        "sara4": "04AA000000000003", "sara6": "04AA000000000004",
+        "huda": "04AA000000000005"}
 WALLETS = [
     wallet("w-maryam", "Maryam Q.", 5000, grade="Grade 4", homeroom="4B",
            restrictions={"allergens": ["peanut"], "blocked_categories": ["Meals"]}),
     wallet("w-omar", "Omar B.", 200, grade="Grade 2", homeroom="2A"),
     wallet("w-sara4", "Sara K.", 4000, grade="Grade 4", homeroom="4A"),
     wallet("w-sara6", "Sara K.", 3000, grade="Grade 6", homeroom="6C"),
+    {**wallet("w-huda", "Huda A.", 9000, grade="Grade 1", homeroom="1A"), "daily_limit": 500},
 ]
 CREDENTIALS = [{"uid": UIDS[key], "wallet_id": f"w-{key}", "status": "active"}
                for key in UIDS]
