@@ -19,6 +19,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.money import format_minor
+
 from .config import ServerConfig
 from .storage.engine import DatabaseURLError, create_engine
 
@@ -161,10 +163,22 @@ async def _revoke_device(config: ServerConfig, args: argparse.Namespace) -> int:
 async def _audit(config: ServerConfig, args: argparse.Namespace) -> int:
     from .ledger.audit import audit
 
-    report = await _with_engine(config, audit)
-    lines = [f"{s['school_id']}: postings sum {s['postings_sum']}, {s['wallets']} wallets, "
-             f"{len(s['balance_mismatches'])} mismatches, gaps on {len(s['missing_seqs'])} "
-             f"device(s)" for s in report["schools"]]
+    async def work(engine: AsyncEngine) -> tuple[dict[str, Any], dict[str, str]]:
+        import sqlalchemy as sa
+
+        from .storage.schema import schools
+
+        async with engine.connect() as conn:
+            currencies = {r.school_id: r.currency for r in await conn.execute(
+                sa.select(schools.c.school_id, schools.c.currency))}
+        return await audit(engine), currencies
+
+    report, currencies = await _with_engine(config, work)
+    # People read money, not minor units (the --json report keeps the integers).
+    lines = [f"{s['school_id']}: postings sum "
+             f"{format_minor(s['postings_sum'], currencies.get(s['school_id'], ''))}, "
+             f"{s['wallets']} wallets, {len(s['balance_mismatches'])} mismatches, gaps on "
+             f"{len(s['missing_seqs'])} device(s)" for s in report["schools"]]
     _emit(args, report, "\n".join([*lines, "ok" if report["ok"] else "NOT OK"]))
     return 0 if report["ok"] else 1
 
@@ -180,12 +194,14 @@ async def _reconcile_payments(config: ServerConfig, args: argparse.Namespace) ->
     human = [f"{report['matched']} matched, {len(report['missing_in_ledger'])} missing in the "
              f"ledger, {len(report['missing_in_settlement'])} missing in the settlement, "
              f"{len(report['amount_mismatch'])} amount mismatch(es)"]
-    human += [f"missing in ledger: {m['reference']} {m['amount']} {m['currency']}"
+    human += [f"missing in ledger: {m['reference']} {format_minor(m['amount'], m['currency'])}"
               for m in report["missing_in_ledger"]]
-    human += [f"missing in settlement: {m['reference']} {m['amount']} {m['currency']}"
+    human += [f"missing in settlement: {m['reference']} "
+              f"{format_minor(m['amount'], m['currency'])}"
               for m in report["missing_in_settlement"]]
-    human += [f"amount mismatch: {m['reference']} settled {m['settlement_amount']} "
-              f"{m['settlement_currency']}, ledger {m['ledger_amount']} {m['ledger_currency']}"
+    human += [f"amount mismatch: {m['reference']} settled "
+              f"{format_minor(m['settlement_amount'], m['settlement_currency'])}, ledger "
+              f"{format_minor(m['ledger_amount'], m['ledger_currency'])}"
               for m in report["amount_mismatch"]]
     _emit(args, report, "\n".join(human))
     return 0

@@ -52,6 +52,10 @@ def test_migrate_seed_and_audit_on_an_empty_database(db_factory: Any) -> None:
     assert report["ok"] is True
     assert [s["postings_sum"] for s in report["schools"]] == [0, 0]
     assert sorted(s["wallets"] for s in report["schools"]) == [61, 61]
+    human = run("audit-ledger", "--db", url)
+    assert human.returncode == 0, human.stderr
+    for school in demo["schools"]:  # money, not minor units; --json keeps the integers
+        assert f"postings sum 0.00 {school['currency']}," in human.stdout, human.stdout
 
 
 def test_enrollment_code_and_errors_are_one_line(db_url: str, demo: dict[str, Any]) -> None:

@@ -99,6 +99,11 @@ async def test_the_report_names_every_difference_and_changes_nothing(
     assert human.returncode == 0, human.stderr
     assert human.stdout.splitlines()[0] == ("2 matched, 2 missing in the ledger, 2 missing in "
                                             "the settlement, 1 amount mismatch(es)")
+    # Amounts as people read them, not minor units (issue 12); --json keeps the integers.
+    assert "missing in ledger: ref_ghost 60.00 SAR" in human.stdout
+    assert "missing in settlement: ref_refunded_line 8.00 SAR" in human.stdout
+    assert "amount mismatch: ref_mismatch settled 35.00 SAR, ledger 30.00 SAR" in human.stdout
+    assert " 6000" not in human.stdout and " 3500" not in human.stdout
 
 
 @pytest.mark.parametrize(("body", "error"), [
