@@ -72,7 +72,6 @@ class LookupDialog(QDialog):
         self.query.setPlaceholderText(self.tr("name"))
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText(
             self.tr("Charge (Enter)"))
-        self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setText(self.tr("Cancel"))
         if self.results.count():
             self.search(self.query.text())
 

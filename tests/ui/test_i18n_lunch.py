@@ -283,6 +283,20 @@ def every_screen(till: Till, language: str, shots: bool) -> None:
     qtbot.keyClick(history.table, Qt.Key.Key_Escape)
     assert window.current_view() is sale
 
+    # -- this till's settings (F10): volume, mute, language; Save and Cancel are Qt's own
+    active(window, qtbot)
+    qtbot.keyClick(sale, Qt.Key.Key_F10)
+    settings = window.settings_dialog
+    assert settings is not None
+    texts = check(settings, language, "the settings dialog")
+    if language == "ar":
+        assert "احفظ" in texts and "ألغِ" in texts  # Qt's own qtbase_ar.qm: standard buttons
+    if shots:
+        screenshot(settings, name + "settings")
+    settings.reject()
+    qtbot.waitUntil(lambda: window.settings_dialog is None, timeout=5000)
+    active(window, qtbot)
+
 
 def test_lunch_flow_in_arabic_then_english(qtbot: QtBot, qapp: QApplication,
                                             tmp_path: Path) -> None:

@@ -385,10 +385,6 @@ The money goes back to the student.</source>
         <translation>خصم (Enter)</translation>
     </message>
     <message>
-        <source>Cancel</source>
-        <translation>إلغاء</translation>
-    </message>
-    <message>
         <source>Homeroom %1</source>
         <translation>الفصل %1</translation>
     </message>
