@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import select
 import signal
 import subprocess
 import sys
@@ -48,10 +49,20 @@ def test_sigkill_during_sales_loses_nothing_and_server_applies_each_once(
             [sys.executable, str(Path(__file__).with_name("sell_loop.py")), str(data_dir),
              cashier, water["product_id"], *uid_to_wallet], stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
-        time.sleep(rng.uniform(0.05, 0.6))
+        first = b""
+        if rng.random() < 0.2:
+            # a kill at any moment of the start (opening, migrating the store, first sale)
+            time.sleep(rng.uniform(0.05, 0.6))
+        else:
+            # a kill while it sells: wait for its first sale, however slowly a loaded machine
+            # starts Python, so the kills land among sales rather than all in start-up
+            assert proc.stdout is not None
+            if select.select([proc.stdout], [], [], 60)[0]:
+                first = proc.stdout.readline()
+            time.sleep(rng.uniform(0, 0.4))
         proc.send_signal(signal.SIGKILL)
         out, _ = proc.communicate()
-        for line in out.decode().splitlines():
+        for line in (first + out).decode().splitlines():
             try:
                 sale = json.loads(line)
             except json.JSONDecodeError:
