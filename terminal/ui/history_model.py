@@ -58,8 +58,10 @@ def sync_status(row: OutboxRow) -> str:
 
 def _time(created_at: str) -> str:
     try:
-        # The terminal's clock zone, like the status bar (a kiosk runs in the school's zone).
-        return datetime.fromisoformat(created_at).astimezone().strftime("%H:%M:%S")
+        # School time, as the status bar's clock shows it: a sale's created_at carries the
+        # school's offset at the moment of the sale (record_sale), so it is shown as stored,
+        # never moved into the machine's own zone.
+        return datetime.fromisoformat(created_at).strftime("%H:%M:%S")
     except ValueError:
         return created_at
 

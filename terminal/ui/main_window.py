@@ -350,7 +350,10 @@ class MainWindow(QMainWindow):
         """Volume, mute and language of this till, and the school's time zone for the clock."""
         settings = self.terminal.local_settings()
         self.player.configure(volume=settings.sound_volume, muted=settings.sound_muted)
-        self._school_zone = self.terminal.school_now().tzinfo
+        zone = self.terminal.school_now().tzinfo
+        if zone != self._school_zone:
+            self._school_zone = zone
+            self.status_bar.show_clock(self.school_time())  # the new zone at once
         app = QApplication.instance()
         if isinstance(app, QApplication) and i18n.normalise(settings.language) != i18n.current():
             i18n.switch(app, settings.language)

@@ -188,6 +188,12 @@ def test_the_till_shows_school_time_without_reading_the_store(qtbot: QtBot,
     assert shown in allowed
     # the next tick is due on the next minute, not every second
     assert window._clock.isSingleShot() and 0 < window._clock.remainingTime() <= 60_100
+    # the history shows a sale's time in school time too, not the machine's zone (UTC here)
+    till.terminal.record_sale("cash1", [("water", 1)], uid="04AA000000000003")
+    window.show_history()
+    row = window.history_view.model.rows[0]
+    assert window.history_view.model.text(row, 1)[:5] in allowed | {
+        (riyadh + timedelta(minutes=1)).strftime("%H:%M")}
     window.shutdown()
 
 
