@@ -177,3 +177,21 @@ def test_school_now_is_in_the_school_time_zone(tmp_path: Path) -> None:
     assert now == T0 and now.tzinfo is not None
     assert (now.hour, now.utcoffset().total_seconds()) == (12, 3 * 3600)
     assert now.astimezone(UTC).hour == 9
+
+
+def test_timing_defaults_are_declared_once() -> None:
+    """The worker and the backoff take their defaults from terminal/settings.py (the app, the
+    main window and the Qt bridge import the same names)."""
+    import inspect
+    import random
+
+    from terminal import settings
+    from terminal.sync.backoff import Backoff
+    from terminal.sync.worker import SyncWorker
+
+    interval = inspect.signature(SyncWorker).parameters["interval"].default
+    assert interval is settings.SYNC_INTERVAL_S
+    backoff = Backoff(rng=random.Random(1))
+    assert (backoff.base, backoff.cap) == (settings.BACKOFF_BASE_S, settings.BACKOFF_CAP_S)
+    delays = [backoff.next_delay() for _ in range(20)]
+    assert max(delays) <= settings.BACKOFF_CAP_S
