@@ -22,6 +22,8 @@ WORDS: dict[str, str] = {
     "debited": N_("debited"), "held": N_("held"), "recorded": N_("recorded"),
     "online": N_("online"), "offline": N_("offline"), "void": N_("void"),
     "sale": N_("sale"), "reversed": N_("reversed"), "voided": N_("voided"),
+    "created": N_("created"), "updated": N_("updated"), "unchanged": N_("unchanged"),
+    "refused": N_("refused"),
     "assigned": N_("assigned"), "replaced_by": N_("replaced by"), "replaces": N_("replaces"),
     "reversal": N_("reversal"), "topup": N_("top-up"), "adjustment": N_("adjustment"),
     # sale flags
