@@ -32,6 +32,19 @@ from terminal_common import enroll_offline, load_pages, percentile, snapshot_pag
 from terminal.core import Terminal
 
 
+def steady_backoff(seconds: float) -> Any:
+    """A backoff that waits the whole ``seconds`` after a failure: the real one draws a
+    random delay below its cap, which could put a retry inside the measured idle time."""
+    from terminal.sync.backoff import Backoff
+
+    class Steady(Backoff):
+        def next_delay(self, retry_after: float | None = None) -> float:
+            self.failures += 1
+            return self.cap
+
+    return Steady(base=seconds, cap=seconds)
+
+
 class CountingTerminal(Terminal):
     """The real core, counting every statement any of its connections runs."""
 
@@ -68,7 +81,6 @@ def main() -> None:
 
     from terminal.app import create_window
     from terminal.readers.simulated import SimulatedReader
-    from terminal.sync.backoff import Backoff
     from terminal.ui import theme
 
     app = QApplication.instance() or QApplication([])
@@ -87,7 +99,7 @@ def main() -> None:
         load_pages(term, snapshot_pages(args.wallets))
         reader = SimulatedReader()
         window = create_window(Path(tmp) / "term", terminal=term, reader=reader,
-                               backoff=Backoff(base=600.0, cap=600.0))
+                               backoff=steady_backoff(600.0))
         window.resize(1024, 600)
         window.show()
         window.start()  # reader and sync thread (its first try fails: nothing listens)

@@ -22,6 +22,15 @@ from tests.ui.conftest import SIZE
 from tests.ui.till import CREDENTIALS, PRODUCTS, UNREACHABLE, WALLETS, open_till
 
 
+class SteadyBackoff(Backoff):
+    """Waits the whole cap after a failure (the real one draws a random delay below it, which
+    could start a retry inside the measured idle seconds)."""
+
+    def next_delay(self, retry_after: float | None = None) -> float:
+        self.failures += 1
+        return self.cap
+
+
 class CountingTerminal(Terminal):
     """The real core; every statement any of its connections runs is counted."""
 
@@ -51,7 +60,7 @@ def test_an_idle_window_reads_nothing_from_the_store(qtbot: QtBot, tmp_path: Pat
                      products=PRODUCTS).close()
     term = CountingTerminal(tmp_path / "t")
     window = create_window(tmp_path / "t", terminal=term, reader=SimulatedReader(),
-                           backoff=Backoff(base=60.0, cap=60.0))
+                           backoff=SteadyBackoff(base=60.0, cap=60.0))
     qtbot.addWidget(window)
     window.resize(*SIZE)
     window.show()
