@@ -129,3 +129,63 @@ def test_refusal_messages_are_plain_sentences(tmp_path: Path, clock) -> None:
         term.record_sale("cash1", [("meal", 1)], uid=UID)
     assert info.value.message == "Not enough balance: 1.00 SAR available, the sale is 12.00 SAR."
     assert UID not in info.value.message
+
+
+def test_daily_limit_refusal_says_how_much_is_left_today(tmp_path: Path, clock) -> None:
+    term = make(tmp_path, clock, balance=10000, daily_limit=1500)
+    term.record_sale("cash1", [("meal", 1)], uid=UID)                  # 12.00 of 15.00
+    with pytest.raises(SaleRefused) as info:
+        term.record_sale("cash1", [("water", 3)], uid=UID)
+    assert info.value.message == ("Daily limit: 3.00 SAR left today of 15.00 SAR; "
+                                  "this sale is 4.50 SAR.")
+    assert dict(info.value.values) == {"left": "3.00 SAR", "limit": "15.00 SAR",
+                                       "total": "4.50 SAR"}
+    term.record_sale("cash1", [("water", 2)], uid=UID)                 # exactly 15.00
+    with pytest.raises(SaleRefused) as info:
+        term.record_sale("cash1", [("water", 1)], uid=UID)
+    assert info.value.values["left"] == "0.00 SAR"
+
+
+def test_daily_limit_left_is_never_negative() -> None:
+    from terminal.selling.rules import SaleFacts, check_sale
+
+    facts = SaleFacts(
+        currency="SAR", device_revoked=False, cashier_known=True, cart_total=150,
+        cart_empty=False, unknown_products=0, hours_since_sync=1, offline_max_hours=72,
+        clock_shows="", clock_behind=None, credential_found=True, credential_blocked=False,
+        wallet_status="active", offline_max_sale=5000, offline_max_unsynced_total=20000,
+        unanswered_total=0, daily_limit=1500, spent_today=2000,   # other tills went over
+        balance=10000, unsettled_spending=0, overdraft_limit=0)
+    problem = check_sale(facts)
+    assert problem is not None and problem.values["left"] == "0.00 SAR"
+
+
+def test_never_synced_says_so(tmp_path: Path, clock) -> None:
+    term = make(tmp_path, clock)
+    with term.db.conn:   # a snapshot pulled, but push and pull never both finished
+        term.db.conn.execute("UPDATE sync_state SET last_sync_at = NULL")
+    with pytest.raises(SaleRefused) as info:
+        term.record_sale("cash1", [("water", 1)], uid=UID)
+    assert info.value.code == "offline_too_long" and info.value.key == "never_synced"
+    assert info.value.message.startswith("This terminal has never synced")
+
+
+def test_every_sentence_fills_exactly_its_placeholders_and_has_a_known_code() -> None:
+    """The till translates a refusal by ``key`` and ``values``: every template's placeholders
+    are the values its refusal carries, and every code is one the spec (or docs) names."""
+    import string
+
+    from terminal.selling.rules import CODES, MESSAGES, refusal
+
+    known = {"device_revoked", "cashier_unknown", "empty_cart", "product_unknown",
+             "offline_too_long", "credential_unknown", "credential_blocked", "wallet_closed",
+             "wallet_frozen", "offline_sale_cap", "offline_total_cap", "daily_limit",
+             "insufficient_balance", "restricted_item", "void_target_unknown",
+             "void_target_not_posted", "void_twice"}
+    for key, template in MESSAGES.items():
+        names = {f for _, f, _, _ in string.Formatter().parse(template) if f}
+        made = refusal(key, **{name: f"<{name}>" for name in names})
+        assert made.key == key and set(made.values) == names
+        assert made.code == CODES.get(key, key) and made.code in known, key
+        assert "{" not in made.message and all(f"<{n}>" in made.message for n in names)
+    assert set(CODES) <= set(MESSAGES)
