@@ -45,6 +45,7 @@ from terminal.settings import LocalSettings
 from terminal.store import outbox, snapshot, state
 from terminal.store.db import open_database
 from terminal.store.outbox import NewEntry
+from terminal.store.rows import fetch_all
 
 if TYPE_CHECKING:
     from terminal.sync.cycle import SyncReport
@@ -432,11 +433,12 @@ class Terminal:
     def bracelets(self, limit: int = 200) -> list[tuple[str, str, str]]:
         """``(uid, display_name, status)`` of bracelets in the snapshot: only for the demo
         panel of the simulated reader (a real counter never lists UIDs)."""
-        rows = self.db.conn.execute(
-            "SELECT c.uid, w.display_name, CASE WHEN c.status != 'active' THEN c.status"
-            " ELSE w.status END FROM credentials c JOIN wallets w USING (wallet_id)"
-            " ORDER BY w.display_name, c.uid LIMIT ?", (limit,)).fetchall()
-        return [(r[0], r[1], r[2]) for r in rows]
+        rows = fetch_all(
+            self.db.conn, "SELECT c.uid, w.display_name, CASE WHEN c.status != 'active'"
+            " THEN c.status ELSE w.status END AS status"
+            " FROM credentials c JOIN wallets w USING (wallet_id)"
+            " ORDER BY w.display_name, c.uid LIMIT ?", (limit,))
+        return [(r["uid"], r["display_name"], r["status"]) for r in rows]
 
     def alerts(self) -> list[Alert]:
         """Banners for the cashier: device revoked, sales rejected or in conflict (until
