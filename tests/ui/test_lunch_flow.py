@@ -9,11 +9,13 @@ to the wrong student (another "Sara K.") fails the test instead of passing it.""
 from __future__ import annotations
 
 import threading
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
+from pytestqt.exceptions import TimeoutError as WaitTimeout
 from pytestqt.qtbot import QtBot
 
 from shared.ids import mask_uid
@@ -222,6 +224,18 @@ def test_lunch_flow(qtbot: QtBot, live_server: Any, tmp_path: Path) -> None:
                     timeout=20000)
     qtbot.waitUntil(lambda: not window.banner.texts(), timeout=5000)
     assert plain(window.status_bar.queue.text()) == "All synced"
+
+    def server_balances_in() -> bool:
+        """The pull after the push may still be running: balances only move towards what
+        the server says, so wait for it, then check every wallet below."""
+        for w in school["wallets"]:
+            got = snapshot.get_wallet(terminal.db, w["wallet_id"])
+            if got is None or got.balance != w["balance"] - charged.get(w["wallet_id"], 0):
+                return False
+        return True
+
+    with suppress(WaitTimeout):
+        qtbot.waitUntil(server_balances_in, timeout=10000)
     row = snapshot.get_wallet(terminal.db, offline_buyer["wallet_id"])
     assert row is not None
     assert row.balance == offline_buyer["balance"] - 2 * water["price"]  # from the server
