@@ -26,6 +26,9 @@ WORDS: dict[str, str] = {
     "refused": N_("refused"),
     "assigned": N_("assigned"), "replaced_by": N_("replaced by"), "replaces": N_("replaces"),
     "reversal": N_("reversal"), "topup": N_("top-up"), "adjustment": N_("adjustment"),
+    "opening": N_("opening balance"),
+    "refund": N_("refund"), "chargeback": N_("chargeback"),
+    "payment_credit": N_("gateway payment"),
     # sale flags
     "overdraft": N_("overdraft"), "credential_blocked": N_("blocked bracelet"),
     "credential_mismatch": N_("bracelet of another student"),
