@@ -27,6 +27,7 @@ from ..storage.schema import (
 )
 from ..transactions import reading
 from .csv_cells import safe_cell
+from .exceptions import restricted_items
 from .ledgerview import sale_entries
 from .render import page_context, paged, parse_day, query_with, render
 from .scope import School, found, school_of
@@ -201,10 +202,11 @@ async def sale_detail(request: web.Request) -> web.StreamResponse:
         conflicts = (await conn.execute(sa.select(sale_conflicts).where(
             sale_conflicts.c.school_id == school.school_id,
             sale_conflicts.c.ref == ref))).all()
+        restricted = (await restricted_items(conn, school.school_id, [sale])).get(ref, [])
     reversible = (sale.kind == "sale" and sale.status == "applied" and refund is None
                   and int(sale.total) > 0)
     return render(request, "sale.html", {
         "sale": sale, "refund": refund, "wallet": wallet, "device_name": device,
-        "cashier_name": cashier,
+        "cashier_name": cashier, "restricted": restricted,
         "entries": entries, "conflicts": conflicts, "reversible": reversible,
         "delay_s": (sale.received_at - sale.created_at).total_seconds()})

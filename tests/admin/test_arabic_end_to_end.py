@@ -15,6 +15,7 @@ import csv
 import html
 import io
 import json
+import re
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -133,8 +134,9 @@ async def test_arabic_roster_to_till_to_sales_list_and_csv(server: LiveServer,
         listing = html.unescape(await admin.page("/admin/sales"))
         for text in (SARA, OMAR, LAYLA, JUICE, CAKE):
             assert text in listing, text
-        queue = html.unescape(await admin.page("/admin/exceptions"))
-        assert sold_omar.ref in queue and sold_sara.ref not in queue
+        page = await admin.page("/admin/exceptions")
+        assert sold_omar.ref in page and sold_sara.ref not in page
+        queue = html.unescape(re.sub(r"<[^>]+>", "", page))  # the text a reader sees
         assert f"{JUICE}: category blocked for the student: {DRINKS}" in queue
 
         resp = await admin.get("/admin/sales.csv")
