@@ -11,13 +11,12 @@ from typing import Any
 import sqlalchemy as sa
 from aiohttp import web
 
-from shared.money import format_minor
-
 from .. import positions, records, restrictions
+from ..i18n import _
 from ..secrets import PIN_DIGITS_DEFAULT, pin_hash_outdated
 from ..storage.schema import cashiers, products
 from ..transactions import reading, writing
-from . import auditlog
+from . import auditlog, formatting
 from .render import FormError, Refused, money, redirect, render, text, whole_number
 from .scope import School, found, require_write, school_of
 
@@ -27,7 +26,7 @@ MAX_PRICE = 10**8
 
 def _price(form: Any, school: School) -> int:
     return money(form, "price", school.currency, max_len=20, maximum=MAX_PRICE,
-                 error="the price must be zero or more")
+                 error=_("the price must be zero or more"))
 
 
 @routes.get("/admin/products")
@@ -58,7 +57,7 @@ async def product_create(request: web.Request) -> web.StreamResponse:
         price = _price(form, school)
         allergens = _allergens(form)
     except FormError as exc:
-        return redirect("/admin/products", f"Not created: {exc}.", error=True)
+        return redirect("/admin/products", _("Not created: %(why)s.", why=exc), error=True)
     async with writing(request.app) as conn:
         pid = await records.create_product(conn, school.school_id, name, price, category,
                                            allergens=allergens)
@@ -66,7 +65,7 @@ async def product_create(request: web.Request) -> web.StreamResponse:
                               target_type="product", target_id=pid,
                               after={"name": name, "price": price, "category": category,
                                      "allergens": allergens})
-    return redirect("/admin/products", f"Product {name} created.")
+    return redirect("/admin/products", _("Product %(name)s created.", name=name))
 
 
 @routes.post("/admin/products/{product_id}")
@@ -88,23 +87,25 @@ async def product_update(request: web.Request) -> web.StreamResponse:
         if "allergens" in form:
             changes["allergens"] = _allergens(form)
     except FormError as exc:
-        return redirect("/admin/products", f"Not saved: {exc}.", error=True)
+        return redirect("/admin/products", _("Not saved: %(why)s.", why=exc), error=True)
     async with writing(request.app) as conn:
         row = found((await conn.execute(sa.select(products).where(
             products.c.school_id == school.school_id,
             products.c.product_id == product_id))).first())
         changes = {k: v for k, v in changes.items() if row._mapping[k] != v}
         if not changes:
-            raise Refused("/admin/products", "Nothing changed.")
+            raise Refused("/admin/products", _("Nothing changed."))
         await records.update_product(conn, school.school_id, product_id, **changes)
         action = ("product_deactivated" if changes.get("active") is False else
                   "product_activated" if changes.get("active") is True else "product_updated")
         await auditlog.record(conn, request, action, school_id=school.school_id,
                               target_type="product", target_id=product_id,
                               before={k: row._mapping[k] for k in changes}, after=changes)
-    shown = (f" (price {format_minor(changes['price'], school.currency)})"
-             if "price" in changes else "")
-    return redirect("/admin/products", f"Product saved{shown}.")
+    if "price" in changes:
+        return redirect("/admin/products", _("Product saved (price %(price)s).",
+                                             price=formatting.money(changes["price"],
+                                                                    school.currency)))
+    return redirect("/admin/products", _("Product saved."))
 
 
 @routes.post("/admin/products/{product_id}/move")
@@ -119,7 +120,7 @@ async def product_move(request: web.Request) -> web.StreamResponse:
     step = {"up": -1, "down": 1}.get(str(direction)) if direction else None
     to = whole_number(place) if place else None
     if (step is None) == (to is None):
-        return redirect("/admin/products", "Not moved: say up, down or a position number.",
+        return redirect("/admin/products", _("Not moved: say up, down or a position number."),
                         error=True)
     async with writing(request.app) as conn:
         found((await conn.execute(sa.select(products.c.product_id).where(
@@ -128,14 +129,14 @@ async def product_move(request: web.Request) -> web.StreamResponse:
         try:
             moved = await positions.move(conn, school.school_id, product_id, to=to, step=step)
         except positions.PositionError as exc:
-            raise Refused("/admin/products", f"Not moved: {exc}.") from None
+            raise Refused("/admin/products", _("Not moved: %(why)s.", why=exc)) from None
         if not moved:
-            return redirect("/admin/products", "Nothing moved.")
+            return redirect("/admin/products", _("Nothing moved."))
         await auditlog.record(conn, request, "products_reordered", school_id=school.school_id,
                               target_type="product", target_id=product_id,
                               before={pid: old for pid, old, _ in moved},
                               after={pid: new for pid, _, new in moved})
-    return redirect("/admin/products", "Order saved; tills show it after their next sync.")
+    return redirect("/admin/products", _("Order saved; tills show it after their next sync."))
 
 
 @routes.get("/admin/cashiers")
@@ -157,7 +158,8 @@ async def cashier_list(request: web.Request) -> web.StreamResponse:
 
 def _with_pin_note(message: str, pin: str | None) -> str:
     warning = records.pin_warning(pin) if pin else None
-    return f"{message} Note: {warning}." if warning else message
+    return _("%(said)s Note: %(warning)s.", said=message, warning=warning) if warning \
+        else message
 
 
 def _pin(form: Any) -> str:
@@ -177,13 +179,14 @@ async def cashier_create(request: web.Request) -> web.StreamResponse:
     try:
         name, pin = text(form, "name"), _pin(form)
     except FormError as exc:
-        return redirect("/admin/cashiers", f"Not created: {exc}.", error=True)
+        return redirect("/admin/cashiers", _("Not created: %(why)s.", why=exc), error=True)
     async with writing(request.app) as conn:
         cid = await records.create_cashier(conn, school.school_id, name, pin)
         await auditlog.record(conn, request, "cashier_created", school_id=school.school_id,
                               target_type="cashier", target_id=cid,
                               after={"name": name, "pin": "set"})
-    return redirect("/admin/cashiers", _with_pin_note(f"Cashier {name} created.", pin))
+    return redirect("/admin/cashiers", _with_pin_note(_("Cashier %(name)s created.", name=name),
+                                                      pin))
 
 
 @routes.post("/admin/cashiers/{cashier_id}")
@@ -197,7 +200,7 @@ async def cashier_update(request: web.Request) -> web.StreamResponse:
         pin = _pin(form) if "pin" in form else None
         active = (form["active"] == "1") if "active" in form else None
     except FormError as exc:
-        return redirect("/admin/cashiers", f"Not saved: {exc}.", error=True)
+        return redirect("/admin/cashiers", _("Not saved: %(why)s.", why=exc), error=True)
     async with writing(request.app) as conn:
         row = found((await conn.execute(sa.select(cashiers.c.name, cashiers.c.active).where(
             cashiers.c.school_id == school.school_id,
@@ -219,4 +222,4 @@ async def cashier_update(request: web.Request) -> web.StreamResponse:
                               target_type="cashier", target_id=cashier_id, before=before,
                               after=after)
     return redirect("/admin/cashiers",
-                    _with_pin_note("PIN reset.", pin) if pin else "Cashier saved.")
+                    _with_pin_note(_("PIN reset."), pin) if pin else _("Cashier saved."))

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shared.clock import utcnow
 
 from .. import restrictions
+from ..i18n import _
 from ..ledger import money_ops, seqs
 from ..storage.schema import (
     OPEN_REVIEW,
@@ -164,7 +165,7 @@ async def review_sale(request: web.Request) -> web.StreamResponse:
         found(result.rowcount or None)
         await auditlog.record(conn, request, "sale_reviewed", school_id=school.school_id,
                               target_type="sale", target_id=ref, note=note)
-    return redirect("/admin/exceptions", "Sale marked reviewed.")
+    return redirect("/admin/exceptions", _("Sale marked reviewed."))
 
 
 @routes.post("/admin/exceptions/conflicts/{conflict_id:\\d+}/review")
@@ -182,7 +183,7 @@ async def review_conflict(request: web.Request) -> web.StreamResponse:
         found(result.rowcount or None)
         await auditlog.record(conn, request, "conflict_reviewed", school_id=school.school_id,
                               target_type="sale_conflict", target_id=str(cid), note=note)
-    return redirect("/admin/exceptions", "Conflict marked reviewed.")
+    return redirect("/admin/exceptions", _("Conflict marked reviewed."))
 
 
 @routes.post("/admin/exceptions/gaps/{device_id}/{seq:\\d+}/review")
@@ -210,7 +211,7 @@ async def review_gap(request: web.Request) -> web.StreamResponse:
         await auditlog.record(conn, request, "missing_seq_reviewed", school_id=school.school_id,
                               target_type="device", target_id=device_id,
                               after={"seq": seq}, note=note)
-    return redirect("/admin/exceptions", f"Missing seq {seq} marked reviewed.")
+    return redirect("/admin/exceptions", _("Missing seq %(seq)s marked reviewed.", seq=seq))
 
 
 @routes.post("/admin/exceptions/payments/review")
@@ -242,7 +243,7 @@ async def review_payment(request: web.Request) -> web.StreamResponse:
         found(result.rowcount or None)
         await auditlog.record(conn, request, "payment_reviewed", school_id=school.school_id,
                               target_type="payment_event", target_id=target[:64], note=note)
-    return redirect("/admin/exceptions", "Payment event marked reviewed.")
+    return redirect("/admin/exceptions", _("Payment event marked reviewed."))
 
 
 @routes.post("/admin/sales/{ref}/reverse")
@@ -275,8 +276,10 @@ async def reverse_sale(request: web.Request) -> web.StreamResponse:
             idem_key=idem_key(form), actor=admin.user_id, reason=reason, sale_ref=ref),
             after=settle)
     except money_ops.OpRefused as exc:
-        return redirect(f"/admin/sales/{ref}", f"Not reversed: {exc.words}.", error=True)
+        return redirect(f"/admin/sales/{ref}", _("Not reversed: %(why)s.", why=exc.words),
+                        error=True)
     if outcome.replay:
-        return redirect(f"/admin/sales/{ref}", "This reversal was already posted; nothing "
-                                               "more was done.")
-    return redirect(f"/admin/sales/{ref}", "Sale reversed: the amount is back on the wallet.")
+        return redirect(f"/admin/sales/{ref}", _("This reversal was already posted; nothing "
+                                                 "more was done."))
+    return redirect(f"/admin/sales/{ref}", _("Sale reversed: the amount is back on the "
+                                              "wallet."))

@@ -14,13 +14,12 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.money import format_minor
-
 from .. import records, restrictions
+from ..i18n import _
 from ..ledger import money_ops
 from ..storage.schema import credentials, products, sales, wallets
 from ..transactions import reading, writing
-from . import auditlog
+from . import auditlog, formatting
 from .ledgerview import wallet_history
 from .render import (
     MAX_AMOUNT,
@@ -109,12 +108,12 @@ async def wallet_money(request: web.Request) -> web.StreamResponse:
     try:
         kind = form.get("kind")
         if kind not in ("topup", "adjustment"):
-            raise FormError("choose top-up or adjustment")
+            raise FormError(_("choose top-up or adjustment"))
         amount = money(form, "amount", school.currency, max_len=30, signed=True,
-                       error="the amount must be non-zero and below "
-                             f"{format_minor(MAX_AMOUNT, school.currency)}")
+                       error=_("the amount must be non-zero and below %(most)s",
+                               most=formatting.money(MAX_AMOUNT, school.currency)))
         if kind == "topup" and amount < 0:
-            raise FormError("a top-up adds money; use an adjustment to take money off")
+            raise FormError(_("a top-up adds money; use an adjustment to take money off"))
         reason = text(form, "reason", max_len=400)
     except FormError as exc:
         return redirect(back, str(exc), error=True)
@@ -132,12 +131,15 @@ async def wallet_money(request: web.Request) -> web.StreamResponse:
     except money_ops.OpRefused as exc:
         if exc.code == "wallet_unknown":
             raise web.HTTPNotFound() from None
-        return redirect(back, f"Nothing posted: {exc.words}.", error=True)
-    shown = format_minor(amount, school.currency)
-    what = "Top-up" if kind == "topup" else "Adjustment"
+        return redirect(back, _("Nothing posted: %(why)s.", why=exc.words), error=True)
+    shown = formatting.money(amount, school.currency)
     if outcome.replay:
-        return redirect(back, f"{what} of {shown} was already posted; nothing more was done.")
-    return redirect(back, f"{what} of {shown} posted.")
+        return redirect(back, _("Top-up of %(amount)s was already posted; nothing more was "
+                                "done.", amount=shown) if kind == "topup" else
+                        _("Adjustment of %(amount)s was already posted; nothing more was "
+                          "done.", amount=shown))
+    return redirect(back, _("Top-up of %(amount)s posted.", amount=shown) if kind == "topup"
+                    else _("Adjustment of %(amount)s posted.", amount=shown))
 
 
 @routes.post("/admin/wallets/{wallet_id}/settings")
@@ -154,10 +156,10 @@ async def wallet_settings(request: web.Request) -> web.StreamResponse:
             given = text(form, "daily_limit", max_len=30, required=False)
             changes["daily_limit"] = money(
                 form, "daily_limit", school.currency, max_len=30,
-                error="the daily limit must be zero or more") if given else None
+                error=_("the daily limit must be zero or more")) if given else None
         if "status" in form:
             if form["status"] not in ("active", "frozen", "closed"):
-                raise FormError("status must be active, frozen or closed")
+                raise FormError(_("status must be active, frozen or closed"))
             changes["status"] = form["status"]
         if "display_name" in form:
             changes["display_name"] = text(form, "display_name", label="name")
@@ -167,12 +169,12 @@ async def wallet_settings(request: web.Request) -> web.StreamResponse:
     except FormError as exc:
         return redirect(back, str(exc), error=True)
     if not changes:
-        return redirect(back, "Nothing to change.", error=True)
+        return redirect(back, _("Nothing to change."), error=True)
     async with writing(request.app) as conn:
         wallet = await _wallet(conn, school, wallet_id)
         before = {k: wallet._mapping[k] for k in changes}
         if before == changes:
-            return redirect(back, "Nothing changed.")
+            return redirect(back, _("Nothing changed."))
         changes = {k: v for k, v in changes.items() if before[k] != v}
         before = {k: before[k] for k in changes}
         await records.update_wallet(conn, school.school_id, wallet_id, **changes)
@@ -182,7 +184,7 @@ async def wallet_settings(request: web.Request) -> web.StreamResponse:
         await auditlog.record(conn, request, action, school_id=school.school_id,
                               target_type="wallet", target_id=wallet_id, before=before,
                               after=changes)
-    return redirect(back, "Saved; terminals get it with their next sync.")
+    return redirect(back, _("Saved; terminals get it with their next sync."))
 
 
 def _short_text(form: Any, name: str) -> str | None:
@@ -211,7 +213,7 @@ async def wallet_restrictions(request: web.Request) -> web.StreamResponse:
         allergens = restrictions.parse_allergens(text(form, "allergens", max_len=2000,
                                                       required=False))
     except (FormError, restrictions.RestrictionError) as exc:
-        return redirect(back, f"Not saved: {exc}.", error=True)
+        return redirect(back, _("Not saved: %(why)s.", why=exc), error=True)
     async with writing(request.app) as conn:
         await _wallet(conn, school, wallet_id)  # 404 for another school's wallet
         categories = {r[0] for r in await conn.execute(
@@ -222,17 +224,19 @@ async def wallet_restrictions(request: web.Request) -> web.StreamResponse:
         # A category no product has any more may stay blocked, but not be newly typed in.
         unknown = sorted(chosen_categories - categories - set(current["blocked_categories"]))
         if unknown:
-            raise Refused(back, f"Not saved: no category {unknown[0]!r} in this school.")
+            raise Refused(back, _("Not saved: no category %(name)r in this school.",
+                                    name=unknown[0]))
         try:
             change = await restrictions.set_for_wallet(
                 conn, school.school_id, wallet_id, restrictions.Wanted(
                     frozenset(chosen_categories), frozenset(chosen_products),
                     frozenset(allergens)), actor=admin.user_id)
         except restrictions.RestrictionError as exc:
-            raise Refused(back, f"Not saved: {exc}.") from None
+            raise Refused(back, _("Not saved: %(why)s.", why=exc)) from None
         if not change:
-            return redirect(back, "Nothing changed.")
+            return redirect(back, _("Nothing changed."))
         await auditlog.record(conn, request, "wallet_restrictions_set",
                               school_id=school.school_id, target_type="wallet",
                               target_id=wallet_id, before=current, after=change.describe())
-    return redirect(back, "Restrictions saved; terminals get them with their next sync.")
+    return redirect(back, _("Restrictions saved; terminals get them with their next "
+                            "sync."))
