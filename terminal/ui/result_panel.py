@@ -26,13 +26,7 @@ from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QSizePolicy, QWidget
 from shared.money import format_minor
 from terminal.ui import messages, theme
 from terminal.ui.counter import Outcome
-
-
-def isolate(text: str) -> str:
-    """``text`` as one unit inside a sentence of the other direction (Unicode first-strong
-    isolate): "50.00 SAR" or "4B" inside Arabic otherwise came out as "SAR 50.00", "B4"."""
-    return f"\u2068{text}\u2069"
-
+from terminal.ui.i18n import isolate
 
 COLOURS = {"approved": theme.APPROVED, "refused": theme.REFUSED,
            "restricted": theme.RESTRICTED, "info": theme.INFO, "voided": theme.INFO,
