@@ -20,9 +20,11 @@ change between its releases.
 
 from __future__ import annotations
 
+from ..i18n import N_, _
+
 UTF8_BOM = b"\xef\xbb\xbf"
-SAVE_AS = ("save it from Excel with File > Save As > 'CSV UTF-8 (Comma delimited)' "
-           "and import that file")
+SAVE_AS = N_("save it from Excel with File > Save As > 'CSV UTF-8 (Comma delimited)' "
+              "and import that file")
 ARABIC_SHARE = 0.8
 _ARABIC_MARKS = frozenset("\u200c\u200d\u200e\u200f")  # ZWNJ, ZWJ, LRM, RLM (all in cp1256)
 
@@ -34,13 +36,14 @@ class EncodingRefused(ValueError):
 def decode_upload(blob: bytes) -> tuple[str, str]:
     """``(text, encoding name for people)``; EncodingRefused when neither rule fits."""
     if blob.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise EncodingRefused("the file is UTF-16 ('Unicode text'), not CSV: " + SAVE_AS)
+        raise EncodingRefused(_("the file is UTF-16 ('Unicode text'), not CSV:") + " "
+                              + _(SAVE_AS))
     if blob.startswith(UTF8_BOM):
         try:
             return blob[len(UTF8_BOM):].decode("utf-8"), "UTF-8"
         except UnicodeDecodeError:
-            raise EncodingRefused("the file starts as UTF-8 but is not valid UTF-8: "
-                                  + SAVE_AS) from None
+            raise EncodingRefused(_("the file starts as UTF-8 but is not valid UTF-8:") + " "
+                                  + _(SAVE_AS)) from None
     try:
         return blob.decode("utf-8"), "UTF-8"
     except UnicodeDecodeError:
@@ -48,8 +51,8 @@ def decode_upload(blob: bytes) -> tuple[str, str]:
     text = blob.decode("cp1256")  # every byte has a meaning in cp1256: this cannot fail
     if looks_arabic(text):
         return text, "Windows-1256 (Arabic)"
-    raise EncodingRefused("the file is not UTF-8 text, nor Arabic Windows (Windows-1256) "
-                          "text: " + SAVE_AS)
+    raise EncodingRefused(_("the file is not UTF-8 text, nor Arabic Windows (Windows-1256) "
+                            "text:") + " " + _(SAVE_AS))
 
 
 def looks_arabic(text: str) -> bool:

@@ -24,12 +24,14 @@ from aiohttp.web_request import FileField
 from shared.money import format_minor, parse_major
 
 from .. import records, restrictions
+from ..i18n import _
 from ..storage.schema import wallets
 from ..transactions import reading, writing
 from . import auditlog
 from .csv_text import EncodingRefused, decode_upload
 from .render import MAX_AMOUNT, render
 from .scope import School, admin_key, require_write, school_of
+from .words import word
 
 routes = web.RouteTableDef()
 MAX_BYTES = 2 * 1024 * 1024
@@ -73,7 +75,8 @@ class Catalog:
             if kind == "category":
                 spelt = self.categories.get(part.lower())
                 if spelt is None:
-                    reasons.append(f"blocked_categories: no category {part!r} in this school")
+                    reasons.append(_("blocked_categories: no category %(name)r in this school",
+                                     name=part))
                 else:
                     values.add(spelt)
             else:
@@ -81,12 +84,14 @@ class Catalog:
                 if len(set(ids)) == 1:
                     values.add(ids[0])
                 elif ids:
-                    reasons.append(f"blocked_products: {part!r} names several products; "
-                                   "use the product ID")
+                    reasons.append(_("blocked_products: %(name)r names several products; "
+                                     "use the product ID", name=part))
                 else:
-                    reasons.append(f"blocked_products: no product {part!r} in this school")
+                    reasons.append(_("blocked_products: no product %(name)r in this school",
+                                     name=part))
         if len(values) > restrictions.MAX_PER_KIND:
-            reasons.append(f"more than {restrictions.MAX_PER_KIND} blocked {kind} entries")
+            reasons.append(_("more than %(most)d blocked %(kind)s entries",
+                             most=restrictions.MAX_PER_KIND, kind=word(kind)))
         return frozenset(values), reasons
 
 
@@ -122,11 +127,12 @@ def parse_rows(data: str, school: School, catalog: Catalog | None = None,
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     missing = [c for c in REQUIRED if c not in header]
     if missing:
-        raise ValueError(f"the header must name {', '.join(REQUIRED)} "
-                         f"(missing: {', '.join(missing)})")
+        raise ValueError(_("the header must name %(required)s (missing: %(missing)s)",
+                           required=", ".join(REQUIRED), missing=", ".join(missing)))
     unknown = [h for h in header if h not in COLUMNS]
     if unknown:
-        raise ValueError(f"unknown columns: {', '.join(unknown)}; allowed: {', '.join(COLUMNS)}")
+        raise ValueError(_("unknown columns: %(unknown)s; allowed: %(allowed)s",
+                           unknown=", ".join(unknown), allowed=", ".join(COLUMNS)))
     reader.fieldnames = header
     good: list[ParsedRow] = []
     refused: list[RowOutcome] = []
@@ -134,11 +140,11 @@ def parse_rows(data: str, school: School, catalog: Catalog | None = None,
     for raw in reader:
         line = reader.line_num
         if len(good) + len(refused) >= MAX_ROWS:
-            raise ValueError(f"more than {MAX_ROWS} rows: split the file")
+            raise ValueError(_("more than %(most)d rows: split the file", most=MAX_ROWS))
         row = {k: (v or "").strip() for k, v in raw.items() if k is not None}
         if raw.get(None):
             refused.append(RowOutcome(line, row.get("student_number", ""), row.get("name", ""),
-                                      "refused", ["more cells than columns"]))
+                                      "refused", [_("more cells than columns")]))
             continue
         if not any(row.values()):
             continue
@@ -146,21 +152,22 @@ def parse_rows(data: str, school: School, catalog: Catalog | None = None,
         reasons: list[str] = []
         values: dict[str, Any] = {}
         if not number:
-            reasons.append("student_number is empty")
+            reasons.append(_("student_number is empty"))
         elif len(number) > 64 or not number.isprintable():
-            reasons.append("student_number is longer than 64 characters or has odd characters")
+            reasons.append(_("student_number is longer than 64 characters or has odd "
+                             "characters"))
         elif number in seen:
-            reasons.append(f"student_number repeats line {seen[number]}")
+            reasons.append(_("student_number repeats line %(line)s", line=seen[number]))
         if not name:
-            reasons.append("name is empty")
+            reasons.append(_("name is empty"))
         elif len(name) > 200:
-            reasons.append("name is longer than 200 characters")
+            reasons.append(_("name is longer than 200 characters"))
         values["display_name"] = name
         if row.get("school_id") and row["school_id"] != school.school_id:
-            reasons.append("row belongs to another school")
+            reasons.append(_("row belongs to another school"))
         if "grade" in row:
             if len(row["grade"]) > 40:
-                reasons.append("grade is longer than 40 characters")
+                reasons.append(_("grade is longer than 40 characters"))
             values["grade"] = row["grade"] or None
         if "homeroom" in row:
             problem = (restrictions.value_problem(row["homeroom"], "homeroom", 40)
@@ -180,10 +187,10 @@ def parse_rows(data: str, school: School, catalog: Catalog | None = None,
                         raise ValueError("not an amount")
                     limit = parse_major(row["daily_limit"], school.currency)
                     if limit < 0:
-                        raise ValueError("daily_limit cannot be negative")
+                        raise ValueError(_("daily_limit cannot be negative"))
                     if limit > MAX_AMOUNT:  # the console's bound; 1e17 would not fit BIGINT
-                        raise ValueError("more than "
-                                         + format_minor(MAX_AMOUNT, school.currency))
+                        raise ValueError(_("more than %(most)s",
+                                           most=format_minor(MAX_AMOUNT, school.currency)))
                     values["daily_limit"] = limit
                 except ValueError as exc:
                     reasons.append(f"daily_limit: {exc}")
@@ -191,7 +198,7 @@ def parse_rows(data: str, school: School, catalog: Catalog | None = None,
                 values["daily_limit"] = None
         if row.get("status"):
             if row["status"] not in ("active", "frozen", "closed"):
-                reasons.append("status must be active, frozen or closed")
+                reasons.append(_("status must be active, frozen or closed"))
             values["status"] = row["status"]
         if reasons:
             refused.append(RowOutcome(line, number, name, "refused", reasons))
@@ -210,17 +217,17 @@ async def roster_import(request: web.Request) -> web.StreamResponse:
     filename = getattr(upload, "filename", None) or "upload.csv"
     try:
         if not isinstance(upload, FileField):
-            raise ValueError("choose a CSV file to import")
+            raise ValueError(_("choose a CSV file to import"))
         blob = upload.file.read(MAX_BYTES + 1)
         if len(blob) > MAX_BYTES:
-            raise ValueError("the file is larger than 2 MiB: split it")
+            raise ValueError(_("the file is larger than 2 MiB: split it"))
         try:
             data, encoding = decode_upload(blob)
         except EncodingRefused as exc:
             raise ValueError(str(exc)) from None
         if "\x00" in data:  # the one text rule (shared.protocol.text_problem)
-            raise ValueError("the file contains NUL characters: is it a spreadsheet file "
-                             "rather than CSV? Save it as 'CSV UTF-8'")
+            raise ValueError(_("the file contains NUL characters: is it a spreadsheet file "
+                               "rather than CSV? Save it as 'CSV UTF-8'"))
         async with reading(request.app) as conn:
             catalog = Catalog.of(await restrictions.school_products(conn, school.school_id))
         good, refused = parse_rows(data, school, catalog)
@@ -253,10 +260,10 @@ async def roster_import(request: web.Request) -> web.StreamResponse:
             if changes:
                 await records.update_wallet(conn, school.school_id, current.wallet_id,
                                             **changes)
-            said = [f"{k} changed" for k in sorted(changes)]
+            said = [_("%(field)s changed", field=word(k)) for k in sorted(changes)]
             if await _restrict(conn, request, school, current.wallet_id, row,
                                in_force.get(current.wallet_id, restrictions.empty())):
-                said.append("restrictions changed")
+                said.append(_("restrictions changed"))
             accepted.append(RowOutcome(row.line, row.student_number, name,
                                        "updated" if said else "unchanged", said))
         counts = {k: sum(1 for a in accepted if a.outcome == k)
