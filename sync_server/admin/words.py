@@ -57,6 +57,7 @@ WORDS: dict[str, str] = {
     "overdraft_limit": N_("overdraft allowed per wallet"),
     "amount": N_("amount"), "reason": N_("reason"), "name": N_("name"), "note": N_("note"),
     "price": N_("price"), "category": N_("category"), "pin": N_("PIN"),
+    "allergen": N_("allergen"), "allergens": N_("allergens"),
     "daily_limit": N_("daily limit"), "new_uid": N_("new bracelet UID"), "uid": N_("UID"),
     "wallet_id": N_("wallet ID"), "email": N_("email"), "password": N_("password"),
     "balance": N_("balance"), "status": N_("status"), "display_name": N_("name"),
