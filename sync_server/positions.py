@@ -47,6 +47,10 @@ async def move(conn: AsyncConnection, school_id: str, product_id: str, *,
     numbered 1..n from the first reorder on; after that a move touches only the rows between
     the old and the new place.
     """
+    # The school row's lock first (the version bump), so two admins reordering at once take
+    # turns and the second reads the first one's order, never a stale one (no shared number).
+    # A move that changes nothing spends a version: an empty delta, harmless.
+    version = await versions.bump(conn, school_id)
     rows = list((await conn.execute(
         ordered(school_id).with_only_columns(products.c.product_id, products.c.position)
     )).all())
@@ -66,7 +70,6 @@ async def move(conn: AsyncConnection, school_id: str, product_id: str, *,
              if before[pid] != place]
     if not moved:
         return []
-    version = await versions.bump(conn, school_id)
     for pid, _old, place in moved:
         await conn.execute(sa.update(products)
                            .where(products.c.school_id == school_id,

@@ -305,3 +305,40 @@ async def test_a_new_product_goes_last_and_reorder_reaches_tills(
     rows = await _rows(db_url, sa.select(products.c.position).where(
         products.c.school_id == demo["schools"][1]["school_id"]))
     assert sorted(r.position for r in rows) == list(range(1, 11))  # other school untouched
+
+
+async def test_two_admins_reordering_at_once_take_turns(
+        demo: dict[str, Any], db_url: str, db_factory: Any) -> None:
+    """Each move reads the order under the school row's lock: the second waits for the first
+    and moves from its result, so positions stay 1..n with no number shared."""
+    if db_factory.kind != "postgresql":
+        pytest.skip("SQLite has one writer at a time; the race needs PostgreSQL's row locks")
+    import asyncio
+
+    school = demo["schools"][0]
+    sid = school["school_id"]
+    first, last = school["products"][0]["product_id"], school["products"][9]["product_id"]
+    engine = create_engine(db_url)
+    try:
+        conn_a = await engine.connect()
+        conn_b = await engine.connect()
+        tx_a = await conn_a.begin()
+        await positions.move(conn_a, sid, last, to=1)          # holds the school row
+        tx_b = await conn_b.begin()
+        second = asyncio.ensure_future(positions.move(conn_b, sid, first, step=1))
+        await asyncio.sleep(0.5)
+        assert not second.done()  # waiting for the first admin's lock
+        await tx_a.commit()
+        moved = await asyncio.wait_for(second, timeout=10)
+        await tx_b.commit()
+        await conn_a.close()
+        await conn_b.close()
+    finally:
+        await engine.dispose()
+    # The second admin moved ``first`` down from place 2 (after the first move), to 3.
+    assert (first, 2, 3) in moved
+    rows = await _rows(db_url, sa.select(products.c.product_id, products.c.position)
+                       .where(products.c.school_id == sid).order_by(products.c.position))
+    assert [r.position for r in rows] == list(range(1, 11))
+    assert [r.product_id for r in rows][:3] == [last, school["products"][1]["product_id"],
+                                                first]
