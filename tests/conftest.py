@@ -6,7 +6,8 @@ once per session (a file copy for SQLite, ``CREATE DATABASE … TEMPLATE`` for P
 tests are isolated and the suite stays fast.
 
 PostgreSQL: ``POS_TEST_PG_URL`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``).
-Where no server answers, PostgreSQL cases skip and say how to enable them.
+Where no server answers, PostgreSQL cases skip and say how to enable them; ``packaging/dev
+test`` never lets that happen (packaging/throwaway_postgres.py runs a cluster for the run).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import socket
 import threading
@@ -120,6 +122,26 @@ def _pg_reachable() -> str | None:
         return f"{type(exc).__name__}: {exc}"
 
 
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """The run's first lines name the real parts it uses, and the ones it will skip without."""
+    def found(path: str | None) -> str:
+        return path if path and Path(path).exists() else "missing"
+
+    problem = _pg_reachable()
+    origin = os.environ.get("POS_TEST_PG_ORIGIN", "from POS_TEST_PG_URL")
+    shown = re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", PG_ADMIN_URL)
+    database = (f"PostgreSQL: {shown} ({origin})" if problem is None else
+                f"PostgreSQL: nothing answers at {shown}, its cases skip ({problem[:120]})")
+    vpcd = Path("/etc/reader.conf.d/vpcd")
+    return [
+        f"real parts: SQLite files; {database}",
+        f"real parts: pcscd {found(shutil.which('pcscd'))} + vpcd "
+        f"{vpcd if vpcd.exists() else 'missing'}; Chromium {found('/usr/bin/chromium')}; "
+        f"Qt platform {os.environ.get('QT_QPA_PLATFORM', 'offscreen')} "
+        f"(Xvfb {found(shutil.which('Xvfb'))}); ALSA player {found(shutil.which('aplay'))}",
+    ]
+
+
 @pytest.fixture(scope="session")
 def sqlite_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFactory]:
     factory = DatabaseFactory("sqlite", tmp_path_factory.mktemp("sqlite"))
@@ -132,7 +154,8 @@ def pg_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFac
     problem = _pg_reachable()
     if problem:
         pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL} ({problem}); start it or set "
-                    "POS_TEST_PG_URL=postgresql://user@host:port/db to run these cases")
+                    "POS_TEST_PG_URL=postgresql://user@host:port/db, or run packaging/dev test, "
+                    "which starts a throwaway cluster")
     factory = DatabaseFactory("postgresql", tmp_path_factory.mktemp("pg"))
     factory.setup()
     yield factory
@@ -163,10 +186,15 @@ def server_config(db_url: str) -> ServerConfig:
 
 @pytest.fixture
 async def client(aiohttp_client: Any, server_config: ServerConfig) -> Any:
-    """The real app in-process over real HTTP (aiohttp's test server), on ``db_url``."""
+    """The real app in-process over real HTTP (aiohttp's test server), on ``db_url``; every
+    /api/v1 answer it gives is held to the published OpenAPI document (tests/contract.py)."""
     from sync_server.app import create_app
+    from tests.contract import watch
 
-    return await aiohttp_client(create_app(server_config))
+    app = create_app(server_config)
+    broken = watch(app)
+    yield await aiohttp_client(app)
+    assert not broken, "answers that break the OpenAPI document:\n" + "\n".join(broken[:20])
 
 
 # ------------------------------------------------------------------ a live server in a thread
@@ -192,6 +220,7 @@ class LiveServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: Any = None
+        self.broken: list[str] = []  # answers that break the OpenAPI document (tests/contract.py)
 
     @property
     def config(self) -> ServerConfig:
@@ -202,12 +231,15 @@ class LiveServer:
         from aiohttp import web
 
         from sync_server.app import create_app
+        from tests.contract import watch
 
         ready = threading.Event()
         failure: list[BaseException] = []
+        app = create_app(self.config)
+        self.broken = watch(app)
 
         async def serve() -> None:
-            self._runner = web.AppRunner(create_app(self.config), access_log=None)
+            self._runner = web.AppRunner(app, access_log=None)
             await self._runner.setup()
             site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
             await site.start()
@@ -237,6 +269,8 @@ class LiveServer:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(30)
         self._loop = self._thread = None
+        assert not self.broken, ("answers that break the OpenAPI document:\n"
+                                 + "\n".join(self.broken[:20]))
 
     def enrollment_code(self, school: int = 0) -> str:
         """A fresh code for demo school ``school`` (the seeded one is single-use)."""
