@@ -1,4 +1,4 @@
-"""``packaging/dev test`` brings its own PostgreSQL when none answers (packaging/throwaway_postgres.py).
+"""`packaging/dev test` brings its own PostgreSQL when none answers (throwaway_postgres.py).
 
 The wrapper runs in a subprocess against a deliberately wrong ``POS_TEST_PG_URL`` (a port where
 nothing listens), so it must start a cluster of its own: the command it wraps connects to the
