@@ -84,8 +84,8 @@ async def admin_middleware(request: web.Request, handler: Handler) -> web.Stream
                 target += "?" + urlencode({"next": str(request.rel_url)})
             raise web.HTTPSeeOther(target)
         request[admin_key] = admin
-        if admin.language:
-            i18n.set_language(admin.language)
+        if admin.language and request.query.get("lang") not in i18n.LANGUAGES:
+            i18n.set_language(admin.language)  # an explicit ?lang= on the address wins
         if request.method not in ("GET", "HEAD"):
             await _check_csrf(request, admin.csrf_token)
         if admin.school_id is not None:
