@@ -1,5 +1,6 @@
 """``pos-server``: serve, migrate, seed-demo, enrollment-code, revoke-device, audit-ledger,
-reconcile-payments, and the set-up of a real installation: create-school, create-admin.
+reconcile-payments, backup, restore, and the set-up of a real installation: create-school,
+create-admin.
 
 Every command exits 0 on success and otherwise prints one line to stderr and exits non-zero;
 ``--json`` prints exactly one JSON document on stdout (the spec's command-line contract).
@@ -15,18 +16,21 @@ import logging
 import re
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.money import format_minor
 
+from .backup import BackupError
 from .config import ServerConfig
 from .storage.engine import DatabaseURLError, create_engine
 
 
 class CommandError(Exception):
-    """An operator mistake: printed as one line, exit 1."""
+    """An operator mistake: printed as one line, exit 1 (or the error's ``exit_code``)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,7 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help="server processes, one per core is best "
                        "(default 1; env POS_WORKERS)")
     sub.add_parser("migrate", parents=[common], help="apply pending schema migrations")
-    sub.add_parser("seed-demo", parents=[common], help="create two demo schools")
+    demo = sub.add_parser("seed-demo", parents=[common], help="create two demo schools")
+    demo.add_argument("--history-days", type=int, default=0, metavar="N",
+                      help="also push the past N days of sales through the ledger, as a till "
+                           "would (the demo launcher uses 14)")
     code = sub.add_parser("enrollment-code", parents=[common], help="new enrollment code")
     code.add_argument("--school", required=True)
     revoke = sub.add_parser("revoke-device", parents=[common], help="revoke a terminal")
@@ -54,6 +61,21 @@ def _parser() -> argparse.ArgumentParser:
                                     "(changes nothing)")
     reconcile.add_argument("--settlement", required=True, metavar="FILE.csv",
                            help="CSV with reference,amount,currency,status,settled_at")
+    backup = sub.add_parser("backup", parents=[common],
+                            help="consistent copy of the database while the server serves")
+    where = backup.add_mutually_exclusive_group(required=True)
+    where.add_argument("--to", metavar="FILE", help="write the backup to FILE")
+    where.add_argument("--to-dir", metavar="DIR",
+                       help="write pos-server-<UTC time>.db|.dump into DIR (and prune there)")
+    backup.add_argument("--keep-daily", type=int, metavar="N",
+                        help="with --to-dir: keep the newest backup of each of the last N days")
+    backup.add_argument("--keep-weekly", type=int, metavar="N",
+                        help="with --to-dir: keep the newest backup of each of the last N weeks")
+    restore = sub.add_parser("restore", parents=[common],
+                             help="load a backup into an empty database (stop the server first)")
+    restore.add_argument("--from", dest="source", required=True, metavar="FILE")
+    restore.add_argument("--force", action="store_true",
+                         help="replace a database that already holds data")
     school = sub.add_parser("create-school", parents=[common], help="add a school")
     school.add_argument("--name", required=True)
     school.add_argument("--currency", default="SAR", help="ISO 4217 code (default SAR)")
@@ -81,9 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return _serve(config, args.host, args.port)
         return asyncio.run(_COMMANDS[args.command](config, args))
-    except (CommandError, DatabaseURLError, ValueError, OSError) as exc:
+    except (CommandError, BackupError, DatabaseURLError, ValueError, OSError) as exc:
         print(f"pos-server: {exc}", file=sys.stderr)
-        return 1
+        return int(getattr(exc, "exit_code", 1))
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a database that is down, a broken schema...
@@ -124,9 +146,23 @@ async def _migrate(config: ServerConfig, args: argparse.Namespace) -> int:
 async def _seed_demo(config: ServerConfig, args: argparse.Namespace) -> int:
     from .demo import seed
 
-    data = await _with_engine(config, seed)
+    if not 0 <= args.history_days <= 366:
+        raise CommandError("--history-days must be between 0 and 366")
+
+    async def work(engine: AsyncEngine) -> dict[str, Any]:
+        data = await seed(engine)
+        if args.history_days:
+            from .demo_history import seed_history
+
+            data["history"] = await seed_history(engine, data, args.history_days,
+                                                 seed_value=data["seed"])
+        return data
+
+    data = await _with_engine(config, work)
     names = ", ".join(s["name"] for s in data["schools"])
-    _emit(args, data, f"seeded {names}; use --json to see codes, PINs and passwords")
+    past = (f" with {data['history']['sales']} sales over the past {args.history_days} days"
+            if "history" in data else "")
+    _emit(args, data, f"seeded {names}{past}; use --json to see codes, PINs and passwords")
     return 0
 
 
@@ -207,6 +243,45 @@ async def _reconcile_payments(config: ServerConfig, args: argparse.Namespace) ->
     return 0
 
 
+async def _backup(config: ServerConfig, args: argparse.Namespace) -> int:
+    from . import backup, retention
+
+    now = datetime.now(UTC)
+    data = await backup.take(config.db_url, _backup_file(config, args, now), now)
+    human = f"backup {data['backup']}: {data['bytes']} bytes, revision {data['schema_revision']}"
+    if args.to_dir is not None and (args.keep_daily is not None or args.keep_weekly is not None):
+        pruned = retention.prune(Path(args.to_dir), args.keep_daily or 0, args.keep_weekly or 0)
+        data["pruned"] = [str(p) for p in pruned]
+        human += f"; pruned {len(pruned)} old backup(s)"
+    _emit(args, data, human)
+    return 0
+
+
+def _backup_file(config: ServerConfig, args: argparse.Namespace, now: datetime) -> Path:
+    from .retention import backup_name
+    from .storage.engine import dialect_of
+
+    if args.to_dir is None:
+        if args.keep_daily is not None or args.keep_weekly is not None:
+            raise CommandError("--keep-daily and --keep-weekly go with --to-dir")
+        return Path(args.to)
+    directory = Path(args.to_dir)
+    if not directory.is_dir():
+        raise CommandError(f"no such directory: {directory}")
+    return directory / backup_name(dialect_of(config.db_url), now)
+
+
+async def _restore(config: ServerConfig, args: argparse.Namespace) -> int:
+    from .backup import restore
+
+    data = await restore(config.db_url, Path(args.source), force=args.force)
+    human = (f"restored {data['restored']} (revision {data['backup_revision']}, now "
+             f"{data['schema_revision']}); {data['schools']} school(s) get a full snapshot; "
+             f"audit-ledger {'ok' if data['audit_ok'] else 'NOT OK'}")
+    _emit(args, data, human)
+    return 0 if data["audit_ok"] else 1
+
+
 async def _create_school(config: ServerConfig, args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -262,6 +337,7 @@ _COMMANDS: dict[str, Callable[[ServerConfig, argparse.Namespace], Coroutine[Any,
     "migrate": _migrate, "seed-demo": _seed_demo, "enrollment-code": _enrollment_code,
     "revoke-device": _revoke_device, "audit-ledger": _audit, "create-school": _create_school,
     "create-admin": _create_admin, "reconcile-payments": _reconcile_payments,
+    "backup": _backup, "restore": _restore,
 }
 
 ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs "%{User-Agent}i"'
