@@ -558,6 +558,7 @@ class Terminal:
             if sync.snapshot_at else None,
             "reader": state.get_local_setting(db, "reader"),
             "school_id": device.school_id if device else None,
+            "server_url": device.server_url if device else None,
             "device_revoked": sync.auth_problem is not None,
             "auth_problem": sync.auth_problem,
             "last_error": sync.last_error,
