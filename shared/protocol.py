@@ -9,7 +9,7 @@ server builds them from the same classes, so what it sends always validates.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AwareDatetime,
@@ -20,6 +20,7 @@ from pydantic import (
     StrictInt,
     StringConstraints,
     ValidationError,
+    WithJsonSchema,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -70,6 +71,15 @@ SaleFlag = Literal[
 ]
 
 
+def known(values: Any) -> Any:
+    """A text field of a response whose values the server takes from ``values`` (a Literal).
+
+    The document (OpenAPI) lists them as an ``enum``, so a response carrying anything else
+    fails the contract tests; a client still accepts any text, because a later v1.x may add a
+    value (v1.1 added the ``restricted_item`` flag) and an older till must keep syncing."""
+    return Annotated[str, WithJsonSchema({"type": "string", "enum": list(get_args(values))})]
+
+
 class Strict(BaseModel):
     """Base for request bodies: unknown fields and type coercion are errors, and so is text
     that cannot be stored (:func:`text_problem`), in every string field of every request model,
@@ -92,9 +102,13 @@ class Strict(BaseModel):
 
 
 class Lenient(BaseModel):
-    """Base for responses read by the terminal: tolerate fields added by newer servers."""
+    """Base for responses read by the terminal: tolerate fields added by newer servers.
 
-    model_config = ConfigDict(extra="ignore")
+    The server sends every field, defaults included, so the document marks them all required
+    (``json_schema_serialization_defaults_required``); the defaults are only what a client
+    assumes when an older server left a field out."""
+
+    model_config = ConfigDict(extra="ignore", json_schema_serialization_defaults_required=True)
 
 
 # ---------------------------------------------------------------- health & enrollment
@@ -231,14 +245,27 @@ class SalesPush(Strict):
     sales: list[Sale]
 
 
+OriginalStatus = Literal["applied", "rejected", "conflict"]
+
+
+def _only_on_replays(schema: dict[str, Any]) -> None:
+    """``original_status`` is sent on a replay only (spec), so the document must not require it."""
+    schema["required"] = [name for name in schema.get("required", [])
+                          if name != "original_status"]
+
+
 class SaleResult(Lenient):
+    model_config = ConfigDict(extra="ignore", json_schema_serialization_defaults_required=True,
+                              json_schema_extra=_only_on_replays)
+
     ref: str
     status: SaleStatus
-    flags: list[str] = Field(default_factory=list)
+    flags: list[known(SaleFlag)] = Field(default_factory=list)  # type: ignore[valid-type]
     balance_after: int | None = None
-    code: str | None = None
+    code: known(RejectCode) | None = None  # type: ignore[valid-type]
     detail: str | None = None
-    original_status: str | None = None
+    # Only on a replay (status "duplicate"): the first outcome's status.
+    original_status: known(OriginalStatus) | None = None  # type: ignore[valid-type]
 
 
 class SalesPushResponse(Lenient):
@@ -253,12 +280,41 @@ class SalesPushResponse(Lenient):
 
 class PaymentEvent(Strict):
     event_id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    event_type: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    # Any text: a type this server does not know is answered 200 and ignored (spec).
+    event_type: Annotated[str, StringConstraints(min_length=1, max_length=100),
+                          Field(examples=["payment.completed", "refund.completed"])]
     reference: Annotated[str, StringConstraints(max_length=200)]
     wallet_id: Id
     amount: Annotated[StrictInt, Field(gt=0, le=10**12)]
     currency: Currency
     created_at: AwareDatetime
+
+
+class PaymentAnswer(Lenient):
+    """200: the event was applied (or replayed): ``credited``, ``debited`` or ``recorded``."""
+
+    status: known(Literal["credited", "debited", "recorded"])  # type: ignore[valid-type]
+    event_id: str
+    balance_after: int | None
+    flags: list[str]
+    replay: bool
+
+
+class PaymentIgnored(Lenient):
+    """200: an event type this server does not know, logged and ignored (spec)."""
+
+    status: Literal["ignored"]
+    event_type: str
+
+
+class PaymentHeld(Lenient):
+    """202 (v1.1): stored but not applied; a person settles it, so the gateway stops retrying."""
+
+    event_id: str
+    status: Literal["held_for_review"]
+    reason: str | None
+    detail: str | None
+    replay: bool
 
 
 KNOWN_PAYMENT_EVENTS = ("payment.pending", "payment.completed", "payment.failed",

@@ -16,9 +16,11 @@ from aiohttp_remotes import XForwardedStrict
 
 from shared.protocol import MAX_BODY_BYTES
 
+from . import __version__
 from .access_log import MaskedAccessLogger, quiet_malformed_requests
 from .admin import setup_admin
 from .api.device_routes import routes as device_routes
+from .api.openapi import setup_openapi
 from .api.outages import Outages
 from .api.problems import problems_middleware
 from .api.webhooks import routes as webhook_routes
@@ -68,6 +70,7 @@ def create_app(config: ServerConfig) -> web.Application:
         app.cleanup_ctx.append(reconciling)
     app.add_routes(device_routes)
     app.add_routes(webhook_routes)
+    setup_openapi(app, __version__)
     setup_admin(app)
     return app
 

@@ -9,7 +9,13 @@ from aiohttp import web
 
 from shared.clock import utcnow
 from shared.ids import new_id
-from shared.protocol import MAX_SALES_PER_PUSH, EnrollRequest, SalesPush
+from shared.protocol import (
+    MAX_SALES_PER_PUSH,
+    EnrollRequest,
+    EnrollResponse,
+    HealthResponse,
+    SalesPush,
+)
 
 from .. import __version__, snapshot
 from ..keys import config_key, dialect_key, engine_key, enroll_limiter_key, write_lock_key
@@ -45,8 +51,8 @@ async def health(request: web.Request) -> web.Response:
     except Exception as exc:
         raise ProblemError(503, "database-unavailable", "Database unavailable",
                            type(exc).__name__) from exc
-    return web.json_response({"status": "ok", "version": __version__,
-                              "database": request.app[dialect_key]})
+    return web.json_response(HealthResponse(
+        version=__version__, database=request.app[dialect_key]).model_dump(mode="json"))
 
 
 @routes.post("/api/v1/devices/enroll")
@@ -86,10 +92,9 @@ async def enroll(request: web.Request) -> web.Response:
         limiter.fail(client)
         raise ProblemError(403, "enrollment-refused", "Enrollment code not accepted",
                            "the code is unknown, already used or expired; ask for a new one")
-    return web.json_response(
-        {"device_id": device_id, "device_token": token, "school_id": school_id,
-         "currency": currency, "server_time": now.isoformat(timespec="milliseconds")},
-        status=201)
+    return web.json_response(EnrollResponse(
+        device_id=device_id, device_token=token, school_id=school_id, currency=currency,
+        server_time=now).model_dump(mode="json"), status=201)
 
 
 @routes.get("/api/v1/sync/snapshot")

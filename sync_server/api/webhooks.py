@@ -20,7 +20,13 @@ import time
 import pydantic_core
 from aiohttp import web
 
-from shared.protocol import KNOWN_PAYMENT_EVENTS, PaymentEvent
+from shared.protocol import (
+    KNOWN_PAYMENT_EVENTS,
+    PaymentAnswer,
+    PaymentEvent,
+    PaymentHeld,
+    PaymentIgnored,
+)
 
 from ..keys import config_key
 from ..ledger.payments import HOLD_WORDS, EventOutcome, apply_event
@@ -58,7 +64,8 @@ async def payment_webhook(request: web.Request) -> web.Response:
     event_type = _peek_type(raw)
     if event_type is not None and event_type not in KNOWN_PAYMENT_EVENTS:
         log.info("payment webhook: ignored unknown event type %r", event_type[:100])
-        return web.json_response({"status": "ignored", "event_type": event_type[:100]})
+        return web.json_response(PaymentIgnored(status="ignored", event_type=event_type[:100])
+                                 .model_dump(mode="json"))
     event = validate_json(raw, PaymentEvent)
     outcome = await apply_event(lambda: writing(request.app), event, source="webhook",
                                 policy=request.app[config_key].payment_policy)
@@ -110,11 +117,10 @@ def _answer(outcome: EventOutcome) -> web.Response:
                            words.get(code, code) + "; recorded for review",
                            event_id=outcome.event_id, code=code)
     if outcome.status == "held":
-        return web.json_response(
-            {"event_id": outcome.event_id, "status": "held_for_review",
-             "reason": outcome.code, "detail": HOLD_WORDS.get(outcome.code or "", None),
-             "replay": outcome.replay}, status=202)
-    return web.json_response({
-        "status": outcome.status, "event_id": outcome.event_id,
-        "balance_after": outcome.balance_after, "flags": outcome.flags,
-        "replay": outcome.replay})
+        return web.json_response(PaymentHeld(
+            event_id=outcome.event_id, status="held_for_review", reason=outcome.code,
+            detail=HOLD_WORDS.get(outcome.code or "", None), replay=outcome.replay,
+        ).model_dump(mode="json"), status=202)
+    return web.json_response(PaymentAnswer(
+        status=outcome.status, event_id=outcome.event_id, balance_after=outcome.balance_after,
+        flags=outcome.flags, replay=outcome.replay).model_dump(mode="json"))
