@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import aiohttp
 import sqlalchemy as sa
@@ -97,6 +97,8 @@ async def test_grade_and_homeroom_are_edited_on_the_wallet_page(
     assert (row.grade, row.homeroom) == ("الصف الرابع", "٤ب")
     page = await admin.page(f"/admin/wallets/{wallet}")
     assert "٤ب" in page and "الصف الرابع" in page
+    listing = await admin.page("/admin/wallets?q=" + quote(school["wallets"][5]["display_name"]))
+    assert wallet in listing and "٤ب" in listing  # the students list shows the homeroom
     for bad in ({"homeroom": "x" * 41}, {"homeroom": "4\u202eB"}):
         resp = await admin.post(f"/admin/wallets/{wallet}/settings", bad)
         assert flash(resp).startswith("err:"), bad
