@@ -116,9 +116,11 @@ async def product_move(request: web.Request) -> web.StreamResponse:
     school = school_of(request)
     product_id = request.match_info["product_id"]
     form = await request.post()
+    # An arrow button sends its direction; "Move to" sends the typed place (an arrow clicked
+    # with a number typed beside it means the arrow).
     direction, place = form.get("direction"), form.get("position")
     step = {"up": -1, "down": 1}.get(str(direction)) if direction else None
-    to = whole_number(place) if place else None
+    to = whole_number(place) if place and not direction else None
     if (step is None) == (to is None):
         return redirect("/admin/products", _("Not moved: say up, down or a position number."),
                         error=True)

@@ -141,6 +141,10 @@ async def test_products_allergens_and_till_order(client: Any, demo: dict[str, An
     assert (await order())[-2:] == [new, start[-1]]
     resp = await admin.post(f"/admin/products/{new}/move", {"position": "1"})
     assert (await order()) == [new, *start]
+    resp = await admin.post(f"/admin/products/{new}/move", {"position": "5",
+                                                            "direction": "down"})
+    assert (await order()) == [start[0], new, *start[1:]]  # the arrow that was clicked
+    resp = await admin.post(f"/admin/products/{new}/move", {"position": "1"})
     resp = await admin.post(f"/admin/products/{new}/move", {"direction": "up"})
     assert "Nothing moved" in flash(resp)
     for bad in ({"direction": "sideways"}, {"position": "0"}, {"position": "99"},
