@@ -227,15 +227,20 @@ class LiveServer:
         return ServerConfig(db_url=self.db_url, webhook_secret=WEBHOOK_SECRET,
                             secure_cookies=False)
 
+    def make_app(self) -> Any:
+        """The app this server serves (a subclass may serve a changed one)."""
+        from sync_server.app import create_app
+
+        return create_app(self.config)
+
     def start(self) -> None:
         from aiohttp import web
 
-        from sync_server.app import create_app
         from tests.contract import watch
 
         ready = threading.Event()
         failure: list[BaseException] = []
-        app = create_app(self.config)
+        app = self.make_app()
         self.broken = watch(app)
 
         async def serve() -> None:
