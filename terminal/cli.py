@@ -190,10 +190,16 @@ def _money(terminal: Terminal) -> Callable[[int], str]:
 
 def _sync(terminal: Terminal, as_json: bool) -> int:
     report = terminal.sync_once()
-    doc = {"results": report.counts, "acked_seq": report.acked_seq, "queued": report.queued}
-    _emit(doc, as_json, f"applied {report.counts['applied']}, duplicate "
-          f"{report.counts['duplicate']}, conflict {report.counts['conflict']}, rejected "
-          f"{report.counts['rejected']}; acked_seq {report.acked_seq}; queued {report.queued}")
+    doc: dict[str, Any] = {"results": report.counts, "acked_seq": report.acked_seq,
+                           "queued": report.queued}
+    human = (f"applied {report.counts['applied']}, duplicate {report.counts['duplicate']}, "
+             f"conflict {report.counts['conflict']}, rejected {report.counts['rejected']}; "
+             f"acked_seq {report.acked_seq}; queued {report.queued}")
+    if report.refill_from_seq is not None:  # the server had lost sales: said, not hidden
+        doc["refilled_from_seq"] = report.refill_from_seq
+        human += (f"; the server had lost sales (restored from a backup?): re-sent every sale "
+                  f"held above seq {report.refill_from_seq}")
+    _emit(doc, as_json, human)
     if report.unreachable:
         return _fail(report.error or "server not reachable", EXIT_UNREACHABLE)
     if report.auth_problem is not None:

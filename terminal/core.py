@@ -567,6 +567,8 @@ class Terminal:
             "last_seq": outbox.last_seq(db.conn),
             "missing_seqs": sync.missing_seqs,
             "needs_review": outbox.review_count(db.conn),
+            "refilling": sync.refill_from_seq is not None,
+            "refill_from_seq": sync.refill_from_seq,
             "clock_behind": rfc3339(behind) if (behind := self.clock_behind()) else None,
         }
 

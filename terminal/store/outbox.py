@@ -5,8 +5,17 @@ caller learns the seq only after ``COMMIT`` returned (``synchronous=FULL``). The
 in its own row and is bumped in the same transaction as the insert, so seqs never repeat or
 skip, whatever kills the process.
 
-Nothing is ever deleted. A row is *queued* until the server's ``acked_seq`` covers its seq;
-after that it stays as history with the last result the server gave.
+A row is *queued* until the server's ``acked_seq`` covers its seq; after that it stays as
+history with the last result the server gave, for at least :data:`KEEP_DAYS` days (spec v1.1:
+the fleet is the server's last backup). Only acknowledged rows older than that are ever
+deleted (:func:`prune`), and never one the server refused or found conflicting: those stay
+in front of the cashier.
+
+Refill: an ``acked_seq`` below the highest one the server gave before means the server lost
+sales (it was restored from a backup). Every row above it is queued again, and a row that was
+known ``applied`` forgets it (the restored ledger may not hold it, so the balance estimate
+counts it again until the server answers), then the sync cycle re-sends them oldest first.
+The server answers ``applied`` for what it lost and ``duplicate`` for what it still has.
 
 Balance estimate without double counting: the snapshot balance of a wallet already contains
 every sale the server had applied when it built that snapshot. Each pull takes a new local
@@ -25,7 +34,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
@@ -41,6 +50,8 @@ _COLUMNS = ("seq, ref, kind, voids, created_at, school_day, cashier_id, wallet_i
 
 # Outcomes that left no trace in the ledger.
 NOT_POSTED = ("rejected", "conflict")
+# Days an acknowledged sale is kept after it was recorded (spec v1.1: at least 60).
+KEEP_DAYS = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,8 +297,11 @@ def store_results(db: Database, sent: list[OutboxRow], response: SalesPushRespon
 
     ``duplicate`` is resolved to the first outcome (``original_status``; a server that omits it
     is taken to mean ``applied``, the only outcome a replay of a sale we sent can hide).
-    ``acked`` follows ``acked_seq`` both ways: should the server ever report a lower
-    ``acked_seq`` (restored from a backup), rows above it are queued again, never lost.
+    ``acked`` follows ``acked_seq`` both ways: should the server ever report an ``acked_seq``
+    below the highest it gave (restored from a backup), the refill of the module docstring
+    starts: rows above it are queued again, never lost, and ``refill_from_seq`` says so until
+    the cycle has re-sent them. The highest ``acked_seq`` then starts again from the server's
+    new one, so sales the server can never get back (pruned here) are not re-sent forever.
     Returns how many outbox rows were written (0: nothing a sales list shows has moved).
     """
     by_ref = {row.ref: row for row in sent}
@@ -301,8 +315,13 @@ def store_results(db: Database, sent: list[OutboxRow], response: SalesPushRespon
                         result.detail, result.balance_after, at.isoformat(),
                         epoch if outcome == "applied" else None, result.ref))
     conn = db.conn
+    acked_seq = response.acked_seq
     with db.atomic():
-        changed = conn.executemany(
+        highest: int = conn.execute(
+            "SELECT highest_acked_seq FROM sync_state WHERE id = 1").fetchone()[0]
+        lost = acked_seq < highest
+        changed = _requeue_above(conn, acked_seq) if lost else 0
+        changed += conn.executemany(
             "UPDATE outbox SET last_status = ?, outcome = ?, flags_json = ?, code = ?,"
             " detail = ?, balance_after = ?, result_at = ?,"
             " applied_epoch = COALESCE(applied_epoch, ?) WHERE ref = ?", updates).rowcount
@@ -311,6 +330,33 @@ def store_results(db: Database, sent: list[OutboxRow], response: SalesPushRespon
         changed += conn.execute("UPDATE outbox SET acked = 0 WHERE acked = 1 AND seq > ?",
                                 (response.acked_seq,)).rowcount
         conn.execute(
-            "UPDATE sync_state SET acked_seq = ?, missing_seqs_json = ? WHERE id = 1",
-            (response.acked_seq, json.dumps(response.missing_seqs)))
+            "UPDATE sync_state SET acked_seq = :acked, missing_seqs_json = :missing,"
+            " highest_acked_seq = CASE WHEN :lost THEN :acked"
+            "   ELSE MAX(highest_acked_seq, :acked) END,"
+            " refill_from_seq = CASE WHEN :lost THEN MIN(COALESCE(refill_from_seq, :acked),"
+            "   :acked) ELSE refill_from_seq END WHERE id = 1",
+            {"acked": acked_seq, "missing": json.dumps(response.missing_seqs), "lost": lost})
     return max(0, changed)
+
+
+def _requeue_above(conn: sqlite3.Connection, acked_seq: int) -> int:
+    """The refill: every row above ``acked_seq`` the server may have lost is queued again."""
+    return conn.execute(
+        "UPDATE outbox SET acked = 0,"
+        " outcome = CASE WHEN outcome = 'applied' THEN NULL ELSE outcome END,"
+        " applied_epoch = CASE WHEN outcome = 'applied' THEN NULL ELSE applied_epoch END"
+        " WHERE seq > ? AND (acked = 1 OR outcome = 'applied')", (acked_seq,)).rowcount
+
+
+def prune(conn: sqlite3.Connection, now: datetime, keep_days: int = KEEP_DAYS) -> int:
+    """Delete acknowledged sales and voids recorded more than ``keep_days`` ago; returns how
+    many. Kept whatever their age: anything not acknowledged, anything the server refused or
+    found conflicting (the cashier's review list), and a sale whose void is still queued (the
+    void's own checks read it). The seq counter lives in its own row, so seqs never repeat.
+    Run it inside ``db.atomic()``."""
+    cutoff = (now - timedelta(days=keep_days)).astimezone(UTC).isoformat()
+    return conn.execute(
+        "DELETE FROM outbox WHERE acked = 1 AND julianday(created_at) < julianday(?)"
+        " AND COALESCE(outcome, '') NOT IN ('rejected', 'conflict')"
+        " AND NOT EXISTS (SELECT 1 FROM outbox v WHERE v.voids = outbox.ref AND v.acked = 0)",
+        (cutoff,)).rowcount

@@ -169,3 +169,19 @@ def m004_restrictions_positions(db: Database) -> None:
         UPDATE sync_state SET cursor = NULL WHERE id = 1;
         """
     )
+
+
+@migrations()
+def m005_refill_and_keep(db: Database) -> None:
+    """Spec v1.1, the fleet as the server's last backup: the highest ``acked_seq`` the server
+    has given (starting from the one stored), so a lower one is recognised as data the server
+    lost; the seq a refill started from while one is under way (NULL otherwise); and when
+    sales older than the keeping period were last pruned (once a day at most)."""
+    db.executescript(
+        """
+        ALTER TABLE sync_state ADD COLUMN highest_acked_seq INTEGER NOT NULL DEFAULT 0;
+        UPDATE sync_state SET highest_acked_seq = acked_seq WHERE id = 1;
+        ALTER TABLE sync_state ADD COLUMN refill_from_seq INTEGER;
+        ALTER TABLE sync_state ADD COLUMN pruned_at TEXT;
+        """
+    )

@@ -62,6 +62,9 @@ class SyncState:
     missing_seqs: list[int]
     server_time: datetime | None = None   # the server's clock at the last complete pull
     synced_seq: int = 0                   # the last seq when the last successful sync ended
+    highest_acked_seq: int = 0            # the highest acked_seq since the server last lost any
+    refill_from_seq: int | None = None    # re-sending what the server lost above this seq
+    pruned_at: datetime | None = None     # when old acknowledged sales were last pruned
 
 
 def _dt(text: str | None) -> datetime | None:
@@ -88,12 +91,13 @@ def get_sync_state(db: Database) -> SyncState:
     row = fetch_one(
         db.conn, "SELECT epoch, cursor, settings_json AS settings, snapshot_at, last_sync_at,"
         " last_contact_at, last_contact_ok, last_error, auth_problem, acked_seq,"
-        " missing_seqs_json AS missing_seqs, snapshot_server_time AS server_time, synced_seq"
-        " FROM sync_state WHERE id = 1")
+        " missing_seqs_json AS missing_seqs, snapshot_server_time AS server_time, synced_seq,"
+        " highest_acked_seq, refill_from_seq, pruned_at FROM sync_state WHERE id = 1")
     assert row is not None  # created by the first migration
     return build(SyncState, row, {
         "settings": SchoolSettings.from_json, "snapshot_at": _dt, "last_sync_at": _dt,
         "last_contact_at": _dt, "server_time": _dt, "missing_seqs": json.loads,
+        "pruned_at": _dt,
         "last_contact_ok": lambda v: None if v is None else bool(v)})
 
 
@@ -125,6 +129,20 @@ def record_synced(db: Database, at: datetime) -> None:
             "UPDATE sync_state SET last_sync_at = ?,"
             " synced_seq = (SELECT last_seq FROM seq_counter WHERE id = 1) WHERE id = 1",
             (at.isoformat(),))
+
+
+def end_refill(db: Database) -> bool:
+    """Every sale held above the refill's start has been re-sent and answered; True if a
+    refill was under way."""
+    with db.atomic():
+        ended = db.conn.execute("UPDATE sync_state SET refill_from_seq = NULL"
+                                " WHERE id = 1 AND refill_from_seq IS NOT NULL").rowcount
+    return bool(ended)
+
+
+def record_pruned(db: Database, at: datetime) -> None:
+    with db.atomic():
+        db.conn.execute("UPDATE sync_state SET pruned_at = ? WHERE id = 1", (at.isoformat(),))
 
 
 def next_epoch(db: Database) -> int:

@@ -7,9 +7,10 @@ network.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlite_utils import Database
 
@@ -24,7 +25,10 @@ from terminal.errors import (
 from terminal.store import outbox, snapshot, state
 from terminal.sync.client import SyncClient
 
-MAX_PAGES = 100_000  # a server that says "more" forever must not hang the terminal
+log = logging.getLogger(__name__)
+
+MAX_PAGES = 100_000
+PRUNE_EVERY = timedelta(days=1)  # a server that says "more" forever must not hang the terminal
 
 RESULT_KINDS = ("applied", "duplicate", "conflict", "rejected")
 
@@ -42,6 +46,9 @@ class SyncReport:
     unreachable: bool = False
     auth_problem: str | None = None
     retry_after: float | None = None
+    # Set when the server's acked_seq went backwards (restored from a backup): the seq this
+    # cycle re-sent from, oldest first (spec v1.1 refill).
+    refill_from_seq: int | None = None
     # What this cycle changed in the store: always SYNC; SALES when a push result or an ack
     # moved an outbox row; SNAPSHOT when a page brought rows (a delta with nothing in it does
     # not); SETTINGS when the school's settings differ from the stored ones.
@@ -56,6 +63,7 @@ def run_cycle(db: Database, client: SyncClient, clock: Callable[[], datetime],
         _pull_snapshot(db, client, clock, report)
         state.record_synced(db, clock())
         report.completed = True
+        _prune_daily(db, clock())
     except ServerUnreachable as exc:
         report.unreachable, report.error = True, str(exc)
         report.retry_after = client.retry_after
@@ -77,12 +85,17 @@ def run_cycle(db: Database, client: SyncClient, clock: Callable[[], datetime],
 def _push_queue(db: Database, client: SyncClient, clock: Callable[[], datetime],
                 batch_size: int, report: SyncReport) -> None:
     """Send every unacknowledged row once, oldest first. When the queue is empty an empty push
-    still asks for ``acked_seq`` (it tells us if the server lost anything)."""
+    still asks for ``acked_seq`` (it tells us if the server lost anything).
+
+    An ``acked_seq`` below the highest one given before starts a refill (outbox.py): the rows
+    above it are queued again and this pass goes on from there, so everything the server lost
+    is re-sent in this same cycle. Reaching the end of the queue ends the refill."""
     after_seq = 0
     while True:
         batch = outbox.unacked_batch(db.conn, after_seq, batch_size)
         if not batch and after_seq:
-            return
+            break
+        highest = state.get_sync_state(db).highest_acked_seq
         response = client.push([row.wire() for row in batch])
         report.reached = True
         # Read the epoch *after* the answer: a pull that started before this point gets a
@@ -94,9 +107,29 @@ def _push_queue(db: Database, client: SyncClient, clock: Callable[[], datetime],
         for result in response.results:
             report.counts[result.status] = report.counts.get(result.status, 0) + 1
         report.pushed += len(batch)
+        if response.acked_seq < highest:
+            after_seq = response.acked_seq
+            report.refill_from_seq = min(after_seq, report.refill_from_seq or after_seq)
+            log.warning("the server's acked_seq went back from %d to %d (restored from a "
+                        "backup?): re-sending every sale held above it", highest, after_seq)
+            continue
         if not batch or len(batch) < batch_size:
-            return
+            break
         after_seq = batch[-1].seq
+    state.end_refill(db)
+
+
+def _prune_daily(db: Database, now: datetime) -> None:
+    """Forget acknowledged sales older than the keeping period (outbox.prune), once a day at
+    most: it reads the whole outbox, so not on every 15-second cycle."""
+    last = state.get_sync_state(db).pruned_at
+    if last is not None and now - last < PRUNE_EVERY:
+        return
+    with db.atomic():
+        gone = outbox.prune(db.conn, now)
+    state.record_pruned(db, now)
+    if gone:
+        log.info("forgot %d acknowledged sales older than %d days", gone, outbox.KEEP_DAYS)
 
 
 def _pull_snapshot(db: Database, client: SyncClient, clock: Callable[[], datetime],
