@@ -119,9 +119,14 @@ def value_problem(value: str, what: str, max_len: int = MAX_VALUE) -> str | None
     return None
 
 
-def parse_allergens(text: str, separators: str = ",;\n") -> list[str]:
-    """A typed list (``"Peanut, sesame"``) as clean, distinct, sorted allergen names;
-    RestrictionError naming the first bad one."""
+# A typed list may be separated the Latin or the Arabic way (U+060C ARABIC COMMA, U+061B
+# ARABIC SEMICOLON): an Arabic keyboard types those.
+LIST_SEPARATORS = ",;\n\u060c\u061b"
+
+
+def parse_allergens(text: str, separators: str = LIST_SEPARATORS) -> list[str]:
+    """A typed list (``"Peanut, sesame"``, ``"فول سوداني، حليب"``) as clean, distinct, sorted
+    allergen names; RestrictionError naming the first bad one."""
     for sep in separators[1:]:
         text = text.replace(sep, separators[0])
     out = {clean_allergen(part) for part in text.split(separators[0])} - {""}

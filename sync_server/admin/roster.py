@@ -39,6 +39,9 @@ MAX_ROWS = 20_000
 COLUMNS = ("student_number", "name", "grade", "daily_limit", "status", "school_id",
            "homeroom", "blocked_categories", "blocked_products", "allergens")
 REQUIRED = ("student_number", "name")
+# Lists inside a cell are separated by ";" or the Arabic semicolon (never by a comma, which
+# product and category names may hold).
+ARABIC_SEMICOLON = "\u061b"
 # Restriction columns and the kind of restriction each sets.
 RESTRICTION_COLUMNS = {"blocked_categories": "category", "blocked_products": "product",
                        "allergens": "allergen"}
@@ -63,12 +66,14 @@ class Catalog:
 
     def resolve(self, kind: str, cell: str) -> tuple[frozenset[str], list[str]]:
         """The values a cell names, and the reasons it cannot be used."""
-        parts = [p.strip() for p in cell.split(";") if p.strip()]
+        parts = [p.strip() for p in cell.replace(ARABIC_SEMICOLON, ";").split(";")
+                 if p.strip()]
         values: set[str] = set()
         reasons: list[str] = []
         if kind == "allergen":
             try:
-                return frozenset(restrictions.parse_allergens(cell, separators=";")), []
+                return frozenset(restrictions.parse_allergens(
+                    cell, separators=";" + ARABIC_SEMICOLON)), []
             except restrictions.RestrictionError as exc:
                 return frozenset(), [f"allergens: {exc}"]
         for part in parts:

@@ -177,7 +177,7 @@ async def upload(client: Any, admin: Session, blob: bytes) -> tuple[int, str]:
 
 ARABIC_ROSTER = ("student_number,name,grade,homeroom,blocked_categories,blocked_products,"
                  "allergens\n"
-                 "AR-1,سارة العتيبي,الصف الثالث,٣أ,Snacks,,فول سوداني;sesame\n"
+                 "AR-1,سارة العتيبي,الصف الثالث,٣أ,Snacks,,فول سوداني؛sesame\n"
                  "AR-2,عمر القحطاني,الصف الثالث,٣ب,,water 330ML,\n"
                  "AR-3,ليلى الحربي,الصف الرابع,٤أ,,,\n")
 
