@@ -121,7 +121,8 @@ class HistoryModel(QAbstractTableModel):
             return QCoreApplication.translate("HistoryModel", "%1 (by name)").replace(
                 "%1", self.name(row.wallet_id))
         if column == 3:
-            items = ", ".join(f"{line['quantity']}\u00d7 {line['name']}" for line in row.lines)
+            comma = QCoreApplication.translate("HistoryModel", ", ")  # the language's own
+            items = comma.join(f"{line['quantity']}\u00d7 {line['name']}" for line in row.lines)
             if row.kind == "void":
                 void_of = QCoreApplication.translate("HistoryModel", "VOID of #%1: %2")
                 return void_of.replace("%1", self._seq_of(row.voids)).replace("%2", items)

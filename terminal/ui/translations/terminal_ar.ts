@@ -286,6 +286,10 @@
         <translation>%1 (بالاسم)</translation>
     </message>
     <message>
+        <source>, </source>
+        <translation>، </translation>
+    </message>
+    <message>
         <source>VOID of #%1: %2</source>
         <translation>إلغاء رقم %1: %2</translation>
     </message>
