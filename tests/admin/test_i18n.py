@@ -244,3 +244,21 @@ async def test_audit_log_and_settings_show_money_not_minor_units(
     assert "SAR\u00a025.00" in table and "SAR\u00a01,500.00" in table
     assert ">2500<" not in table and " 2500<" not in table and "150000" not in table
     assert "largest single sale" in table  # the field's words, not offline_max_sale
+
+
+async def test_messages_after_an_action_are_in_the_admins_language(
+        client: Any, demo: dict[str, Any]) -> None:
+    admin = await as_role(client, demo, "admin")
+    assert (await admin.post("/admin/language", {"lang": "ar"})).status == 303
+    page = await admin.page("/admin/settings")
+    form = {name: re.search(rf'name="{name}"[^>]*value="([^"]*)"', page).group(1)
+            for name in ("offline_max_sale", "offline_max_unsynced_total",
+                         "offline_max_hours", "overdraft_limit")}
+    assert form["offline_max_sale"] == "50.00"  # a plain dot decimal in the field, any language
+    same = await admin.post("/admin/settings", form)  # nothing changed
+    assert same.status == 303
+    shown = await admin.page("/admin/settings")
+    assert "لم يتغير شيء." in shown  # the one-shot message, through the cookie, in Arabic
+    bad = await admin.post("/admin/settings", {**form, "offline_max_hours": "0"})
+    assert bad.status == 303
+    assert "لم يُحفَظ" in await admin.page("/admin/settings")
