@@ -28,10 +28,10 @@ class Served:
 
 @contextmanager
 def serve(db_url: str, workdir: Path, *, env: dict[str, str] | None = None,
-          open_files: int | None = None) -> Iterator[Served]:
-    """Serve ``db_url`` on a free port until the block ends (SIGTERM, then SIGKILL after
-    30 s). ``open_files`` sets the process's RLIMIT_NOFILE (soft and hard)."""
-    port = free_port()
+          open_files: int | None = None, port: int | None = None) -> Iterator[Served]:
+    """Serve ``db_url`` on ``port`` (default: a free one) until the block ends (SIGTERM, then
+    SIGKILL after 30 s). ``open_files`` sets the process's RLIMIT_NOFILE (soft and hard)."""
+    port = port or free_port()
     log = workdir / f"server-{port}.log"
 
     def limit() -> None:
