@@ -23,7 +23,7 @@ import pytest
 from sync_server.api.webhooks import sign
 from tests.conftest import WEBHOOK_SECRET, DatabaseFactory, LiveServer
 
-from .test_browser import ARTIFACTS, CHROMIUM, DESKTOP, Data
+from .test_browser import ARTIFACTS, CHROMIUM, DESKTOP, PHONE, Data
 
 pytestmark = pytest.mark.browser
 if not os.path.exists(CHROMIUM):
@@ -193,6 +193,11 @@ def test_every_page_in_english_and_arabic_passes_axe(browser: Any, world: World)
                 shot = ARTIFACTS / f"i18n-{name}-{lang}.png"
                 pg.screenshot(path=str(shot), full_page=True)
                 shots.append(str(shot))
+                pg.set_viewport_size(PHONE)  # mirrored, the page still never scrolls sideways
+                width = pg.evaluate("document.documentElement.scrollWidth")
+                if width > PHONE["width"] + 1:
+                    problems.append(f"{lang} {name}: {width} px wide at phone width")
+                pg.set_viewport_size(DESKTOP)
     with pg.expect_navigation():
         pg.click(".language-switch button[value=en]")  # leave the admin in English
     context.close()
