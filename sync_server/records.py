@@ -20,6 +20,7 @@ from shared.clock import utcnow
 from shared.ids import new_id, normalize_uid
 
 from . import positions
+from .i18n import _
 from .ledger import versions
 from .ledger.accounts import SYSTEM_KINDS, system_account
 from .ledger.postings import lock_wallets
@@ -233,7 +234,7 @@ async def update_cashier(conn: AsyncConnection, school_id: str, cashier_id: str,
 
 def check_pin(pin: str) -> None:
     if not (pin.isdigit() and 4 <= len(pin) <= 8):
-        raise RecordError("a PIN is 4 to 8 digits")
+        raise RecordError(_("a PIN is 4 to 8 digits"))
 
 
 def pin_warning(pin: str) -> str | None:
@@ -242,8 +243,10 @@ def pin_warning(pin: str) -> str | None:
     minutes to hours, a 6-digit one in days (docs/terminal.md, "A lost or stolen terminal")."""
     if len(pin) >= PIN_DIGITS_DEFAULT:
         return None
-    return (f"a {len(pin)}-digit PIN can be guessed in minutes to hours by someone who "
-            f"copies a terminal's disk; use {PIN_DIGITS_DEFAULT} digits or more")
+    # In the console's language when shown there (English elsewhere: the CLI, logs).
+    return _("a %(n)d-digit PIN can be guessed in minutes to hours by someone who copies a "
+             "terminal's disk; use %(digits)d digits or more", n=len(pin),
+             digits=PIN_DIGITS_DEFAULT)
 
 
 async def _hash_pin(pin: str) -> str:
