@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from shared.money import parse_major
+from shared.money import exponent, parse_major
 
 from ..i18n import _
 from .scope import admin_key, school_key
@@ -101,13 +101,24 @@ def money(form: MultiDictProxy[Any], name: str, currency: str, *, max_len: int,
     or unparsable value is a FormError with the reader's own message, after the field's label
     when ``prefixed``.
     """
+    typed = text(form, name, max_len=max_len)  # its FormError is already in the reader's words
     try:
-        amount = parse_major(text(form, name, max_len=max_len), currency)
-    except ValueError as exc:  # text()'s FormError too
-        raise FormError(f"{word(name)}: {exc}" if prefixed else str(exc)) from None
+        amount = parse_major(typed, currency)
+    except ValueError as exc:
+        said = amount_problem(exc, typed, currency)
+        raise FormError(f"{word(name)}: {said}" if prefixed else said) from None
     if (amount == 0 or abs(amount) > maximum) if signed else not 0 <= amount <= maximum:
         raise FormError(error)
     return amount
+
+
+def amount_problem(exc: ValueError, typed: str, currency: str) -> str:
+    """shared.money's refusal of a typed amount in the page's language (it speaks English:
+    the till and the CLI use it too)."""
+    if "decimals" in str(exc):
+        return _("%(currency)s amounts have at most %(n)d decimals", currency=currency,
+                 n=exponent(currency))
+    return _("'%(text)s' is not an amount", text=typed[:40])
 
 
 def idem_key(form: MultiDictProxy[Any]) -> str:

@@ -29,7 +29,7 @@ from ..storage.schema import wallets
 from ..transactions import reading, writing
 from . import auditlog
 from .csv_text import EncodingRefused, decode_upload
-from .render import MAX_AMOUNT, render
+from .render import MAX_AMOUNT, amount_problem, render
 from .scope import School, admin_key, require_write, school_of
 from .words import word
 
@@ -189,8 +189,12 @@ def parse_rows(data: str, school: School, catalog: Catalog | None = None,
             if row["daily_limit"]:
                 try:
                     if len(row["daily_limit"]) > 40:
-                        raise ValueError("not an amount")
-                    limit = parse_major(row["daily_limit"], school.currency)
+                        raise ValueError(_("not an amount"))
+                    try:
+                        limit = parse_major(row["daily_limit"], school.currency)
+                    except ValueError as exc:
+                        raise ValueError(amount_problem(exc, row["daily_limit"],
+                                                        school.currency)) from None
                     if limit < 0:
                         raise ValueError(_("daily_limit cannot be negative"))
                     if limit > MAX_AMOUNT:  # the console's bound; 1e17 would not fit BIGINT
