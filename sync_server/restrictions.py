@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shared.clock import utcnow
 from shared.protocol import text_problem
 
+from .i18n import _
 from .ledger import versions
 from .ledger.postings import lock_wallets
 from .storage.bulk import chunks
@@ -108,14 +109,16 @@ def clean_allergen(raw: str) -> str:
 def value_problem(value: str, what: str, max_len: int = MAX_VALUE) -> str | None:
     """Why ``value`` cannot be a restriction or allergen name, or None."""
     if not value:
-        return f"{what} is empty"
+        return _("%(what)s is empty", what=_(what))
     if len(value) > max_len:
-        return f"{what} {value[:20]!r}… is longer than {max_len} characters"
+        return _("%(what)s %(value)r… is longer than %(most)d characters", what=_(what),
+                 value=value[:20], most=max_len)
     problem = text_problem(value)
     if problem:
         return f"{what} {problem}"
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value):
-        return f"{what} {value[:40]!r} has invisible or control characters"
+        return _("%(what)s %(value)r has invisible or control characters", what=_(what),
+                 value=value[:40])
     return None
 
 
@@ -135,7 +138,7 @@ def parse_allergens(text: str, separators: str = LIST_SEPARATORS) -> list[str]:
         if problem:
             raise RestrictionError(problem)
     if len(out) > MAX_PER_KIND:
-        raise RestrictionError(f"more than {MAX_PER_KIND} allergens")
+        raise RestrictionError(_("more than %(most)d allergens", most=MAX_PER_KIND))
     return sorted(out)
 
 
@@ -267,7 +270,7 @@ async def set_for_wallet(conn: AsyncConnection, school_id: str, wallet_id: str,
     await check(conn, school_id, wanted)
     # Wallet before school: the lock order every sales batch uses.
     if not await lock_wallets(conn, school_id, [wallet_id]):
-        raise RestrictionError("no such wallet in this school")
+        raise RestrictionError(_("no such wallet in this school"))
     current = {(r.kind, r.value): r.restriction_id for r in await conn.execute(
         sa.select(wallet_restrictions.c.restriction_id, wallet_restrictions.c.kind,
                   wallet_restrictions.c.value)
@@ -301,14 +304,16 @@ async def check(conn: AsyncConnection, school_id: str, wanted: Wanted) -> None:
     for kind, values in (("category", wanted.categories), ("product", wanted.products),
                          ("allergen", wanted.allergens)):
         if len(values) > MAX_PER_KIND:
-            raise RestrictionError(f"more than {MAX_PER_KIND} blocked {kind} entries")
+            raise RestrictionError(_("more than %(most)d blocked %(kind)s entries",
+                                     most=MAX_PER_KIND, kind=_(kind)))
         for value in sorted(values):
             problem = value_problem(value, kind, 64 if kind == "product" else MAX_VALUE)
             if problem:
                 raise RestrictionError(problem)
     for value in wanted.allergens:
         if value != clean_allergen(value):
-            raise RestrictionError(f"allergen {value!r} must be lower-case and trimmed")
+            raise RestrictionError(_("allergen %(value)r must be lower-case and trimmed",
+                                     value=value))
     if wanted.products:
         known: set[str] = set()
         for chunk in chunks(set(wanted.products)):
@@ -317,7 +322,7 @@ async def check(conn: AsyncConnection, school_id: str, wanted: Wanted) -> None:
                 .where(products.c.school_id == school_id, products.c.product_id.in_(chunk))))
         unknown = sorted(wanted.products - known)
         if unknown:
-            raise RestrictionError(f"no product {unknown[0]!r} in this school")
+            raise RestrictionError(_("no product %(name)r in this school", name=unknown[0]))
 
 
 async def history(conn: AsyncConnection, school_id: str, wallet_id: str,
