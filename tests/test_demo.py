@@ -10,6 +10,7 @@ new URL. A taken port ends the demo at once with exit 1 and a sentence saying so
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import signal
 import socket
@@ -65,6 +66,22 @@ def _balance(directory: Path, wallet_id: str) -> int:
                               (wallet_id,)).fetchone()[0])
 
 
+def _dashboard_bars(url: str, directory: Path) -> int:
+    """Days with sales on the dashboard's 14-day chart, signed in as the demo's school admin
+    through the real login form (today has none, so every non-empty bar is a past day)."""
+    admin = json.loads((directory / "demo.json").read_text())["schools"][0]["admin"]
+    with httpx.Client(base_url=url, timeout=15) as web:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', web.get("/admin/login").text)
+        assert token
+        signed_in = web.post("/admin/login", data={"email": admin["email"], "next": "",
+                                                   "password": admin["password"],
+                                                   "csrf_token": token.group(1)})
+        assert signed_in.status_code == 303, signed_in.text[:500]
+        page = web.get("/admin/").text
+    heights = re.findall(r'<rect class="bar"[^>]*height="([0-9.]+)"', page)
+    return sum(1 for h in heights if float(h) > 0)
+
+
 def _leftovers(directory: Path) -> list[str]:
     ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
     return [line for line in ps.splitlines() if str(directory) in line]
@@ -86,6 +103,7 @@ def test_demo_runs_tops_up_stops_and_re_enrolls(tmp_path: Path) -> None:
                 ((date.today() - timedelta(days=15)).isoformat(),)).fetchall())
         assert len(days) >= 8 and sum(days.values()) > 100, days
         assert "sales over the past 14 days" in said
+        assert _dashboard_bars(url, directory) >= 8  # the school admin sees them
         audit = subprocess.run([str(BIN / "pos-server"), "audit-ledger", "--db",
                                 f"sqlite:///{directory / 'pos-server.db'}", "--json"],
                                capture_output=True, text=True, timeout=60)
