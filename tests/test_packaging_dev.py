@@ -116,3 +116,14 @@ def test_an_answering_server_is_used_as_it_is(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines()[0].endswith("(already running)")
     assert done.stdout.strip() == PG_ADMIN_URL
+
+
+def test_check_asks_for_the_binaries_only_when_nothing_answers(tmp_path: Path) -> None:
+    """``packaging/dev`` installs Debian's postgresql when ``--check`` exits 3."""
+    env = _env()
+    env["POS_TEST_PG_BIN"] = str(tmp_path)  # no initdb there: as on a fresh machine
+    missing = subprocess.run([sys.executable, str(WRAPPER), "--check"], env=env, timeout=60)
+    assert missing.returncode == throwaway_postgres.NEEDS_BINARIES
+    del env["POS_TEST_PG_BIN"]
+    present = subprocess.run([sys.executable, str(WRAPPER), "--check"], env=env, timeout=60)
+    assert present.returncode == 0
