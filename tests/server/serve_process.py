@@ -26,6 +26,15 @@ class Served:
         return self.log.read_text(errors="replace")
 
 
+@dataclass
+class Ran:
+    """What a command printed and returned, like ``subprocess.CompletedProcess``."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
 @contextmanager
 def serve(db_url: str, workdir: Path, *, env: dict[str, str] | None = None,
           open_files: int | None = None, port: int | None = None) -> Iterator[Served]:

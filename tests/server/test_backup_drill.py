@@ -12,26 +12,31 @@ ledger exactly once, every balance must be what the tills' own records say, and
 from __future__ import annotations
 
 import asyncio
+import io
 import json
-import subprocess
-import sys
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
+from sync_server.cli import main
 from sync_server.storage.engine import create_engine
 from sync_server.storage.schema import sales, wallets
 from terminal.core import Terminal
 from tests.conftest import DatabaseFactory, _pg_exec, free_port
 
 from .conftest_helpers import new_code
-from .serve_process import serve
+from .serve_process import Ran, serve
 
 
-def pos_server(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "sync_server", *args], capture_output=True,
-                           text=True, timeout=120, check=False)
+def pos_server(*args: str) -> Ran:
+    """``pos-server ARGS`` in this process (the same ``main`` the console script runs): a
+    new Python per command cost seconds each on a loaded machine."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(list(args))
+    return Ran(code, out.getvalue(), err.getvalue())
 
 
 async def _ledger(db_url: str) -> tuple[dict[str, list[str]], dict[str, int]]:
