@@ -9,6 +9,7 @@ shared server at 5432 is never touched (the wrapper stops only what it started).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import signal
@@ -23,8 +24,11 @@ from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 WRAPPER = ROOT / "packaging" / "throwaway_postgres.py"
-sys.path.insert(0, str(WRAPPER.parent))
-import throwaway_postgres  # noqa: E402
+# Loaded from its file: putting packaging/ on sys.path would shadow other modules' names.
+_spec = importlib.util.spec_from_file_location("throwaway_postgres", WRAPPER)
+assert _spec is not None and _spec.loader is not None
+throwaway_postgres = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(throwaway_postgres)
 
 pytestmark = pytest.mark.skipif(
     throwaway_postgres.binaries() is None,
