@@ -253,3 +253,25 @@ def test_the_postgresql_password_travels_in_the_environment_only() -> None:
     assert env["PGPASSWORD"] == "s3cret!" and env["PGUSER"] == "pos"
     assert env["PGHOST"] == "db.example" and env["PGPORT"] == "6543"
     assert env["PGDATABASE"] == "pos" and env["PGSSLMODE"] == "require"
+
+
+def test_the_systemd_backup_unit_runs_a_command_pos_server_accepts() -> None:
+    """The unit's ExecStart goes through the real argument parser (a typo there would only
+    show at 02:30, in a journal nobody reads), and the timer fires daily, catching up."""
+    import shlex
+
+    from sync_server.cli import _parser
+
+    units = Path(__file__).resolve().parents[2] / "packaging" / "systemd"
+    service = (units / "pos-backup.service").read_text()
+    exec_start = next(line.split("=", 1)[1] for line in service.splitlines()
+                      if line.startswith("ExecStart="))
+    argv = shlex.split(exec_start)
+    assert argv[0].endswith("/pos-server")
+    args = _parser().parse_args(argv[1:])
+    assert args.command == "backup" and args.to_dir and args.keep_daily == 14
+    assert args.keep_weekly == 8
+    assert "Type=oneshot" in service and "UMask=0077" in service
+    assert args.to_dir in service.split("ReadWritePaths=", 1)[1].splitlines()[0]
+    timer = (units / "pos-backup.timer").read_text()
+    assert "OnCalendar=*-*-* 02:30:00" in timer and "Persistent=true" in timer
