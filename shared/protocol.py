@@ -1,9 +1,15 @@
-"""Pydantic v2 models for every message of sync protocol v1 (``spec/sync-protocol.md``).
+"""Pydantic v2 models for every message of sync protocol v1.1 (docs/protocol.md).
 
 Requests are strict: unknown fields are refused (422), money must be a JSON integer (never a
 float or a string), times must carry an offset. Responses are parsed leniently on the terminal
-(``extra="ignore"``) so a newer server can add fields without breaking old terminals; the
-server builds them from the same classes, so what it sends always validates.
+(``extra="ignore"``) so a newer server can add fields without breaking old terminals.
+
+These classes are the contract: the server's OpenAPI document is generated from them
+(``sync_server/api/openapi.py``). The server builds its health, enrollment and webhook answers
+through them. Snapshot pages and push results stay plain dicts on that hot path (building a
+5,000-wallet page through the models costs about 0.1 s more); instead every answer any test
+receives is validated against the document with objects closed (``tests/contract.py``), so a
+field the server sends and these models do not declare fails the suite.
 """
 
 from __future__ import annotations
