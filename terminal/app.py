@@ -36,6 +36,7 @@ class AppOptions:
     reader_device: str | None = None
     sync_interval: float = SYNC_INTERVAL_S
     fullscreen: bool = False
+    smoke_test: bool = False  # print what the first screen showed and exit (ui/smoke.py)
 
 
 def create_window(data_dir: Path | str, options: AppOptions | None = None, *,
@@ -83,6 +84,9 @@ def main(data_dir: Path | str, options: AppOptions | None = None) -> int:
     else:
         window.show()
     window.start()
+    if options.smoke_test:
+        from terminal.ui import smoke
+        smoke.arm(window, app)
     code = app.exec()
     window.shutdown()
     window.terminal.close()

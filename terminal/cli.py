@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="reader device (pcsc reader name, nfc path)")
     gui.add_argument("--fullscreen", dest="gui_fullscreen", action="store_true",
                      help="kiosk mode: fill the screen")
+    gui.add_argument("--smoke-test", dest="gui_smoke_test", action="store_true",
+                     help="start, print what the first screen showed (one JSON line: screen, "
+                          "Qt platform, translations and sounds loaded) and exit; 0 when all "
+                          "loaded")
     sub = parser.add_subparsers(dest="command")
 
     p = sub.add_parser("enroll", parents=[common], help="enroll with a one-time code")
@@ -261,7 +265,8 @@ def _open_gui(data_dir: Path, args: argparse.Namespace) -> int:
     options = AppOptions(server=args.gui_server, enroll_code=args.gui_code,
                          name=args.gui_name, reader=args.gui_reader,
                          reader_device=args.gui_reader_device,
-                         fullscreen=args.gui_fullscreen)
+                         fullscreen=args.gui_fullscreen,
+                         smoke_test=args.gui_smoke_test)
     return int(main(data_dir, options))
 
 
