@@ -42,7 +42,7 @@ from terminal.selling.restrictions import NO_RESTRICTIONS, Item, Restrictions, f
 from terminal.selling.restrictions import item_refusal as restricted
 from terminal.selling.rules import Refusal, SaleFacts, check_sale, clock_behind, refusal
 from terminal.settings import LocalSettings
-from terminal.store import outbox, snapshot, state
+from terminal.store import namefold, outbox, snapshot, state
 from terminal.store.db import open_database
 from terminal.store.outbox import NewEntry
 from terminal.store.rows import fetch_all
@@ -419,13 +419,13 @@ class Terminal:
         recorded with ``wallet_id`` and no credential UID. Same-name students sit together,
         in grade and homeroom order, each with grade, homeroom and masked bracelet UIDs so the
         cashier can tell them apart."""
-        needle = text.strip()
+        needle = namefold.fold(text.strip())
         if not needle:
             return []
         escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         rows = self.db.conn.execute(
-            "SELECT wallet_id FROM wallets WHERE display_name LIKE ? ESCAPE '\\'"
-            " ORDER BY display_name COLLATE NOCASE, grade, homeroom, display_name, wallet_id"
+            "SELECT wallet_id FROM wallets WHERE fold_name(display_name) LIKE ? ESCAPE '\\'"
+            " ORDER BY fold_name(display_name), grade, homeroom, display_name, wallet_id"
             " LIMIT ?", (f"%{escaped}%", limit)).fetchall()
         views = [self.wallet_view(r[0]) for r in rows]
         return [v for v in views if v is not None]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
+from terminal.store import namefold
 from terminal.store.schema import migrations
 
 DB_FILENAME = "terminal.db"
@@ -33,6 +34,7 @@ def open_database(data_dir: Path) -> Database:
         db.enable_wal()
     db.conn.execute("PRAGMA synchronous = FULL")
     db.conn.execute("PRAGMA foreign_keys = ON")
+    namefold.register(db.conn)
     if migrations.pending(db):
         migrations.apply(db)
     return db

@@ -147,6 +147,27 @@ def test_lookup_of_arabic_names(tmp_path: Path) -> None:
         ("سارة أحمد", "الصف ٤", "٤أ")]
 
 
+@pytest.mark.parametrize(("typed", "expected"), [
+    ("ساره", ["w1"]),              # hā' typed for tā' marbūṭa
+    ("احمد", ["w1", "w3"]),        # no hamza on the alef: أحمد and إحمد and احمد
+    ("أحمد", ["w1", "w3"]),
+    ("منى", ["w4"]), ("مني", ["w4"]),  # alif maqṣūra or yā'
+    ("عُمَر", ["w2"]),              # vowel marks typed
+    ("JOSÉ", ["w5"]), ("jose", ["w5"]),
+    ("ليلى", []),
+])
+def test_lookup_folds_arabic_spelling_variants_and_case(
+        tmp_path: Path, typed: str, expected: list[str]) -> None:
+    """A cashier types a name as heard; spelling variants that are the same name in Arabic
+    (hamza on the alef, final ة/ه, ى/ي, harakat, tatweel) must find it, and nothing else."""
+    term = till(tmp_path, wallets=[student("w1", "سارة أحمد", "4", "4A"),
+                                   student("w2", "عمر خالد", None, None),
+                                   student("w3", "إحمد علي", "5", "5B"),
+                                   student("w4", "منـى يوسف", "3", "3C"),
+                                   student("w5", "José Pérez", "2", "2A")])
+    assert sorted(v.wallet_id for v in term.search_wallets(typed)) == expected
+
+
 # ------------------------------------------------------------------ products, time
 
 
