@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import sys
+import wave
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, QTimer, QTranslator
@@ -42,7 +43,7 @@ def checks() -> dict[str, Any]:
     for kind in sound.KINDS:
         try:
             sounds[kind] = bool(sound.scaled_frames(kind, 100))
-        except (OSError, EOFError, ValueError):
+        except (OSError, EOFError, ValueError, wave.Error):
             sounds[kind] = False
     return {"translations": translations, "sounds": sounds}
 
