@@ -6,7 +6,7 @@
 #   - the platform is read from /etc/os-release, /etc/rpi-issue and dpkg, each overridable
 #     for tests: POS_INSTALL_OS_RELEASE, POS_INSTALL_RPI_ISSUE, POS_INSTALL_ARCH.
 # Exit codes: 0 done, 1 a step failed, 2 usage, unsupported platform or not root.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034,SC2154  # (variables shared with the scripts)
 
 set -euo pipefail
 
@@ -66,7 +66,9 @@ detect_platform() {
   arch=${POS_INSTALL_ARCH:-$(dpkg --print-architecture 2>/dev/null || uname -m)}
   [ -r "$release" ] || die "cannot read $release: not a Debian system" 2
   local id version
+  # shellcheck source=/dev/null
   id=$(. "$release" && echo "${ID:-}")
+  # shellcheck source=/dev/null
   version=$(. "$release" && echo "${VERSION_ID:-}")
   if [ -e "$rpi_issue" ] || [ "$id" = raspbian ]; then
     os_name="Raspberry Pi OS $version"
@@ -98,6 +100,7 @@ need_root() {
 
 find_wheel() {  # the wheel to install: --wheel, else the newest one packaging/build-release made
   if [ -z "$wheel" ]; then
+    # shellcheck disable=SC2012  # our own file names: no spaces or newlines
     wheel=$(ls -1t "$here"/dist/cafeteria_pos-*-py3-none-any.whl 2>/dev/null | head -n1 || true)
   fi
   if [ -z "$wheel" ] || [ ! -f "$wheel" ]; then
