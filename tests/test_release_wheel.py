@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.request
 import zipfile
@@ -41,7 +42,17 @@ def _build(outdir: Path) -> Path:
     assert build.returncode == 0, (build.stdout + build.stderr)[-3000:]
     wheels = list(outdir.glob("cafeteria_pos-*-py3-none-any.whl"))
     assert len(wheels) == 1, sorted(p.name for p in outdir.iterdir())
-    assert list(outdir.glob("cafeteria_pos-*.tar.gz")), "no sdist"
+    sdists = list(outdir.glob("cafeteria_pos-*.tar.gz"))
+    assert len(sdists) == 1, "no sdist"
+    # what an installer needs beside the wheel (docs/install.md)
+    with tarfile.open(sdists[0]) as sdist:
+        inside = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
+    for path in ("packaging/install-server", "packaging/install-terminal",
+                 "packaging/install-lib.sh", "packaging/systemd/pos-server.service",
+                 "packaging/systemd/server.env.example", "packaging/kiosk/pos-terminal.desktop",
+                 "packaging/udev/99-pos-nfc.rules", "packaging/modprobe/blacklist-pos-nfc.conf",
+                 "packaging/pyinstaller/terminal.spec", "docs/install.md"):
+        assert path in inside, f"the sdist lacks {path}"
     return wheels[0]
 
 
