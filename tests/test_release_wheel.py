@@ -27,6 +27,8 @@ import pytest
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+pytest.importorskip("build", reason="the build package is missing: pip install -e '.[dev]' "
+                    "(packaging/dev does)")
 
 
 def _build(outdir: Path) -> Path:
