@@ -37,6 +37,11 @@ RTL_LANGUAGES = frozenset({"ar"})
 # Each language's name written in that language, for the switch on every page.
 LANGUAGE_NAMES = {"en": "English", "ar": "العربية"}
 
+# pip unpacks a wheel's files in archive order, so an installed ``.po`` may be a moment newer
+# than the ``.mo`` built from it; only a ``.po`` edited well after the build makes the ``.mo``
+# stale (a developer's edit: ``packaging/dev`` recompiles, and meanwhile the ``.po`` is used).
+MO_MTIME_SLACK_S = 120
+
 _language: ContextVar[str] = ContextVar("console_language", default=DEFAULT_LANGUAGE)
 
 
@@ -48,7 +53,8 @@ def translations(language: str) -> NullTranslations:
         return NullTranslations()
     folder = TRANSLATIONS_DIR / language / "LC_MESSAGES"
     mo, po = folder / f"{DOMAIN}.mo", folder / f"{DOMAIN}.po"
-    if mo.exists() and (not po.exists() or mo.stat().st_mtime >= po.stat().st_mtime):
+    if mo.exists() and (not po.exists()
+                        or mo.stat().st_mtime >= po.stat().st_mtime - MO_MTIME_SLACK_S):
         with mo.open("rb") as f:
             log.info("console language %s: compiled catalog %s", language, mo.name)
             return Translations(f, domain=DOMAIN)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
 import re
 import shutil
 from datetime import UTC, date, datetime
@@ -113,6 +114,22 @@ def test_a_missing_mo_is_compiled_from_the_po(tmp_path: Path, monkeypatch: Any,
             with i18n.language("ar"):
                 assert i18n._("Sign in") == "تسجيل الدخول"
         assert "compiled catalog" in caplog.text
+
+        # pip may unpack the .po a moment after the .mo: the built catalog is still used...
+        mo_time = (folder / "messages.mo").stat().st_mtime
+        os.utime(folder / "messages.po", (mo_time + 2, mo_time + 2))
+        i18n.translations.cache_clear()
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="sync_server.i18n"):
+            i18n.translations("ar")
+        assert "compiled catalog" in caplog.text
+        # ...but a .po edited well after the build is newer than its .mo: the .po wins.
+        os.utime(folder / "messages.po", (mo_time + 600, mo_time + 600))
+        i18n.translations.cache_clear()
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="sync_server.i18n"):
+            i18n.translations("ar")
+        assert "compiled in memory" in caplog.text
     finally:
         i18n.translations.cache_clear()
 
