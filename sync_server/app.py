@@ -27,6 +27,8 @@ from .api.webhooks import routes as webhook_routes
 from .config import ServerConfig
 from .connections import body_deadline
 from .keys import config_key, dialect_key, engine_key, enroll_limiter_key, write_lock_key
+from .logs import JsonAccessLogger, request_ids
+from .metrics import setup_metrics
 from .ratelimit import FailureLimiter
 from .reconciliation import reconciling
 from .request_guard import request_guard
@@ -49,7 +51,9 @@ def create_app(config: ServerConfig) -> web.Application:
     quiet_malformed_requests()
     app = web.Application(client_max_size=MAX_BODY_BYTES,
                           handler_args={"auto_decompress": False,
-                                        "access_log_class": MaskedAccessLogger},
+                                        "access_log_class": (
+                                            JsonAccessLogger if config.log_format == "json"
+                                            else MaskedAccessLogger)},
                           middlewares=[problems_middleware, request_guard])
     # Next inside the problem middleware (so both answer problem+json on the API): a body
     # late by body_timeout is 408 however long it queued, and what the database cannot take
@@ -68,8 +72,10 @@ def create_app(config: ServerConfig) -> web.Application:
     app.cleanup_ctx.append(outages.watching)
     if config.gateway_url:  # after the database: stopped before the engine is disposed
         app.cleanup_ctx.append(reconciling)
+    app.middlewares.insert(0, request_ids)  # outermost: every answer echoes its ID
     app.add_routes(device_routes)
     app.add_routes(webhook_routes)
+    setup_metrics(app)
     setup_openapi(app, __version__)
     setup_admin(app)
     return app

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import gc
 import json
 import logging
+import os
 import re
+import shutil
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--workers", type=int, help="server processes, one per core is best "
                        "(default 1; env POS_WORKERS)")
+    serve.add_argument("--log-format", choices=["human", "json"],
+                       help="human lines or one JSON object a line (env POS_LOG_FORMAT)")
     sub.add_parser("migrate", parents=[common], help="apply pending schema migrations")
     demo = sub.add_parser("seed-demo", parents=[common], help="create two demo schools")
     demo.add_argument("--history-days", type=int, default=0, metavar="N",
@@ -99,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         config = ServerConfig.load(args.config, db_url=args.db,
-                                   workers=getattr(args, "workers", None))
+                                   workers=getattr(args, "workers", None),
+                                   log_format=getattr(args, "log_format", None))
         if args.command == "serve":
             return _serve(config, args.host, args.port)
         return asyncio.run(_COMMANDS[args.command](config, args))
@@ -355,13 +362,17 @@ def _tune_gc() -> None:
 def _serve(config: ServerConfig, host: str, port: int) -> int:
     from aiohttp import web
 
-    from . import connections
+    from . import connections, logs
     from .app import create_app
     from .storage.engine import pool_capacity
     from .storage.migrate import upgrade
 
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(config.log_format)
+    if config.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Before prometheus-client is imported (by the app): every worker then counts into
+        # files of one directory, and a scrape of any worker sums them (sync_server/metrics.py).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = shared = tempfile.mkdtemp(prefix="pos-metrics-")
+        atexit.register(shutil.rmtree, shared, True)  # runs in the arbiter only (workers _exit)
     revision = asyncio.run(upgrade(config.db_url))
     logging.getLogger("sync_server").info("database %s at revision %s",
                                           config.db_url.split("://")[0], revision)
@@ -381,7 +392,8 @@ def _serve(config: ServerConfig, host: str, port: int) -> int:
     if config.workers > 1:
         from . import workers
 
-        workers.serve(host, port, config.workers, ACCESS_LOG_FORMAT, make_app, **guard)
+        workers.serve(host, port, config.workers, ACCESS_LOG_FORMAT, make_app,
+                      json_logs=config.log_format == "json", **guard)
         return 0
     connections.serve_single(make_app(), host, port, access_log_format=ACCESS_LOG_FORMAT,
                              **guard)

@@ -106,6 +106,20 @@ class ServerConfig:
                        "open connections per worker; beyond, the oldest idle one is closed. "
                        "Default and ceiling: what the open-files limit leaves room for"))
 
+    # Watching it (sync_server/metrics.py, sync_server/logs.py, the dashboard's health panel).
+    metrics_allow: str = field(
+        default="127.0.0.1/32,::1/128",
+        metadata=_meta("POS_METRICS_ALLOW",
+                       "comma-separated networks (CIDR) that may read /metrics; others get 403"))
+    log_format: str = field(
+        default="human",
+        metadata=_meta("POS_LOG_FORMAT",
+                       "human (one readable line) or json (one JSON object a line)"))
+    stale_terminal_minutes: int = field(
+        default=15,
+        metadata=_meta("POS_STALE_TERMINAL_MINUTES",
+                       "the dashboard flags an active terminal not heard from this long"))
+
     @property
     def payment_policy(self) -> Policy:
         return Policy(hold_above=self.payment_hold_above,
@@ -144,9 +158,25 @@ class ServerConfig:
             value = getattr(config, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive")
+        if config.log_format not in ("human", "json"):
+            raise ValueError("log_format must be human or json")
+        if config.stale_terminal_minutes <= 0:
+            raise ValueError("stale_terminal_minutes must be positive")
+        _check_networks(config.metrics_allow)
         if config.max_waiting_requests < 0:
             raise ValueError("max_waiting_requests must be 0 or more")
         return config
+
+
+def _check_networks(allow: str) -> None:
+    import ipaddress
+
+    for item in allow.split(","):
+        if item.strip():
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"metrics_allow: {item.strip()!r} is not a network") from None
 
 
 def _coerce(kind: Any, raw: str) -> Any:

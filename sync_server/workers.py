@@ -41,7 +41,7 @@ class _Arbiter(BaseApplication):  # type: ignore[misc]
 
 def serve(host: str, port: int, workers: int, access_log_format: str,
           make_app: Callable[[], web.Application], *, max_connections: int, retry_after: int,
-          open_files: int, header_timeout: float) -> None:
+          open_files: int, header_timeout: float, json_logs: bool = False) -> None:
     """Run ``workers`` processes until SIGTERM/SIGINT; returns only by SystemExit.
 
     Each worker serves through :class:`~.connections.GuardedRunner`, built here rather than by
@@ -53,12 +53,16 @@ def serve(host: str, port: int, workers: int, access_log_format: str,
         return GuardedRunner(
             make_app(), max_connections=max_connections, retry_after=retry_after,
             open_files=open_files, keepalive_timeout=header_timeout,
-            access_log=logging.getLogger("gunicorn.access"), access_log_format=access_log_format,
+            # JSON lines go through the root handler logs.configure set up (gunicorn's own
+            # access handler would print only the message).
+            access_log=logging.getLogger("sync_server.access" if json_logs else "gunicorn.access"),
+            access_log_format=access_log_format,
             shutdown_timeout=GRACEFUL_SECONDS * 0.95)  # what aiohttp's worker gives its own
 
     _Arbiter({
         "bind": bind, "workers": workers, "worker_class": "aiohttp.GunicornWebWorker",
-        "proc_name": "pos-server", "accesslog": "-", "errorlog": "-", "loglevel": "info",
+        "proc_name": "pos-server", "accesslog": None if json_logs else "-", "errorlog": "-",
+        "loglevel": "info",
         # aiohttp's worker listens again with its own 128 (asyncio's listen on start):
         # connections.listen_backlog and the cap count with that.
         "graceful_timeout": GRACEFUL_SECONDS, "backlog": listen_backlog(open_files),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from aiohttp import web
 
+from ..logs import device_id_key
 from ..secrets import token_hash
 from ..storage.schema import devices
 from ..transactions import reading
@@ -34,6 +35,7 @@ async def authenticate(request: web.Request) -> Device:
     if row is None:
         raise ProblemError(401, "unauthenticated", "Unknown device token",
                            "enroll this terminal again", headers={"WWW-Authenticate": "Bearer"})
+    request[device_id_key] = row.device_id  # for the access log (sync_server/logs.py)
     if row.status != "active":
         raise revoked()
     return Device(row.device_id, row.school_id)

@@ -17,7 +17,7 @@ from shared.protocol import (
     SalesPush,
 )
 
-from .. import __version__, snapshot
+from .. import __version__, metrics, snapshot
 from ..keys import config_key, dialect_key, engine_key, enroll_limiter_key, write_lock_key
 from ..ledger.sales import DeviceNotActive, apply_push
 from ..secrets import code_hash, new_device_token, token_hash
@@ -115,12 +115,14 @@ async def push_sales(request: web.Request) -> web.Response:
                            f"send at most {MAX_SALES_PER_PUSH} sales per request")
     app = request.app
     try:
-        outcome = await apply_push(
-            app[engine_key], device.school_id, device.device_id, list(push.sales),
-            clock_skew=app[config_key].clock_skew,
-            write_lock=app.get(write_lock_key))
+        with metrics.Timer() as timer:
+            outcome = await apply_push(
+                app[engine_key], device.school_id, device.device_id, list(push.sales),
+                clock_skew=app[config_key].clock_skew,
+                write_lock=app.get(write_lock_key))
     except DeviceNotActive:  # revoked between the token check and the push's device lock
         raise revoked() from None
+    metrics.count_push(outcome.results, timer.seconds)
     return web.json_response({
         "results": outcome.results,
         "acked_seq": outcome.acked_seq, "missing_seqs": outcome.missing_seqs,

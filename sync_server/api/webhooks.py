@@ -28,6 +28,7 @@ from shared.protocol import (
     PaymentIgnored,
 )
 
+from .. import metrics
 from ..keys import config_key
 from ..ledger.payments import HOLD_WORDS, EventOutcome, apply_event
 from ..request_guard import read_body
@@ -58,12 +59,17 @@ async def payment_webhook(request: web.Request) -> web.Response:
     raw = await read_body(request)
     if len(raw) > MAX_WEBHOOK_BYTES:
         raise ProblemError(413, "too-large", "Webhook body too large")
-    _verify(secret, request.headers.get("X-Timestamp", ""),
-            request.headers.get("X-Signature", ""), raw)
+    try:
+        _verify(secret, request.headers.get("X-Timestamp", ""),
+                request.headers.get("X-Signature", ""), raw)
+    except ProblemError:
+        metrics.count_webhook(None, "bad_signature")
+        raise
 
     event_type = _peek_type(raw)
     if event_type is not None and event_type not in KNOWN_PAYMENT_EVENTS:
         log.info("payment webhook: ignored unknown event type %r", event_type[:100])
+        metrics.count_webhook(event_type, "ignored")
         return web.json_response(PaymentIgnored(status="ignored", event_type=event_type[:100])
                                  .model_dump(mode="json"))
     event = validate_json(raw, PaymentEvent)
@@ -72,6 +78,7 @@ async def payment_webhook(request: web.Request) -> web.Response:
     if not outcome.replay:
         log.info("payment webhook: %s %s -> %s%s", event.event_id, event.event_type,
                  outcome.status, f" ({outcome.code})" if outcome.code else "")
+    metrics.count_webhook(event.event_type, "replay" if outcome.replay else outcome.status)
     return _answer(outcome)
 
 
