@@ -17,13 +17,14 @@ from aiohttp import web
 from shared.clock import utcnow
 
 from ..i18n import _
-from ..keys import dialect_key
+from ..keys import config_key, dialect_key
 from ..storage.schema import sales
 from ..transactions import reading
 from .charts import bar_chart
 from .devices import device_rows
 from .exceptions import open_counts
 from .formatting import amount
+from .health import school_health
 from .render import render
 from .scope import school_of
 
@@ -56,6 +57,10 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
             .group_by(sales.c.business_day))}
         terminals = await device_rows(conn, sid)
         exceptions = await open_counts(conn, sid, terminals)
+        config = request.app[config_key]
+        health = await school_health(conn, sid, terminals,
+                                     stale_minutes=config.stale_terminal_minutes,
+                                     pending_minutes=config.payment_pending_minutes)
     count = sum(int(r.n) for r in today_rows if r.kind == "sale")
     voids = sum(int(r.n) for r in today_rows if r.kind == "void")
     total = sum(int(r.amount) * (-1 if r.kind == "void" else 1) for r in today_rows)
@@ -76,7 +81,8 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
     return render(request, "dashboard.html", {
         "today": today, "count": count, "voids": voids, "total": total,
         "hour_chart": hour_chart, "day_chart": day_chart, "terminals": active,
-        "online": sum(1 for t in active if t.online), "exceptions": exceptions})
+        "online": sum(1 for t in active if t.online), "exceptions": exceptions,
+        "health": health})
 
 
 def _quarter_hour(dialect: str) -> sa.ColumnElement[Any]:
