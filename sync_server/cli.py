@@ -359,7 +359,19 @@ def _tune_gc() -> None:
     gc.freeze()
 
 
+def _remove_in(pid: int, directory: str) -> None:
+    """atexit runs in forked workers too (gunicorn ends them with sys.exit): only the arbiter
+    that made the directory removes it."""
+    if os.getpid() == pid:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def _serve(config: ServerConfig, host: str, port: int) -> int:
+    if config.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Before prometheus-client is imported (by the app): every worker then counts into
+        # files of one directory, and a scrape of any worker sums them (sync_server/metrics.py).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = shared = tempfile.mkdtemp(prefix="pos-metrics-")
+        atexit.register(_remove_in, os.getpid(), shared)
     from aiohttp import web
 
     from . import connections, logs
@@ -368,11 +380,6 @@ def _serve(config: ServerConfig, host: str, port: int) -> int:
     from .storage.migrate import upgrade
 
     logs.configure(config.log_format)
-    if config.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # Before prometheus-client is imported (by the app): every worker then counts into
-        # files of one directory, and a scrape of any worker sums them (sync_server/metrics.py).
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = shared = tempfile.mkdtemp(prefix="pos-metrics-")
-        atexit.register(shutil.rmtree, shared, True)  # runs in the arbiter only (workers _exit)
     revision = asyncio.run(upgrade(config.db_url))
     logging.getLogger("sync_server").info("database %s at revision %s",
                                           config.db_url.split("://")[0], revision)

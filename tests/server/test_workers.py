@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 
 from shared.health import wait_until_healthy
 from sync_server.ledger.audit import audit
@@ -77,6 +78,12 @@ def test_two_workers_share_port_and_database_survive_a_crash_and_stop_cleanly(
                   for i, c in enumerate(codes)]
         statuses = asyncio.run(_push_concurrently(base, school, tokens, rounds=3))
         assert statuses.count("applied") == 4 * 3 * 20
+        # Each worker counted its own pushes; any worker's scrape sums them all (metrics.py).
+        for _ in range(4):
+            families = text_string_to_metric_families(httpx.get(f"{base}/metrics").text)
+            applied = {s.labels.get("status"): s.value for f in families for s in f.samples
+                       if s.name == "pos_sales_total"}
+            assert applied["applied"] == 4 * 3 * 20
 
         # A worker killed outright is replaced; the service keeps answering.
         before = _workers(master)
