@@ -97,3 +97,21 @@ def test_configure_writes_one_json_object_a_line() -> None:
     record = json.loads(buf.getvalue())
     assert (record["level"], record["logger"], record["message"]) == (
         "WARNING", "sync_server.x", "hello there")
+
+
+def test_serve_with_json_logs_writes_only_json_lines(sqlite_factory: Any,
+                                                     tmp_path: Any) -> None:
+    """The real ``pos-server serve`` process, configured by the environment (POS_LOG_FORMAT)."""
+    import httpx
+
+    from .serve_process import serve
+
+    db_url = sqlite_factory.new()
+    with serve(db_url, tmp_path, env={"POS_LOG_FORMAT": "json"}) as served:
+        resp = httpx.get(f"{served.url}/api/v1/health", headers={"X-Request-ID": "probe-1"})
+        assert resp.headers["X-Request-ID"] == "probe-1"
+        assert httpx.get(f"{served.url}/metrics").status_code == 200
+    records = [json.loads(line) for line in served.log_text().splitlines() if line.strip()]
+    assert any(r.get("logger") == "sync_server" and "revision" in r["message"] for r in records)
+    probe = next(r for r in records if r.get("request_id") == "probe-1")
+    assert (probe["path"], probe["status"], probe["method"]) == ("/api/v1/health", 200, "GET")
