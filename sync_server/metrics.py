@@ -46,7 +46,7 @@ MAX_DEVICE_SERIES = 500
 # ``registry=None`` keeps them out of the global default registry, so tests that build many
 # apps and a multiprocess scrape both see one set; EVENTS is what a scrape reads.
 EVENTS = CollectorRegistry(auto_describe=True)
-PUSHES = Counter("pos_pushes", "sales pushes answered, by HTTP outcome", ["outcome"],
+PUSHES = Counter("pos_pushes", "sales pushes answered, by HTTP status", ["status"],
                  registry=EVENTS)
 SALES = Counter("pos_sales", "sales judged in pushes, by result status", ["status"],
                 registry=EVENTS)
@@ -63,10 +63,14 @@ KNOWN_EVENT_TYPES_MAX = 40  # the type label is the gateway's word: bound it
 
 
 def count_push(results: Iterable[dict[str, object]], seconds: float) -> None:
-    PUSHES.labels("ok").inc()
+    PUSHES.labels("200").inc()
     PUSH_SECONDS.observe(seconds)
     for result in results:
         SALES.labels(str(result.get("status", "unknown"))).inc()
+
+
+def count_refused_push(status: int) -> None:
+    PUSHES.labels(str(status)).inc()
 
 
 def count_webhook(event_type: str | None, outcome: str) -> None:

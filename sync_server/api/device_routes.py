@@ -6,6 +6,7 @@ import unicodedata
 
 import sqlalchemy as sa
 from aiohttp import web
+from pydantic import ValidationError
 
 from shared.clock import utcnow
 from shared.ids import new_id
@@ -108,6 +109,17 @@ async def get_snapshot(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/sync/sales")
 async def push_sales(request: web.Request) -> web.Response:
+    try:
+        return await _push_sales(request)
+    except ProblemError as exc:  # refused pushes count too: a till stuck on 401/413 shows
+        metrics.count_refused_push(exc.status)
+        raise
+    except ValidationError:
+        metrics.count_refused_push(422)
+        raise
+
+
+async def _push_sales(request: web.Request) -> web.Response:
     device = await authenticate(request)
     push = await parse_body(request, SalesPush)
     if len(push.sales) > MAX_SALES_PER_PUSH:

@@ -52,12 +52,17 @@ async def test_counters_and_database_facts_move_with_pushes_and_webhooks(
     resp = await deliver(client, event(wallet, "evt_m3"), signature="sha256=00")
     assert resp.status == 401
 
+    await push(client, "not-a-token", [sale(school, 4)], expect=401)
+    await push(client, device["device_token"], [{"ref": "x"}], expect=422)
+
     after = await scrape(client)
 
     def moved(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
 
-    assert moved("pos_pushes_total", outcome="ok") == 2
+    assert moved("pos_pushes_total", status="200") == 2
+    assert moved("pos_pushes_total", status="401") == 1
+    assert moved("pos_pushes_total", status="422") == 1
     assert moved("pos_sales_total", status="applied") == 2
     assert moved("pos_sales_total", status="duplicate") == 1
     assert moved("pos_push_duration_seconds_count") == 2
