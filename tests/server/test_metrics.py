@@ -49,6 +49,8 @@ async def test_counters_and_database_facts_move_with_pushes_and_webhooks(
     assert resp.status == 200, await resp.text()
     resp = await deliver(client, event(wallet, "evt_m2", amount=900_000))
     assert resp.status == 202, await resp.text()
+    resp = await deliver(client, event(wallet, "evt_m4", kind="payment.new_kind_2027"))
+    assert resp.status == 200 and (await resp.json())["status"] == "ignored"
     resp = await deliver(client, event(wallet, "evt_m3"), signature="sha256=00")
     assert resp.status == 401
 
@@ -70,6 +72,8 @@ async def test_counters_and_database_facts_move_with_pushes_and_webhooks(
                  outcome="credited") == 1
     assert moved("pos_webhook_events_total", event_type="payment.completed",
                  outcome="held") == 1
+    assert moved("pos_webhook_events_total", event_type="other", outcome="ignored") == 1
+    assert not any("new_kind" in v for _, labels in after for _, v in labels)
     assert moved("pos_webhook_events_total", event_type="unreadable",
                  outcome="bad_signature") == 1
     assert value(after, "pos_device_missing_seqs", **dev) == 1
