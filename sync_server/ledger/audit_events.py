@@ -53,11 +53,14 @@ def _owners(school_id: str) -> sa.Subquery:
 
 
 async def _unowned_postings(conn: AsyncConnection, school_id: str) -> list[str]:
+    # An anti-join, not NOT EXISTS: a correlated NOT EXISTS over the owners' UNION ran the
+    # union once per posting on SQLite (10 minutes for 31,000 sales); joined, SQLite builds
+    # the union once with an automatic index and PostgreSQL hashes it.
     owners = _owners(school_id)
     rows = await conn.execute(
         sa.select(postings.c.posting_id)
-        .where(postings.c.school_id == school_id,
-               ~sa.exists().where(owners.c.posting_id == postings.c.posting_id))
+        .select_from(postings.outerjoin(owners, owners.c.posting_id == postings.c.posting_id))
+        .where(postings.c.school_id == school_id, owners.c.posting_id.is_(None))
         .order_by(postings.c.posting_id).limit(LIMIT))
     return list(rows.scalars())
 
@@ -123,9 +126,10 @@ async def _refund_faults(conn: AsyncConnection, school_id: str) -> list[dict[str
             faults.append({"sale_ref": r.sale_ref, "problem": problem})
     # A link with no refund behind it (a sale marked refunded whose money never went back).
     orphans = await conn.execute(
-        sa.select(link.c.sale_ref).where(
-            link.c.school_id == school_id,
-            ~sa.exists().where(refunds.c.sale_ref == link.c.sale_ref)).limit(LIMIT))
+        sa.select(link.c.sale_ref)
+        .select_from(link.outerjoin(refunds, refunds.c.sale_ref == link.c.sale_ref))
+        .where(link.c.school_id == school_id, refunds.c.sale_ref.is_(None))
+        .order_by(link.c.sale_ref).limit(LIMIT))
     faults += [{"sale_ref": ref, "problem": "marked refunded, but no refund was posted"}
                for ref in orphans.scalars()]
     return faults[:LIMIT]
