@@ -140,6 +140,16 @@ def test_every_operation_answers_as_documented_and_never_5xx(server: LiveServer)
                 seen[(case.operation.label, answer.status_code)] += 1
 
             one()
+    # A held event (202) is one the random cases reach only now and then (an unknown wallet
+    # under a known event type): one is sent on purpose, signed by the same hook, so the
+    # document's 202 answer is always checked against the live server (the LiveServer's
+    # contract check holds its body to the closed schema).
+    held = session.post(f"{server.url}/api/v1/webhooks/payments", timeout=10, json={
+        "event_id": "evt_fuzz_held", "event_type": "payment.completed", "reference": "fz-1",
+        "wallet_id": "wal_nobody_at_all", "amount": 1000, "currency": "SAR",
+        "created_at": "2026-11-27T10:00:00Z"})
+    assert held.status_code == 202, held.text
+    assert held.json()["status"] == "held_for_review"
     session.close()
     took = time.monotonic() - started
     print(f"schemathesis: {sum(seen.values())} requests in {took:.1f} s: {dict(seen)}")
@@ -147,4 +157,3 @@ def test_every_operation_answers_as_documented_and_never_5xx(server: LiveServer)
     statuses = {status for (_, status) in seen}
     assert {200, 422}.issubset(statuses), seen
     assert seen[("POST /api/v1/sync/sales", 200)] and seen[("GET /api/v1/sync/snapshot", 200)]
-    assert seen[("POST /api/v1/webhooks/payments", 202)], seen  # held: unknown wallet etc.
