@@ -528,3 +528,17 @@ wallet_restrictions = sa.Table(
                        name="ck_wallet_restrictions_kind"),
     sa.Index("ix_wallet_restrictions_wallet", "wallet_id", "kind", "value"),
 )
+
+# ------------------------------------------------------------ shared enrollment limit (0008)
+
+# Failed device enrollments, one row each, so every worker process and host counts the same
+# failures per client address (the limiter lived in each process's memory before).
+enroll_failures = sa.Table(
+    "enroll_failures", metadata,
+    sa.Column("failure_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+              primary_key=True, autoincrement=True),
+    sa.Column("address", sa.String(64), nullable=False),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Index("ix_enroll_failures_address_at", "address", "at"),
+    sa.Index("ix_enroll_failures_at", "at"),
+)
