@@ -23,7 +23,7 @@ from . import positions
 from .i18n import _
 from .ledger import versions
 from .ledger.accounts import SYSTEM_KINDS, system_account
-from .ledger.postings import lock_wallets
+from .ledger.locks import hold_wallet
 from .restrictions import RestrictionError, parse_allergens
 from .secrets import PIN_DIGITS_DEFAULT, code_hash, hash_password, hash_pin, new_enrollment_code
 from .storage.schema import (
@@ -112,7 +112,7 @@ async def update_wallet(conn: AsyncConnection, school_id: str, wallet_id: str,
     if changes.get("status") not in (None, "active", "frozen", "closed"):
         raise RecordError("status must be active, frozen or closed")
     # Wallet before school: the lock order every sales batch uses (no deadlock between them).
-    if not await lock_wallets(conn, school_id, [wallet_id]):
+    if not await hold_wallet(conn, school_id, wallet_id):
         raise RecordError("no such wallet in this school")
     await _update_one(conn, school_id, wallets, wallets.c.wallet_id == wallet_id, "wallet",
                       {**changes, "updated_at": utcnow()})

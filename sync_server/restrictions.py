@@ -30,7 +30,7 @@ from shared.protocol import text_problem
 
 from .i18n import _
 from .ledger import versions
-from .ledger.postings import lock_wallets
+from .ledger.locks import hold_wallet
 from .storage.bulk import chunks
 from .storage.schema import products, wallet_restrictions, wallets
 
@@ -269,7 +269,7 @@ async def set_for_wallet(conn: AsyncConnection, school_id: str, wallet_id: str,
     """
     await check(conn, school_id, wanted)
     # Wallet before school: the lock order every sales batch uses.
-    if not await lock_wallets(conn, school_id, [wallet_id]):
+    if not await hold_wallet(conn, school_id, wallet_id):
         raise RestrictionError(_("no such wallet in this school"))
     current = {(r.kind, r.value): r.restriction_id for r in await conn.execute(
         sa.select(wallet_restrictions.c.restriction_id, wallet_restrictions.c.kind,
