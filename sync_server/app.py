@@ -26,9 +26,17 @@ from .api.problems import problems_middleware
 from .api.webhooks import routes as webhook_routes
 from .config import ServerConfig
 from .connections import body_deadline
-from .keys import config_key, dialect_key, engine_key, enroll_limiter_key, write_lock_key
+from .keys import (
+    config_key,
+    dialect_key,
+    engine_key,
+    enroll_limiter_key,
+    presence_key,
+    write_lock_key,
+)
 from .logs import JsonAccessLogger, request_ids
 from .metrics import setup_metrics
+from .presence import Presence
 from .ratelimit import FailureLimiter
 from .reconciliation import reconciling
 from .request_guard import request_guard
@@ -64,11 +72,13 @@ def create_app(config: ServerConfig) -> web.Application:
     app[config_key] = config
     app[dialect_key] = dialect_of(config.db_url)
     app[enroll_limiter_key] = FailureLimiter(config.enroll_failures_per_minute)
+    app[presence_key] = Presence()
     if app[dialect_key] == "sqlite":
         app[write_lock_key] = WriterLock(Path(sa.make_url(config.db_url).database or ""))
     if config.trusted_proxies:
         _trust_proxies(app, config.trusted_proxies)
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_presence)  # after the database: its last flush precedes dispose
     app.cleanup_ctx.append(outages.watching)
     if config.gateway_url:  # after the database: stopped before the engine is disposed
         app.cleanup_ctx.append(reconciling)
@@ -106,3 +116,9 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await engine.dispose()
     if write_lock_key in app:
         app[write_lock_key].close()
+
+
+async def _presence(app: web.Application) -> AsyncIterator[None]:
+    async with app[presence_key].flushing(app[config_key].presence_flush_seconds,
+                                          app[engine_key], app.get(write_lock_key)):
+        yield

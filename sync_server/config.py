@@ -119,6 +119,11 @@ class ServerConfig:
         default=15,
         metadata=_meta("POS_STALE_TERMINAL_MINUTES",
                        "the dashboard flags an active terminal not heard from this long"))
+    presence_flush_seconds: float = field(
+        default=60.0,
+        metadata=_meta("POS_PRESENCE_FLUSH_SECONDS",
+                       "terminals' last contact is kept in memory and written this often, in "
+                       "one statement (so the console's last contact lags by up to this)"))
 
     @property
     def payment_policy(self) -> Policy:
@@ -154,7 +159,8 @@ class ServerConfig:
         if config.workers < 1:
             raise ValueError("workers must be at least 1")
         for name in ("retry_after_seconds", "db_pool_size", "queue_timeout_seconds",
-                     "header_timeout_seconds", "body_timeout_seconds", "max_connections"):
+                     "header_timeout_seconds", "body_timeout_seconds", "max_connections",
+                     "presence_flush_seconds"):
             value = getattr(config, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive")

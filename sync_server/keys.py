@@ -6,6 +6,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .config import ServerConfig
+from .presence import Presence
 from .ratelimit import FailureLimiter
 from .storage.writer_lock import WriterLock
 
@@ -15,5 +16,7 @@ dialect_key = web.AppKey("dialect", str)
 # SQLite allows one writer; queueing writers beats spinning on busy_timeout.
 write_lock_key = web.AppKey("write_lock", WriterLock)
 enroll_limiter_key = web.AppKey("enroll_limiter", FailureLimiter)
+# Terminals' last contact, noted in memory and written in batches (sync_server.presence).
+presence_key = web.AppKey("presence", Presence)
 # HMAC key of values the server signs (sync_server.signing); set when the app starts.
 signing_key_key = web.AppKey("signing_key", bytes)

@@ -19,7 +19,14 @@ from shared.protocol import (
 )
 
 from .. import __version__, metrics, snapshot
-from ..keys import config_key, dialect_key, engine_key, enroll_limiter_key, write_lock_key
+from ..keys import (
+    config_key,
+    dialect_key,
+    engine_key,
+    enroll_limiter_key,
+    presence_key,
+    write_lock_key,
+)
 from ..ledger.sales import DeviceNotActive, apply_push
 from ..secrets import code_hash, new_device_token, token_hash
 from ..storage.schema import devices, enrollment_codes, schools
@@ -103,7 +110,7 @@ async def get_snapshot(request: web.Request) -> web.Response:
     device = await authenticate(request)
     engine = request.app[engine_key]
     body = await snapshot.build(engine, device.school_id, request.query.get("cursor") or None)
-    await _seen(request, device.device_id)
+    request.app[presence_key].seen(device.device_id, _app_version(request))
     return web.json_response(body)
 
 
@@ -140,12 +147,6 @@ async def _push_sales(request: web.Request) -> web.Response:
         "acked_seq": outcome.acked_seq, "missing_seqs": outcome.missing_seqs,
         "server_time": utcnow().isoformat(timespec="milliseconds"),
     })
-
-
-async def _seen(request: web.Request, device_id: str) -> None:
-    async with writing(request.app) as conn:
-        await conn.execute(sa.update(devices).where(devices.c.device_id == device_id)
-                           .values(last_seen_at=utcnow(), app_version=_app_version(request)))
 
 
 def _app_version(request: web.Request) -> str | None:
