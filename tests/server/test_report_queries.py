@@ -1,0 +1,270 @@
+"""Report queries against a ledger filled through the real push API and the console's reversal.
+
+Every expected figure is computed here, in SQL written in the test over ``postings`` (what the
+money actually did), never by the report functions themselves.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+
+from sync_server.reports import periods
+from sync_server.reports.zreport import Figures, z_report
+from sync_server.storage.engine import create_engine
+from sync_server.storage.schema import postings, sales
+from tests.admin.conftest import as_role
+from tests.server.conftest_helpers import new_code
+from tests.server.helpers import enroll, push, sale, void_of
+
+RIYADH = "Asia/Riyadh"
+
+
+# ------------------------------------------------------------------ periods (no database)
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("now", "preset", "first", "last"), [
+    # 20:59 UTC is 23:59 in Riyadh (UTC+3), 21:00 UTC is already the next local day.
+    ("2026-03-04T20:59:59", "today", "2026-03-04", "2026-03-04"),
+    ("2026-03-04T21:00:00", "today", "2026-03-05", "2026-03-05"),
+    ("2026-03-04T21:00:00", "yesterday", "2026-03-04", "2026-03-04"),
+    # UTC midnight is 03:00 local: still the same local day on both sides.
+    ("2026-03-04T23:59:59", "today", "2026-03-05", "2026-03-05"),
+    ("2026-03-05T00:00:00", "today", "2026-03-05", "2026-03-05"),
+    # 2026-03-05 is a Thursday: the school week began on Sunday the 1st.
+    ("2026-03-05T10:00:00", "this_week", "2026-03-01", "2026-03-05"),
+    # Saturday night 23:30 local is still the old week; Sunday 00:00 local starts a new one.
+    ("2026-03-07T20:30:00", "this_week", "2026-03-01", "2026-03-07"),
+    ("2026-03-07T21:00:00", "this_week", "2026-03-08", "2026-03-08"),
+    ("2026-03-01T10:00:00", "this_month", "2026-03-01", "2026-03-01"),
+    # 28 Feb 22:00 UTC is 1 Mar 01:00 in Riyadh: last month is February, this month March.
+    ("2026-02-28T22:00:00", "last_month", "2026-02-01", "2026-02-28"),
+    ("2026-02-28T22:00:00", "this_month", "2026-03-01", "2026-03-01"),
+    ("2026-01-15T10:00:00", "last_month", "2025-12-01", "2025-12-31"),
+])
+def test_presets_in_the_school_time_zone(now: str, preset: str, first: str, last: str) -> None:
+    p = periods.resolve(preset, RIYADH, at(now))
+    assert (p.first.isoformat(), p.last.isoformat()) == (first, last)
+    # The bounds are local midnights: 21:00 UTC the evening before, in Riyadh.
+    assert p.start == datetime.fromisoformat(first).replace(tzinfo=UTC) - timedelta(hours=3)
+    assert p.end == (datetime.fromisoformat(last).replace(tzinfo=UTC) + timedelta(hours=21))
+
+
+def test_a_day_in_a_time_zone_with_dst_has_its_own_length() -> None:
+    day = periods.day_period(date(2026, 3, 29), "Europe/Berlin")  # clocks go forward
+    assert day.end - day.start == timedelta(hours=23)
+
+
+def test_custom_ranges_are_checked() -> None:
+    now = at("2026-03-05T10:00:00")
+    p = periods.from_query({"from": "2026-01-01", "to": "2026-01-31"}, RIYADH, now)
+    assert (p.preset, p.days) == ("custom", 31)
+    for query, code in [({"from": "2026-02-01", "to": "2026-01-01"}, "range_reversed"),
+                        ({"from": "2025-01-01", "to": "2026-03-01"}, "range_too_long"),
+                        ({"from": "2026-01-01"}, "range_incomplete"),
+                        ({"from": "2026-13-01", "to": "2026-01-01"}, "bad_date"),
+                        ({"from": "0001-01-01", "to": "0001-01-02"}, "bad_date"),
+                        ({"period": "forever"}, "unknown_preset")]:
+        with pytest.raises(periods.PeriodError) as caught:
+            periods.from_query(query, RIYADH, now)
+        assert caught.value.code == code, query
+    longest = periods.from_query({"from": "2025-01-01", "to": "2026-02-04"}, RIYADH, now)
+    assert longest.days == periods.MAX_DAYS
+    assert periods.from_query({}, RIYADH, now).preset == periods.DEFAULT_PRESET
+
+
+# ------------------------------------------------------------------ Z report
+
+
+async def _seed_day(client: Any, demo: dict[str, Any], db_url: str) -> dict[str, Any]:
+    """Sales on three tills by two cashiers, two voids, one admin reversal, a rejected void,
+    and a third till that sold offline and synced late (with a gap filled last)."""
+    school = demo["schools"][0]
+    sid = school["school_id"]
+    tills = [await enroll(client, await new_code(db_url, sid), f"Till {n}") for n in "ABC"]
+    a, b, c = (t["device_token"] for t in tills)
+    now = datetime.now(UTC)
+
+    def made(seconds_ago: int, **kw: Any) -> dict[str, Any]:
+        return sale(school, created_at=now - timedelta(seconds=seconds_ago), **kw)
+
+    a1 = made(50, seq=1, wallet=1, items=(0, 1), offline=False)
+    a2 = made(49, seq=2, wallet=2, items=(2,), cashier=1, offline=False)
+    a3 = made(48, seq=3, wallet=4, items=(1,), qty=2, offline=False)
+    await push(client, a, [a1, a2, a3, void_of(a2, 4, offline=False)])
+    b1 = made(45, seq=1, wallet=5, items=(0,), cashier=1, offline=False)
+    b2 = made(44, seq=2, wallet=7, items=(3,), offline=False)
+    # A void of a sale the server never saw: rejected, counted, no money.
+    ghost = made(43, seq=99, wallet=7)
+    await push(client, b, [b1, b2, void_of(ghost, 3, offline=False)])
+    # Till C sold offline, earlier than the others, and reaches the server last, in pieces.
+    c1 = made(58, seq=1, wallet=8, items=(0, 2))
+    c2 = made(57, seq=2, wallet=9, items=(1,), cashier=1)
+    c3 = made(56, seq=3, wallet=10, items=(3,))
+    c4 = made(55, seq=4, wallet=11, items=(2,), cashier=1)
+    gap = await push(client, c, [c1, c2, c4])
+    assert gap["missing_seqs"] == [3]
+    seen = {"gap_seen": await _report(db_url, sid)}
+    await push(client, c, [c3, void_of(c1, 5)])
+    admin = await as_role(client, demo, "admin")
+    resp = await admin.post(f"/admin/sales/{b2['ref']}/reverse", {"reason": "wrong item"})
+    assert resp.status == 303 and "err" not in resp.cookies.get("pos_flash", "").value
+    return {"school": school, "tills": tills, **seen}
+
+
+async def _report(db_url: str, sid: str, day: date | None = None,
+                  now: datetime | None = None) -> Any:
+    engine = create_engine(db_url)
+    try:
+        async with engine.connect() as conn:
+            day = day or datetime.now(ZoneInfo(RIYADH)).date()
+            return await z_report(conn, sid, day, now=now)
+    finally:
+        await engine.dispose()
+
+
+async def _expected(db_url: str, sid: str, day: date) -> dict[tuple[str, str], dict[str, int]]:
+    """Per (device, cashier): the day's money from the postings, in the test's own SQL."""
+    tz = ZoneInfo(RIYADH)
+    start = datetime.combine(day, datetime.min.time(), tz).astimezone(UTC)
+    end = start + timedelta(days=1)
+    s = sales.alias("s")
+    out: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    engine = create_engine(db_url)
+    try:
+        async with engine.connect() as conn:
+            # Sales and voids: the posting of each, on its sale's school day.
+            rows = await conn.execute(
+                sa.select(s.c.device_id, s.c.cashier_id, postings.c.kind, s.c.offline,
+                          sa.func.count(), sa.func.sum(postings.c.amount))
+                .select_from(postings.join(s, sa.and_(s.c.school_id == postings.c.school_id,
+                                                      s.c.ref == postings.c.sale_ref)))
+                .where(postings.c.school_id == sid, postings.c.kind.in_(["sale", "void"]),
+                       s.c.business_day == day.isoformat())
+                .group_by(s.c.device_id, s.c.cashier_id, postings.c.kind, s.c.offline))
+            for device, cashier, kind, offline, n, amount in rows:
+                got = out[(device, cashier)]
+                name = "sales" if kind == "sale" else "voids"
+                got[f"{name}_count"] += n
+                got[f"{name}_amount"] += amount
+                if offline and kind == "sale":
+                    got["offline_count"] += n
+                    got["offline_amount"] += amount
+            # Reversals: the posting's own time, against the reversed sale's till and cashier.
+            rows = await conn.execute(
+                sa.select(s.c.device_id, s.c.cashier_id, sa.func.count(),
+                          sa.func.sum(postings.c.amount))
+                .select_from(postings.join(s, sa.and_(s.c.school_id == postings.c.school_id,
+                                                      s.c.ref == postings.c.sale_ref)))
+                .where(postings.c.school_id == sid, postings.c.kind == "reversal",
+                       postings.c.posted_at >= start, postings.c.posted_at < end)
+                .group_by(s.c.device_id, s.c.cashier_id))
+            for device, cashier, n, amount in rows:
+                out[(device, cashier)]["reversals_count"] += n
+                out[(device, cashier)]["reversals_amount"] += amount
+            rows = await conn.execute(
+                sa.select(sales.c.device_id, sales.c.cashier_id, sa.func.count())
+                .where(sales.c.school_id == sid, sales.c.status == "rejected",
+                       sales.c.business_day == day.isoformat())
+                .group_by(sales.c.device_id, sales.c.cashier_id))
+            for device, cashier, n in rows:
+                out[(device, cashier)]["rejected_count"] += n
+    finally:
+        await engine.dispose()
+    return out
+
+
+def _fold(expected: dict[tuple[str, str], dict[str, int]], index: int) -> dict[str, Figures]:
+    folded: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for key, figures in expected.items():
+        for name, value in figures.items():
+            folded[key[index]][name] += value
+    return {k: Figures(**v) for k, v in folded.items()}
+
+
+async def test_z_report_equals_the_postings(client: Any, demo: dict[str, Any],
+                                            db_url: str) -> None:
+    seeded = await _seed_day(client, demo, db_url)
+    sid = seeded["school"]["school_id"]
+    report = await _report(db_url, sid)
+    expected = await _expected(db_url, sid, report.day)
+    per_device, per_cashier = _fold(expected, 0), _fold(expected, 1)
+    # The day is real: three tills, both cashiers, every kind of figure.
+    assert len(per_device) == 3 and len(per_cashier) == 2
+    total = sum(per_device.values(), Figures())
+    assert min(total.voids_count, total.reversals_count, total.offline_count,
+               total.rejected_count) >= 1
+
+    assert {t.device_id: t.figures for t in report.terminals if t.figures != Figures()} \
+        == per_device
+    assert {c.cashier_id: c.figures for c in report.cashiers} == per_cashier
+    assert report.totals == total
+    assert report.totals.net == total.sales_amount - total.voids_amount \
+        - total.reversals_amount
+    # Net is what the revenue account kept from the day's tills: sales in, voids and the
+    # reversal out (postings to and from it, counted independently of the report).
+    async with _engine(db_url) as conn:
+        revenue = f"{sid}:revenue"
+        kept = (await conn.execute(sa.select(sa.func.sum(sa.case(
+            (postings.c.to_account == revenue, postings.c.amount),
+            else_=-postings.c.amount))).where(
+                postings.c.school_id == sid, postings.c.kind.in_(["sale", "void", "reversal"]),
+                sa.or_(postings.c.to_account == revenue,
+                       postings.c.from_account == revenue)))).scalar_one()
+    assert report.totals.net == kept
+
+
+async def test_z_report_names_what_a_till_still_owes(client: Any, demo: dict[str, Any],
+                                                     db_url: str) -> None:
+    seeded = await _seed_day(client, demo, db_url)
+    sid = seeded["school"]["school_id"]
+    late = seeded["tills"][2]["device_id"]
+    # While C's seq 3 was missing, the report named it and warned about the till.
+    before = {t.device_id: t for t in seeded["gap_seen"].terminals}
+    assert before[late].missing_seqs == (3,) and before[late].max_seq == 4
+    assert before[late].acked_seq == 2 and before[late].may_be_incomplete
+    after = await _report(db_url, sid)
+    now = {t.device_id: t for t in after.terminals}
+    assert now[late].missing_seqs == () and now[late].acked_seq == now[late].max_seq == 5
+    # Late sales land on the day they were made, so the day's total grew.
+    assert after.totals.sales_count == before[late].figures.sales_count + 1 + sum(
+        t.figures.sales_count for t in seeded["gap_seen"].terminals if t.device_id != late)
+    assert not after.day_over
+    assert not any(t.may_be_incomplete for t in after.terminals
+                   if t.device_id in {x["device_id"] for x in seeded["tills"]})
+    # Read the next morning, every till last heard from before midnight may owe the day.
+    tomorrow = await _report(db_url, sid, after.day, now=after.period.end + timedelta(hours=8))
+    assert tomorrow.day_over and all(t.may_be_incomplete for t in tomorrow.terminals)
+    assert tomorrow.totals == after.totals
+
+
+def _engine(db_url: str) -> Any:
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def opened() -> Any:
+        engine = create_engine(db_url)
+        try:
+            async with engine.connect() as conn:
+                yield conn
+        finally:
+            await engine.dispose()
+
+    return opened()
+
+
+async def test_z_report_of_an_empty_day(client: Any, demo: dict[str, Any],
+                                        db_url: str) -> None:
+    sid = demo["schools"][0]["school_id"]
+    report = await _report(db_url, sid, date(2020, 1, 1))
+    assert report.totals == Figures() and report.cashiers == ()
+    assert report.day_over
