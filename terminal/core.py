@@ -117,6 +117,7 @@ class Terminal:
         self._local = threading.local()
         self._sync_lock = threading.Lock()
         self._changes = Changes()
+        self._live_updates = False   # the cashier app's sync worker holds the event stream
         from terminal.pins import PinAttempts
 
         self.pin_attempts = PinAttempts()
@@ -174,21 +175,30 @@ class Terminal:
                            | report.changed)
         return Enrollment(answer.device_id, answer.school_id, report)
 
-    def sync_once(self) -> SyncReport:
+    def sync_once(self, *, pull_only: bool = False) -> SyncReport:
         """One push of the whole queue plus one snapshot pull. Never raises for network
-        trouble: the report says what happened (the worker and the CLI decide what to do)."""
-        report = self._sync()
+        trouble: the report says what happened (the worker and the CLI decide what to do).
+        ``pull_only``: an event said the snapshot changed; an empty push is skipped."""
+        report = self._sync(pull_only)
         self._changes.emit(report.changed | Change.SYNC)
         return report
 
-    def _sync(self) -> SyncReport:
+    def _sync(self, pull_only: bool = False) -> SyncReport:
         from terminal.sync.client import SyncClient
         from terminal.sync.cycle import run_cycle
 
         device = self._device()
         with self._sync_lock, SyncClient(device.server_url, device.device_token,
                                          **self._client_options()) as client:
-            return run_cycle(self.db, client, self._clock)
+            return run_cycle(self.db, client, self._clock, pull_only=pull_only)
+
+    def set_live_updates(self, live: bool) -> None:
+        """The sync worker holds the server's event stream (updates arrive live) or not
+        (they come by polling); ``status()["updates"]`` says which. Emits ``SYNC`` when it
+        flips, so the status bar redraws. Kept in memory: only the running app streams."""
+        if live != self._live_updates:
+            self._live_updates = live
+            self._changes.emit(Change.SYNC)
 
     def _client_options(self) -> dict[str, Any]:
         return {} if self._http_timeout is None else {"timeout": self._http_timeout}
@@ -570,6 +580,7 @@ class Terminal:
             "refilling": sync.refill_from_seq is not None,
             "refill_from_seq": sync.refill_from_seq,
             "clock_behind": rfc3339(behind) if (behind := self.clock_behind()) else None,
+            "updates": "live" if self._live_updates else "polling",
         }
 
 

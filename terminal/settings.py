@@ -18,6 +18,22 @@ SYNC_INTERVAL_S = 15.0
 # Retry delays while the server is unreachable: full jitter up to base * 2**n, at most cap.
 BACKOFF_BASE_S = 2.0
 BACKOFF_CAP_S = 60.0
+# While the till holds the server's event stream (GET /api/v1/sync/events), every change of
+# the school's snapshot arrives as an event within a second, so the 15 s poll is replaced by
+# this long one. It is a safety net only: it catches what an event cannot say (a server
+# restored from a backup lowers acked_seq, which only a push answer tells) and a stream that
+# looks open but no longer delivers.
+STREAM_SAFETY_POLL_S = 120.0
+# The server sends ": ping" every 15 s; a stream silent for a bit over two pings is dead
+# (a cable pulled, a NAT entry dropped) even though no error ever arrives, so the read gives up.
+STREAM_READ_TIMEOUT_S = 35.0
+# Event-driven pulls are at least this far apart: a burst of top-ups (a class paid at once)
+# becomes a few pulls, not one per event.
+STREAM_MIN_PULL_GAP_S = 0.2
+# A stream that stayed up at least this long was a good connection: the next drop starts the
+# backoff afresh. One that ends sooner (a proxy closing it at once) keeps the backoff growing,
+# so a till never reconnects in a tight loop.
+STREAM_STABLE_S = 30.0
 
 LANGUAGES = ("en", "ar")
 DEFAULT_LANGUAGE = "en"

@@ -56,10 +56,14 @@ class SyncReport:
 
 
 def run_cycle(db: Database, client: SyncClient, clock: Callable[[], datetime],
-              batch_size: int = MAX_SALES_PER_PUSH) -> SyncReport:
+              batch_size: int = MAX_SALES_PER_PUSH, *, pull_only: bool = False) -> SyncReport:
+    """``pull_only``: the server announced a change on the event stream, so the point is the
+    delta. The push is then left out when nothing is queued; the empty push it would have
+    been only asks for ``acked_seq``, which the regular poll keeps asking."""
     report = SyncReport()
     try:
-        _push_queue(db, client, clock, batch_size, report)
+        if not pull_only or outbox.queue_stats(db.conn).queued:
+            _push_queue(db, client, clock, batch_size, report)
         _pull_snapshot(db, client, clock, report)
         state.record_synced(db, clock())
         report.completed = True
