@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import datetime
 
@@ -46,13 +46,14 @@ _FLUSH = (
 class Presence:
     """Devices seen since the last flush: device ID -> (when, app version)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime] = utcnow) -> None:
+        self._clock = clock
         self._seen: dict[str, tuple[datetime, str | None]] = {}
 
     def seen(self, device_id: str, app_version: str | None) -> None:
         """Note a contact now; no I/O. A later contact of the same device replaces it (an
         unknown version keeps the one stored)."""
-        self._seen[device_id] = (utcnow(), app_version)
+        self._seen[device_id] = (self._clock(), app_version)
 
     def __len__(self) -> int:
         return len(self._seen)

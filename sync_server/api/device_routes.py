@@ -141,6 +141,8 @@ async def _push_sales(request: web.Request) -> web.Response:
                 write_lock=app.get(write_lock_key))
     except DeviceNotActive:  # revoked between the token check and the push's device lock
         raise revoked() from None
+    # An empty push (a till's every cycle) writes nothing; its contact is written in a batch.
+    app[presence_key].seen(device.device_id, _app_version(request))
     metrics.count_push(outcome.results, timer.seconds)
     return web.json_response({
         "results": outcome.results,

@@ -134,6 +134,8 @@ async def apply_push(engine: AsyncEngine, school_id: str, device_id: str, batch:
     ``received_at`` is now, except for the demo's history (:mod:`sync_server.demo_history`),
     which pushes each past day's sales as if they had arrived that day, so the clock-trust
     window judges them as it judged a real day's pushes."""
+    if not batch:
+        return await _acknowledged(engine, device_id)
     received_at = received_at or utcnow()
     digests = [content_hash(sale) for sale in batch]
     work: _Batch | None = None
@@ -149,6 +151,31 @@ async def apply_push(engine: AsyncEngine, school_id: str, device_id: str, batch:
                                      received_at, clock_skew)
 
     return await retrying(attempt, what=f"push from {device_id}")
+
+
+async def _acknowledged(engine: AsyncEngine, device_id: str) -> PushOutcome:
+    """What an empty push asks for: the device's acked_seq and missing seqs, read-only.
+
+    A till pushes an empty batch every cycle to learn acked_seq, so this takes no row lock,
+    no write lock (on SQLite a DEFERRED read) and writes nothing; the caller notes the contact
+    in :mod:`sync_server.presence`.
+
+    Without the device row's lock the answer may miss a non-empty push of the same device
+    that commits meanwhile. That is harmless: a till sends its empty push only after the
+    answers to its earlier pushes, each sent after its commit, so this read sees them all; only
+    a push still being applied (a request the till gave up waiting for) can be missed. The
+    acked_seq answered is then still no lower than any the till was told, so no refill starts
+    (terminal/sync/cycle.py), and the next cycle's answer includes that push. The gaps are read
+    after acked_seq, never from an older state than the acked_seq they are counted from."""
+    async with engine.connect() as conn:
+        await conn.execution_options(readonly=True)
+        device = (await conn.execute(
+            sa.select(devices.c.acked_seq, devices.c.status)
+            .where(devices.c.device_id == device_id))).one()
+        if device.status != "active":
+            raise DeviceNotActive(device_id)
+        missing = await seqs.missing_for(conn, device_id, device.acked_seq)
+    return PushOutcome([], int(device.acked_seq), missing)
 
 
 @dataclass(slots=True)
@@ -246,12 +273,6 @@ async def _apply_once(engine: AsyncEngine, school_id: str, device_id: str, work:
         )).one()
         if device.status != "active":
             raise DeviceNotActive(device_id)
-        if not work.prepared:
-            missing = await seqs.missing_for(conn, device_id, device.acked_seq)
-            await conn.execute(sa.update(devices).where(devices.c.device_id == device_id)
-                               .values(last_seen_at=now))
-            return PushOutcome([], int(device.acked_seq), missing)
-
         ctx, calendar = await _load_context(conn, school_id, work.prepared, recorded)
         if calendar != work.calendar:  # changed since it was read before the lock: redo days
             batch = [p.sale for p in work.prepared]
