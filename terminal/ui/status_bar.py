@@ -1,5 +1,6 @@
-"""Always-visible state of the terminal: online or not, what waits to be synced, when the
-last sync was, and whether the reader is there. Filled from :meth:`Terminal.status`, so it
+"""Always-visible state of the terminal: online or not, whether the server's updates arrive
+live (the event stream) or by polling, what waits to be synced, when the last sync was, and
+whether the reader is there. Filled from :meth:`Terminal.status`, so it
 says exactly what ``pos-terminal status`` says. What it last showed is kept, so a language switch
 redraws the same state in the other language."""
 
@@ -46,13 +47,14 @@ class StatusBar(QFrame):
         layout.setContentsMargins(8, 2, 8, 2)
         layout.setSpacing(18)
         self.network = QLabel()
+        self.updates = QLabel()     # "Live" or "Polling" while online, empty otherwise
         self.queue = QLabel()
         self.last_sync = QLabel()
         self.reader = QLabel()
         self.cashier = QLabel()
         self.clock = QLabel()       # school time, set each minute by the window's clock timer
         self.clock.setStyleSheet("font-weight: bold;")
-        for label in (self.network, self.queue, self.last_sync, self.reader):
+        for label in (self.network, self.updates, self.queue, self.last_sync, self.reader):
             layout.addWidget(label)
         layout.addStretch(1)
         layout.addWidget(self.cashier)
@@ -63,6 +65,7 @@ class StatusBar(QFrame):
         for label in (self.queue, self.last_sync, self.reader, self.cashier):
             label.setMinimumWidth(60)
         self.online: bool | None = None
+        self.updates_mode: str | None = None   # what the updates label shows (tests read it)
         self.reader_connected = False
         self._last_sync_at: str | None = None
         # what was last shown, to redraw it in another language
@@ -90,6 +93,7 @@ class StatusBar(QFrame):
         if not status.get("enrolled"):
             self.online = None
             self.network.setText(self.tr("Not enrolled"))
+            self._show_updates(None)
             self.queue.setText("")
             self.last_sync.setText("")
             return
@@ -99,6 +103,8 @@ class StatusBar(QFrame):
         if status.get("device_revoked"):
             text, colour = self.tr("Not authorized"), theme.OFFLINE
         self.network.setText(f'<span style="color:{colour}">\u25cf</span> {text}')
+        self._show_updates(status.get("updates") if self.online
+                           and not status.get("device_revoked") else None)
         queued, total = int(status.get("queued") or 0), int(status.get("queued_total") or 0)
         self.queue.setText(
             self.tr("To sync: %1 (%2)").replace("%1", str(queued)).replace(
@@ -107,6 +113,24 @@ class StatusBar(QFrame):
         self._last_sync_at = status.get("last_sync_at")
         self.last_sync.setText(self.tr("Last sync: %1").replace(
             "%1", _ago(self._last_sync_at, now)))
+
+    def _show_updates(self, updates: str | None) -> None:
+        """Live: top-ups and blocked bracelets arrive within seconds (the event stream is
+        held). Polling: they arrive at the next check. Offline says enough on its own."""
+        self.updates_mode = updates
+        if updates == "live":
+            self.updates.setText(f'<span style="color:{theme.ONLINE}">\u25cf</span> '
+                                 + self.tr("Live"))
+            self.updates.setToolTip(self.tr("Top-ups and blocked bracelets arrive within "
+                                            "seconds."))
+        elif updates == "polling":
+            self.updates.setText(f'<span style="color:{theme.WARNING}">\u25cf</span> '
+                                 + self.tr("Polling"))
+            self.updates.setToolTip(self.tr("Top-ups and blocked bracelets arrive at the "
+                                            "next check with the server."))
+        else:
+            self.updates.setText("")
+            self.updates.setToolTip("")
 
     def show_clock(self, school_now: datetime) -> None:
         """The school's time (the till may be set to another zone), and the "3 min ago" of the

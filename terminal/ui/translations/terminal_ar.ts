@@ -719,6 +719,22 @@ The money goes back to the student.</source>
         <translation>آخر مزامنة: %1</translation>
     </message>
     <message>
+        <source>Live</source>
+        <translation>مباشر</translation>
+    </message>
+    <message>
+        <source>Top-ups and blocked bracelets arrive within seconds.</source>
+        <translation>يصل شحن الرصيد وحظر الأساور خلال ثوانٍ.</translation>
+    </message>
+    <message>
+        <source>Polling</source>
+        <translation>تحديث دوري</translation>
+    </message>
+    <message>
+        <source>Top-ups and blocked bracelets arrive at the next check with the server.</source>
+        <translation>يصل شحن الرصيد وحظر الأساور عند التحقق التالي مع الخادم.</translation>
+    </message>
+    <message>
         <source>simulated</source>
         <translation>محاكى</translation>
     </message>
