@@ -1,0 +1,143 @@
+"""A school year of data: seed it through the ledger, then time every console page on it.
+
+``seed``: one school, 1,500 students, 4 tills, 180 school days, about 1.2 million sales with
+voids, reversals, top-ups and exceptions (see benchmarks/year_seed.py), into a kept database:
+the SQLite file /work/bench-data/year.sqlite and the PostgreSQL database ``pos_year_bench``.
+The parameters and counts are written beside it (``<name>.json``); ``--reuse`` keeps data
+seeded with the same parameters and seeds again otherwise. Then ``audit-ledger`` on it.
+
+``measure``: ``pos-server serve`` on the seeded database as its own process; an admin logs in
+and every console page and report is requested 20 times (p50, p95), beside a baseline measured
+in the same run: the page's main query as a ``count(*)`` through the plain driver (sqlite3 /
+asyncpg). Also the CSV export of a month (rows/s, the server process's peak RSS sampled from
+/proc during the export), ``audit-ledger`` on the year, and a new terminal's full snapshot.
+
+Run: .venv/bin/python benchmarks/year.py seed [--db sqlite|pg|both] [--reuse] [--students N
+     --days N --sales-per-day N]
+     .venv/bin/python benchmarks/year.py measure [--db sqlite|pg|both] [--requests 20]
+Targets (issue 15): every page p95 <= 150 ms on PostgreSQL and <= 250 ms on SQLite; CSV of a
+month >= 50,000 rows/s with RSS within 50 MB of where it started; audit-ledger <= 60 s;
+a new terminal's snapshot <= 1 s. Exit 1 if one is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import PG_ADMIN_URL, _pg
+from benchmarks.year_seed import Plan, Seeder
+
+DATA = Path(os.environ.get("POS_BENCH_DATA", "/work/bench-data"))
+PG_NAME = "pos_year_bench"
+
+
+def db_url(kind: str, suffix: str = "") -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{DATA / f'year{suffix}.sqlite'}"
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + PG_NAME + suffix
+
+
+def params_file(kind: str, suffix: str = "") -> Path:
+    return DATA / f"year{suffix}.{kind}.json"
+
+
+def recorded(kind: str, suffix: str = "") -> dict[str, Any] | None:
+    path = params_file(kind, suffix)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def fresh(kind: str, suffix: str) -> str:
+    """An empty database of ``kind`` at its kept place (whatever was there is dropped)."""
+    params_file(kind, suffix).unlink(missing_ok=True)
+    if kind == "sqlite":
+        DATA.mkdir(parents=True, exist_ok=True)
+        for extra in ("", "-wal", "-shm"):
+            Path(str(DATA / f"year{suffix}.sqlite") + extra).unlink(missing_ok=True)
+    else:
+        asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{PG_NAME}{suffix}" WITH (FORCE)'))
+        asyncio.run(_pg(f'CREATE DATABASE "{PG_NAME}{suffix}"'))
+    return db_url(kind, suffix)
+
+
+async def seed(kind: str, url: str, plan: Plan) -> dict[str, Any]:
+    from sync_server.storage.engine import create_engine
+    from sync_server.storage.migrate import upgrade
+
+    await upgrade(url)
+    engine = create_engine(url)
+    started = time.perf_counter()
+    try:
+        seeder = Seeder(engine, plan, log=lambda line: print(f"[{kind}] {line}", flush=True))
+        counts = await seeder.run()
+    finally:
+        await engine.dispose()
+    elapsed = time.perf_counter() - started
+    record = {"plan": plan.as_dict(), "school_id": seeder.school_id, "seconds": elapsed,
+              "counts": dataclasses.asdict(counts), "db_url": url}
+    return record
+
+
+def audit(url: str) -> tuple[bool, float]:
+    import subprocess
+
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "sync_server", "audit-ledger", "--db", url,
+                          "--json"], capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    ok = out.returncode == 0 and bool(json.loads(out.stdout)["ok"])
+    return ok, elapsed
+
+
+def kinds(arg: str) -> list[str]:
+    return ["sqlite", "pg"] if arg == "both" else [arg]
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    plan = Plan(students=args.students, days=args.days, sales_per_day=args.sales_per_day)
+    for kind in kinds(args.db):
+        have = recorded(kind, args.suffix)
+        if args.reuse and have is not None and have["plan"] == plan.as_dict():
+            print(f"[{kind}] reusing the year seeded with {have['plan']}")
+            continue
+        record = asyncio.run(seed(kind, fresh(kind, args.suffix), plan))
+        params_file(kind, args.suffix).write_text(json.dumps(record, indent=2))
+        c = record["counts"]
+        done = c["sales"] + c["voids"] + c["rejected"]
+        print(f"[{kind}] seeded {c['sales']:,} sales, {c['voids']:,} voids, "
+              f"{c['rejected']:,} rejected, {c['reversals']:,} reversals, {c['topups']:,} "
+              f"top-ups ({c['webhook_topups']:,} by webhook), {c['flagged']:,} flagged "
+              f"{c['flags']} in {record['seconds']:,.0f} s: {done / record['seconds']:,.0f} "
+              f"pushed sales/s over {c['pushes']:,} pushes")
+        ok, seconds = audit(record["db_url"])
+        print(f"[{kind}] audit-ledger: {'ok' if ok else 'FAILED'} in {seconds:.1f} s")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="step", required=True)
+    s = sub.add_parser("seed", help="seed the year (kept for reuse)")
+    s.add_argument("--db", choices=("sqlite", "pg", "both"), default="both")
+    s.add_argument("--reuse", action="store_true",
+                   help="keep a database already seeded with the same parameters")
+    s.add_argument("--students", type=int, default=Plan().students)
+    s.add_argument("--days", type=int, default=Plan().days)
+    s.add_argument("--sales-per-day", type=int, default=Plan().sales_per_day)
+    s.add_argument("--suffix", default="", help="seed beside the kept year (e.g. _small)")
+    s.set_defaults(run=cmd_seed)
+    args = parser.parse_args()
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
