@@ -20,12 +20,14 @@ from . import __version__
 from .access_log import MaskedAccessLogger, quiet_malformed_requests
 from .admin import setup_admin
 from .api.device_routes import routes as device_routes
+from .api.event_routes import routes as event_routes
 from .api.openapi import setup_openapi
 from .api.outages import Outages
 from .api.problems import problems_middleware
 from .api.webhooks import routes as webhook_routes
 from .config import ServerConfig
 from .connections import body_deadline
+from .events.running import setup_events
 from .keys import (
     config_key,
     dialect_key,
@@ -83,7 +85,9 @@ def create_app(config: ServerConfig) -> web.Application:
     if config.gateway_url:  # after the database: stopped before the engine is disposed
         app.cleanup_ctx.append(reconciling)
     app.middlewares.insert(0, request_ids)  # outermost: every answer echoes its ID
+    setup_events(app)  # after the database: the hub reads with its engine
     app.add_routes(device_routes)
+    app.add_routes(event_routes)
     app.add_routes(webhook_routes)
     setup_metrics(app)
     setup_openapi(app, __version__)

@@ -189,7 +189,11 @@ async def _enrollment_code(config: ServerConfig, args: argparse.Namespace) -> in
 
 
 async def _revoke_device(config: ServerConfig, args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+
+    from .ledger.versions import announce
     from .records import RecordError, revoke_device
+    from .storage.schema import devices
 
     async def work(engine: AsyncEngine) -> None:
         async with engine.begin() as conn:
@@ -197,6 +201,9 @@ async def _revoke_device(config: ServerConfig, args: argparse.Namespace) -> int:
                 await revoke_device(conn, args.device)
             except RecordError as exc:
                 raise CommandError(str(exc)) from None
+            school_id = (await conn.execute(sa.select(devices.c.school_id).where(
+                devices.c.device_id == args.device))).scalar_one()
+            await announce(conn, school_id)  # a server's open stream of it ends now
 
     await _with_engine(config, work)
     _emit(args, {"device_id": args.device, "status": "revoked"}, f"revoked {args.device}")

@@ -125,6 +125,23 @@ class ServerConfig:
                        "terminals' last contact is kept in memory and written this often, in "
                        "one statement (so the console's last contact lags by up to this)"))
 
+    # Event streams, GET /api/v1/sync/events (sync_server/events/).
+    events_ping_seconds: float = field(
+        default=15.0,
+        metadata=_meta("POS_EVENTS_PING_SECONDS",
+                       "an event stream sends a ping comment this often, so proxies keep it "
+                       "open (and a closed one is noticed)"))
+    events_watch_seconds: float = field(
+        default=0.5,
+        metadata=_meta("POS_EVENTS_WATCH_SECONDS",
+                       "SQLite: while streams are open, each process reads the change "
+                       "counters of their schools this often (one read, no writes)"))
+    events_recheck_seconds: float = field(
+        default=30.0,
+        metadata=_meta("POS_EVENTS_RECHECK_SECONDS",
+                       "PostgreSQL: streams' schools are read again this often in case a "
+                       "notification was lost, and the listening connection is checked"))
+
     @property
     def payment_policy(self) -> Policy:
         return Policy(hold_above=self.payment_hold_above,
@@ -160,7 +177,8 @@ class ServerConfig:
             raise ValueError("workers must be at least 1")
         for name in ("retry_after_seconds", "db_pool_size", "queue_timeout_seconds",
                      "header_timeout_seconds", "body_timeout_seconds", "max_connections",
-                     "presence_flush_seconds"):
+                     "presence_flush_seconds", "events_ping_seconds", "events_watch_seconds",
+                     "events_recheck_seconds"):
             value = getattr(config, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive")

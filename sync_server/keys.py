@@ -6,6 +6,8 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .config import ServerConfig
+from .events.hub import ChangeHub
+from .events.pg_listener import ChangeListener
 from .presence import Presence
 from .ratelimit import FailureLimiter
 from .storage.writer_lock import WriterLock
@@ -20,3 +22,6 @@ enroll_limiter_key = web.AppKey("enroll_limiter", FailureLimiter)
 presence_key = web.AppKey("presence", Presence)
 # HMAC key of values the server signs (sync_server.signing); set when the app starts.
 signing_key_key = web.AppKey("signing_key", bytes)
+# Server-sent event streams of this process (sync_server.events); the listener on PostgreSQL.
+events_hub_key = web.AppKey("events_hub", ChangeHub)
+events_listener_key = web.AppKey("events_listener", ChangeListener)

@@ -55,9 +55,10 @@ PUSH_SECONDS = Histogram("pos_push_duration_seconds", "time to judge and store o
                          registry=EVENTS)
 WEBHOOK_EVENTS = Counter("pos_webhook_events", "payment webhook events, by type and outcome",
                          ["event_type", "outcome"], registry=EVENTS)
-SSE_STREAMS = Gauge("pos_sse_streams_open", "server-sent event streams open (none until "
-                    "streams exist: always 0 in this version)", registry=EVENTS,
-                    multiprocess_mode="livesum")
+SSE_STREAMS = Gauge("pos_sse_streams_open", "server-sent event streams open (one per "
+                    "connected terminal)", registry=EVENTS, multiprocess_mode="livesum")
+SSE_EVENTS = Counter("pos_sse_events_sent", "snapshot events sent on event streams",
+                     registry=EVENTS)
 
 def count_push(results: Iterable[dict[str, object]], seconds: float) -> None:
     PUSHES.labels("200").inc()

@@ -20,7 +20,7 @@ from shared.clock import utcnow
 from .. import records
 from ..i18n import _
 from ..keys import config_key
-from ..ledger import seqs
+from ..ledger import seqs, versions
 from ..storage.schema import devices, enrollment_codes, sales
 from ..transactions import reading, writing
 from . import auditlog
@@ -123,6 +123,7 @@ async def revoke(request: web.Request) -> web.StreamResponse:
             return redirect("/admin/devices", _("That terminal was already revoked."),
                             error=True)
         await records.revoke_device(conn, device_id, school.school_id)
+        await versions.announce(conn, school.school_id)  # its event stream ends now
         await auditlog.record(conn, request, "device_revoked", school_id=school.school_id,
                               target_type="device", target_id=device_id,
                               before={"status": before.status, "name": before.name},

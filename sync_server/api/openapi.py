@@ -56,6 +56,8 @@ class Operation:
     answers: dict[int, tuple[str, tuple[type[BaseModel], ...]]]  # status -> (words, models)
     body: type[BaseModel] | None = None
     query: list[dict[str, Any]] = field(default_factory=list)
+    # A success answered with something other than JSON: (media type, its schema).
+    stream: tuple[str, dict[str, Any]] | None = None
 
 
 # Problems every operation can answer: a header that is not UTF-8 text (request_guard) and a
@@ -89,6 +91,12 @@ OPERATIONS = [
               {200: ("one result per sale, in request order", (SalesPushResponse,)),
                413: (f"more than {MAX_SALES_PER_PUSH} sales, or a body over 8 MiB", ())},
               body=SalesPush),
+    Operation("get", "/api/v1/sync/events", "Server-sent events: when to pull the snapshot "
+              "delta (v1.1)", "device",
+              {200: ("an event stream: `event: snapshot` with data {\"version\": \"...\"} "
+                     "at once and after each change, a `: ping` comment every 15 s; no wallet "
+                     "data", ())},
+              stream=("text/event-stream", {"type": "string"})),
     Operation("post", "/api/v1/webhooks/payments", "A payment gateway event (top-up, refund, "
               "chargeback)", "webhook",
               {200: ("applied, replayed, or an unknown event type ignored",
@@ -127,7 +135,9 @@ def build_document(version: str) -> dict[str, Any]:
                           "content": {PROBLEM_CONTENT_TYPE: {"schema": problem_ref}}}
             for status, words in _problem_statuses(op).items()}
         for status, (words, models) in op.answers.items():
-            if not models:
+            if op.stream is not None and status < 300:
+                content = {op.stream[0]: {"schema": op.stream[1]}}
+            elif not models:
                 content = {PROBLEM_CONTENT_TYPE: {"schema": problem_ref}}
             else:
                 schemas = [refs[(m, "serialization")] for m in models]

@@ -1,0 +1,201 @@
+"""``GET /api/v1/sync/events`` against the real app, real databases and real server processes.
+
+What a terminal relies on: refused before any stream starts when it may not have one; the
+current version at once; a new version within about a second of any change to what it
+mirrors, whichever process or host committed it; bursts coalesced; pings at the configured
+interval; its stream ended when it is revoked; and a server that stops at once on SIGTERM
+however many streams are open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+import sqlalchemy as sa
+
+from sync_server.config import ServerConfig
+from sync_server.events.hub import version_text
+from sync_server.records import update_settings
+from sync_server.storage.engine import create_engine
+from sync_server.storage.schema import schools
+from tests.admin.conftest import as_role
+from tests.admin.test_webhook import deliver, event
+
+from .helpers import auth, enroll, push, sale
+
+pytestmark = pytest.mark.timeout(120)
+URL = "/api/v1/sync/events"
+PING = 0.4  # the tests' ping interval (the default is 15 s)
+SOON = 3.0  # how long a test waits for an event it expects (they arrive in well under 1 s)
+
+
+# ---------------------------------------------------------------------------- an SSE reader
+
+@dataclasses.dataclass
+class Message:
+    kind: str      # "snapshot" (an event) or "ping" (a comment)
+    data: Any
+    at: float      # time.monotonic() when it arrived
+
+
+class EventReader:
+    """Reads one server-sent event stream line by line, as a terminal's client would."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self.response = response
+        self.raw: list[bytes] = []
+
+    async def next(self, within: float = SOON) -> Message | None:
+        """The next event or comment; None when the stream ended."""
+        async with asyncio.timeout(within):
+            fields: dict[str, str] = {}
+            while True:
+                line = await self.response.content.readline()
+                if not line:
+                    return None
+                self.raw.append(line)
+                text = line.decode().rstrip("\n")
+                if text.startswith(":"):
+                    return Message("ping" if text == ": ping" else text, None, time.monotonic())
+                if text == "":
+                    if fields:
+                        return Message(fields.get("event", "message"),
+                                       json.loads(fields["data"]), time.monotonic())
+                    continue
+                name, _, value = text.partition(": ")
+                fields[name] = value
+
+    async def event(self, within: float = SOON) -> Message:
+        """The next ``snapshot`` event (pings skipped)."""
+        deadline = time.monotonic() + within
+        while True:
+            message = await self.next(max(0.01, deadline - time.monotonic()))
+            assert message is not None, "the stream ended"
+            if message.kind == "snapshot":
+                return message
+
+    async def ended(self, within: float = SOON) -> None:
+        deadline = time.monotonic() + within
+        while (await self.next(max(0.01, deadline - time.monotonic()))) is not None:
+            pass
+
+
+async def open_stream(http: Any, token: str) -> EventReader:
+    response = await http.get(URL, headers=auth(token))
+    assert response.status == 200, await response.text()
+    assert response.headers["Content-Type"].startswith("text/event-stream")
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert response.headers["X-Accel-Buffering"] == "no"
+    return EventReader(response)
+
+
+async def school_version(db_url: str, school_id: str) -> str:
+    engine = create_engine(db_url)
+    try:
+        async with engine.connect() as conn:
+            row = (await conn.execute(sa.select(schools.c.snapshot_epoch, schools.c.version)
+                                      .where(schools.c.school_id == school_id))).one()
+    finally:
+        await engine.dispose()
+    return version_text(row.snapshot_epoch, int(row.version))
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sync_server", *args], capture_output=True,
+                          text=True, timeout=60)
+
+
+# ---------------------------------------------------------------------------- in-process app
+
+@pytest.fixture
+async def client(aiohttp_client: Any, db_url: str) -> AsyncIterator[Any]:
+    """The ``client`` of tests/conftest.py with a short ping interval."""
+    from sync_server.app import create_app
+    from tests.conftest import WEBHOOK_SECRET
+    from tests.contract import watch
+
+    app = create_app(ServerConfig(db_url=db_url, webhook_secret=WEBHOOK_SECRET,
+                                  secure_cookies=False, events_ping_seconds=PING))
+    broken = watch(app)
+    yield await aiohttp_client(app)
+    assert not broken, "answers that break the OpenAPI document:\n" + "\n".join(broken[:20])
+
+
+async def test_refused_before_any_stream_starts(client: Any, demo: dict[str, Any],
+                                                db_url: str) -> None:
+    missing = await client.get(URL)
+    assert missing.status == 401
+    assert missing.content_type == "application/problem+json"
+    unknown = await client.get(URL, headers=auth("not-a-token"))
+    assert unknown.status == 401
+    device = await enroll(client, demo["schools"][0]["enrollment_code"])
+    assert run_cli("revoke-device", "--db", db_url, "--device",
+                   device["device_id"]).returncode == 0
+    revoked = await client.get(URL, headers=auth(device["device_token"]))
+    assert revoked.status == 403
+    assert revoked.content_type == "application/problem+json"
+    assert (await revoked.json())["type"].endswith("device-revoked")
+
+
+async def test_first_event_then_one_per_change_of_any_kind(client: Any, demo: dict[str, Any],
+                                                           db_url: str) -> None:
+    school = demo["schools"][0]
+    device = await enroll(client, school["enrollment_code"])
+    stream = await open_stream(client, device["device_token"])
+    first = await stream.event()
+    assert first.data == {"version": await school_version(db_url, school["school_id"])}
+    seen = [first.data["version"]]
+    waits: dict[str, float] = {}
+
+    async def expect_new(what: str) -> None:
+        started = time.monotonic()
+        message = await stream.event()
+        waits[what] = message.at - started
+        assert message.data["version"] not in seen, what
+        assert message.data == {"version": await school_version(db_url, school["school_id"])}
+        seen.append(message.data["version"])
+
+    # A parent's top-up through the signed payment webhook.
+    wallet = school["wallets"][2]["wallet_id"]
+    answer = await deliver(client, event(wallet, "evt_events_1"))
+    assert answer.status == 200, await answer.text()
+    await expect_new("top-up")
+    # A sale pushed by another till of the school.
+    other = await enroll(client, await _code(db_url, school["school_id"]), "Counter 2")
+    await push(client, other["device_token"], [sale(school, 1)])
+    await expect_new("sale")
+    # A bracelet blocked in the console.
+    admin = await as_role(client, demo, "admin")
+    uid = school["wallets"][1]["credential_uid"]
+    blocked = await admin.post(f"/admin/bracelets/{uid}/block", {"reason": "lost"})
+    assert blocked.status == 303, await blocked.text()
+    await expect_new("bracelet blocked")
+    # A settings change, committed by another process (here: another engine).
+    engine = create_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            await update_settings(conn, school["school_id"], offline_max_sale=1234)
+    finally:
+        await engine.dispose()
+    await expect_new("settings")
+    assert all(seconds < 1.5 for seconds in waits.values()), waits
+    print("event latency (s):", {k: round(v, 3) for k, v in waits.items()})
+    # Versions only: nothing about wallets, balances or bracelets.
+    text = b"".join(stream.raw).decode()
+    assert wallet not in text and uid not in text and "balance" not in text
+    stream.response.close()
+
+
+async def _code(db_url: str, school_id: str) -> str:
+    from tests.server.conftest_helpers import new_code
+
+    return await new_code(db_url, school_id)
