@@ -14,10 +14,15 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
+from sync_server.ledger import money_ops as ledger_ops
 from sync_server.reports import periods
+from sync_server.reports.balances import balances_at
+from sync_server.reports.breakdown import breakdown
+from sync_server.reports.local_time import offsets
+from sync_server.reports.money_flows import money_flows
 from sync_server.reports.zreport import Figures, z_report
 from sync_server.storage.engine import create_engine
-from sync_server.storage.schema import postings, sales
+from sync_server.storage.schema import money_ops, postings, sales, wallets
 from tests.admin.conftest import as_role
 from tests.server.conftest_helpers import new_code
 from tests.server.helpers import enroll, push, sale, void_of
@@ -268,3 +273,182 @@ async def test_z_report_of_an_empty_day(client: Any, demo: dict[str, Any],
     report = await _report(db_url, sid, date(2020, 1, 1))
     assert report.totals == Figures() and report.cashiers == ()
     assert report.day_over
+
+
+# ------------------------------------------------------------------ breakdowns
+
+
+async def test_breakdowns_add_up_to_the_day(client: Any, demo: dict[str, Any],
+                                            db_url: str) -> None:
+    seeded = await _seed_day(client, demo, db_url)
+    school = seeded["school"]
+    sid = school["school_id"]
+    report = await _report(db_url, sid)
+    period = periods.day_period(report.day, RIYADH)
+    # Expected quantities per product, from the applied sales' and voids' lines and the
+    # reversed sale's lines, read back from the sales table in the test.
+    async with _engine(db_url) as conn:
+        rows = (await conn.execute(sa.select(sales.c.kind, sales.c.lines).where(
+            sales.c.school_id == sid, sales.c.status == "applied",
+            sales.c.business_day == report.day.isoformat()))).all()
+        reversed_lines = (await conn.execute(
+            sa.select(sales.c.lines).select_from(sales.join(
+                money_ops, sa.and_(money_ops.c.sale_ref == sales.c.ref,
+                                   money_ops.c.school_id == sales.c.school_id)))
+            .where(money_ops.c.kind == "reversal", money_ops.c.school_id == sid))).all()
+        results = {(by, per): await breakdown(conn, sid, period, by=by, per=per)
+                   for by in ("product", "category") for per in ("day", "hour")}
+    qty: dict[str, int] = defaultdict(int)
+    amount: dict[str, int] = defaultdict(int)
+    for sign, lines in [(-1 if k == "void" else 1, ln) for k, ln in rows] + \
+            [(-1, r.lines) for r in reversed_lines]:
+        for line in lines:
+            qty[line["product_id"]] += sign * line["quantity"]
+            amount[line["product_id"]] += sign * line["quantity"] * line["unit_price"]
+    category = {p["product_id"]: p["category"] for p in school["products"]}
+    by_category: dict[str, int] = defaultdict(int)
+    for pid, value in amount.items():
+        by_category[category[pid]] += value
+    for (by, per), result in results.items():
+        # Every breakdown's total is the day's net, which is also the Z report's.
+        assert result.amount == report.totals.net, (by, per)
+        assert sum(v for _, v in result.series) == result.amount
+        assert sum(c.amount for c in result.cells) == result.amount
+        assert len(result.series) == (1 if per == "day" else 24)
+        if by == "product":
+            assert {i.key: i.quantity for i in result.items} == \
+                {k: v for k, v in qty.items() if v or amount[k]}
+            assert {i.key: i.amount for i in result.items} == \
+                {k: v for k, v in amount.items() if v or qty[k]}
+        else:
+            assert {i.key: i.amount for i in result.items} == \
+                {k: v for k, v in by_category.items() if v}
+    hour = datetime.now(ZoneInfo(RIYADH)).hour
+    hourly = dict(results[("product", "hour")].series)
+    # Everything was sold within the last minute (the hour may just have turned).
+    assert hourly[f"{hour:02d}"] + hourly[f"{(hour - 1) % 24:02d}"] == report.totals.net
+
+
+def test_summer_time_offsets_are_found_to_the_minute() -> None:
+    week = periods.custom(date(2026, 3, 25), date(2026, 4, 2), "Europe/Berlin")
+    spans = offsets(week)
+    assert [(at.isoformat(), off) for at, off in spans] == [
+        ("2026-03-24T23:00:00+00:00", 3600), ("2026-03-29T01:00:00+00:00", 7200)]
+    assert offsets(periods.custom(date(2026, 1, 1), date(2026, 12, 31), RIYADH)) == [
+        (datetime(2025, 12, 31, 21, tzinfo=UTC), 10800)]
+
+
+# ------------------------------------------------------------------ balances at a date
+
+
+async def test_balances_at_a_past_date_equal_the_ledger_replayed(
+        client: Any, demo: dict[str, Any], db_url: str) -> None:
+    seeded = await _seed_day(client, demo, db_url)
+    school = seeded["school"]
+    sid = school["school_id"]
+    wallet = school["wallets"][3]["wallet_id"]
+    engine = create_engine(db_url)
+    try:  # a wallet below zero, by an admin adjustment
+        await ledger_ops.run(engine.begin, ledger_ops.MoneyOp(
+            school_id=sid, kind="adjustment", wallet_id=wallet, amount=-20_000,
+            idem_key="test:negative", actor="test"))
+        # Spread the school's history over the last twelve days: each posting moves back
+        # a number of days taken from its ID, so every day has its own balances.
+        async with engine.begin() as conn:
+            rows = (await conn.execute(sa.select(postings.c.posting_id, postings.c.posted_at)
+                                       .where(postings.c.school_id == sid)
+                                       .order_by(postings.c.posting_id))).all()
+            for n, (pid, posted) in enumerate(rows):
+                await conn.execute(sa.update(postings).where(postings.c.posting_id == pid)
+                                   .values(posted_at=posted - timedelta(days=n % 12,
+                                                                        hours=n % 5)))
+            await conn.execute(sa.update(wallets).where(wallets.c.school_id == sid)
+                               .values(created_at=datetime.now(UTC) - timedelta(days=20)))
+    finally:
+        await engine.dispose()
+    tz = ZoneInfo(RIYADH)
+    today = datetime.now(tz).date()
+    async with _engine(db_url) as conn:
+        for back in (13, 11, 7, 3, 1, 0):
+            day = today - timedelta(days=back)
+            end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tz)
+            replayed = {w: 0 for w in (await conn.execute(sa.select(wallets.c.wallet_id).where(
+                wallets.c.school_id == sid))).scalars()}
+            for row in await conn.execute(sa.select(postings).where(
+                    postings.c.school_id == sid, postings.c.posted_at < end)):
+                if row.to_account in replayed:
+                    replayed[row.to_account] += row.amount
+                if row.from_account in replayed:
+                    replayed[row.from_account] -= row.amount
+            got = await balances_at(conn, sid, day, RIYADH, limit=1000)
+            assert {r.wallet_id: r.balance for r in got.rows} == replayed, day
+            assert got.total == sum(replayed.values()) and got.count == len(replayed)
+            negatives = {w: b for w, b in replayed.items() if b < 0}
+            assert (got.negative_count, got.negative_total) == (
+                len(negatives), sum(negatives.values()))
+            only = await balances_at(conn, sid, day, RIYADH, negative_only=True,
+                                     sort="balance")
+            assert [r.balance for r in only.rows] == sorted(negatives.values())
+            # Paging keeps the list's totals.
+            page2 = await balances_at(conn, sid, day, RIYADH, limit=5, offset=5)
+            assert (page2.count, page2.total) == (got.count, got.total)
+            assert len(page2.rows) == min(5, max(got.count - 5, 0))
+        assert replayed[wallet] < 0 and back == 0
+        # Today's list without a date is the wallets' own balances, equal to the ledger.
+        now = await balances_at(conn, sid, None, RIYADH, limit=1000)
+        assert {r.wallet_id: r.balance for r in now.rows} == replayed
+
+
+# ------------------------------------------------------------------ money flows
+
+
+async def test_money_flows_carry_gateway_references(client: Any, demo: dict[str, Any],
+                                                    db_url: str) -> None:
+    from tests.admin.test_webhook import deliver, event
+
+    school = demo["schools"][0]
+    sid = school["school_id"]
+    w1, w2 = school["wallets"][1]["wallet_id"], school["wallets"][2]["wallet_id"]
+    for body in (event(w1, "evt_a", amount=5000, reference="pay_A"),
+                 event(w2, "evt_b", amount=2500, reference="pay_B"),
+                 event(w1, "evt_c", kind="refund.completed", amount=1000, reference="pay_A")):
+        assert (await deliver(client, body)).status == 200
+    engine = create_engine(db_url)
+    try:
+        await ledger_ops.run(engine.begin, ledger_ops.MoneyOp(
+            school_id=sid, kind="topup", wallet_id=w2, amount=700, idem_key="test:cash",
+            actor="test", reason="cash at the office"))
+    finally:
+        await engine.dispose()
+    period = periods.resolve("today", RIYADH, datetime.now(UTC))
+    counters = [f"{sid}:topup_clearing", f"{sid}:adjustments"]
+    async with _engine(db_url) as conn:
+        got = await money_flows(conn, sid, period, limit=1000)
+        # Independently: every non-sale posting of the day, signed as seen from the wallet
+        # (the demo's opening balances were posted today too, when the test database was made).
+        into = postings.c.from_account.in_(counters)
+        count, net, refunds = (await conn.execute(
+            sa.select(sa.func.count(),
+                      sa.func.sum(sa.case((into, postings.c.amount), else_=-postings.c.amount)),
+                      sa.func.sum(sa.case((into, 0), else_=postings.c.amount)))
+            .where(postings.c.school_id == sid,
+                   postings.c.kind.in_(["topup", "refund", "chargeback", "opening",
+                                        "payment_credit", "adjustment"]),
+                   postings.c.posted_at >= period.start,
+                   postings.c.posted_at < period.end))).one()
+    assert (got.count, got.net, got.refunds_amount) == (count, net, refunds)
+    assert got.refunds_amount == 1000 and len(got.rows) == got.count
+    assert sum(d.net for d in got.days) == got.net
+    assert sum(d.topups_count + d.refunds_count for d in got.days) == got.count
+    refs = {(r.kind, r.reference, r.amount) for r in got.rows if r.kind != "opening"}
+    assert {("payment.completed", "pay_A", 5000), ("refund.completed", "pay_A", -1000),
+            ("payment.completed", "pay_B", 2500), ("topup", "cash at the office", 700)} == refs
+    ascending = await _flows_sorted(db_url, sid, period)
+    amounts = [r.amount for r in ascending.rows]
+    assert amounts == sorted(amounts) and amounts[0] == -1000
+
+
+async def _flows_sorted(db_url: str, sid: str, period: periods.Period) -> Any:
+    async with _engine(db_url) as conn:
+        return await money_flows(conn, sid, period, sort="amount", descending=False,
+                                 limit=1000)
