@@ -9,7 +9,11 @@ learnt of it; the month's balances then agree with the bank and gateway statemen
 same dates, and re-printing them a month later gives the same figures.
 
 Without a date the list shows today's balances from the wallets themselves (the ledger
-keeps ``wallets.balance`` equal to the postings' sum in the same transaction).
+keeps ``wallets.balance`` equal to the postings' sum in the same transaction). A recent date
+is replayed backwards, in the same statement: today's balance minus what was posted since,
+which reads a few weeks of postings instead of the school's whole history; an old date is
+replayed forwards from the first posting. Both are the ledger (``audit-ledger`` checks that
+the cached balance is the postings' sum), and the tests hold both to a replay of the postings.
 
 Sums are grouped in the database; the page's rows and the list's totals (over every matching
 wallet, not only the page) come from one query with window sums.
@@ -24,7 +28,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..storage.schema import postings, wallets
+from shared.clock import utcnow
+
+from ..storage.schema import postings, schools, wallets
 from .periods import day_period
 
 SORTS = {"name": wallets.c.display_name, "student_number": wallets.c.student_number,
@@ -54,21 +60,26 @@ class Balances:
     negative_total: int
 
 
-def ledger_balances(school_id: str, before: datetime) -> sa.Subquery:
-    """Per wallet account: received minus sent over postings posted before ``before``."""
+def ledger_sums(school_id: str, window: sa.ColumnElement[bool]) -> sa.Subquery:
+    """Per account: received minus sent over the school's postings in ``window``."""
     moves = sa.union_all(
         sa.select(postings.c.to_account.label("account"), postings.c.amount.label("delta"))
-        .where(postings.c.school_id == school_id, postings.c.posted_at < before),
+        .where(postings.c.school_id == school_id, window),
         sa.select(postings.c.from_account.label("account"),
                   (-postings.c.amount).label("delta"))
-        .where(postings.c.school_id == school_id, postings.c.posted_at < before),
+        .where(postings.c.school_id == school_id, window),
     ).subquery("m")
-    return (sa.select(moves.c.account, sa.func.sum(moves.c.delta).label("balance"))
+    return (sa.select(moves.c.account, sa.func.sum(moves.c.delta).label("delta"))
             .group_by(moves.c.account).subquery("b"))
 
 
-def listing(school_id: str, day: date | None, timezone: str, *,
-            negative_only: bool = False) -> tuple[sa.Select[Any], datetime | None]:
+def backwards(as_of: datetime, school_created: datetime, now: datetime) -> bool:
+    """Replay from today back to ``as_of`` when that is the shorter stretch of history."""
+    return now - as_of < as_of - school_created
+
+
+def listing(school_id: str, day: date | None, timezone: str, *, negative_only: bool = False,
+            backward: bool = False) -> tuple[sa.Select[Any], datetime | None]:
     """Every wallet of the school with its balance (at the end of ``day``), unsorted and
     unpaged, with the list's totals as window columns."""
     if day is None:
@@ -77,8 +88,10 @@ def listing(school_id: str, day: date | None, timezone: str, *,
         as_of = None
     else:
         as_of = day_period(day, timezone).end
-        b = ledger_balances(school_id, as_of)
-        balance = sa.func.coalesce(b.c.balance, 0)
+        window = postings.c.posted_at >= as_of if backward else postings.c.posted_at < as_of
+        b = ledger_sums(school_id, window)
+        later_or_before = sa.func.coalesce(b.c.delta, 0)
+        balance = wallets.c.balance - later_or_before if backward else later_or_before
         source = wallets.outerjoin(b, b.c.account == wallets.c.wallet_id)
     negative = sa.case((balance < 0, balance), else_=0)
     stmt = (sa.select(wallets.c.wallet_id, wallets.c.display_name, wallets.c.student_number,
@@ -99,9 +112,15 @@ def listing(school_id: str, day: date | None, timezone: str, *,
 
 async def balances_at(conn: AsyncConnection, school_id: str, day: date | None, timezone: str,
                       *, negative_only: bool = False, sort: str = DEFAULT_SORT,
-                      descending: bool = False, limit: int = 50,
-                      offset: int = 0) -> Balances:
-    stmt, as_of = listing(school_id, day, timezone, negative_only=negative_only)
+                      descending: bool = False, limit: int = 50, offset: int = 0,
+                      backward: bool | None = None) -> Balances:
+    """``backward`` None picks the shorter replay (:func:`backwards`)."""
+    if backward is None and day is not None:
+        created = (await conn.execute(sa.select(schools.c.created_at).where(
+            schools.c.school_id == school_id))).scalar_one()
+        backward = backwards(day_period(day, timezone).end, created, utcnow())
+    stmt, as_of = listing(school_id, day, timezone, negative_only=negative_only,
+                          backward=bool(backward))
     order = sa.literal_column("balance") if sort == "balance" else SORTS.get(
         sort, SORTS[DEFAULT_SORT])
     stmt = stmt.order_by(order.desc() if descending else order.asc(), wallets.c.wallet_id)

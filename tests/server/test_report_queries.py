@@ -382,6 +382,10 @@ async def test_balances_at_a_past_date_equal_the_ledger_replayed(
                     replayed[row.from_account] -= row.amount
             got = await balances_at(conn, sid, day, RIYADH, limit=1000)
             assert {r.wallet_id: r.balance for r in got.rows} == replayed, day
+            for backward in (False, True):  # both replays, whichever the report picked
+                other = await balances_at(conn, sid, day, RIYADH, limit=1000,
+                                          backward=backward)
+                assert {r.wallet_id: r.balance for r in other.rows} == replayed
             assert got.total == sum(replayed.values()) and got.count == len(replayed)
             negatives = {w: b for w, b in replayed.items() if b < 0}
             assert (got.negative_count, got.negative_total) == (
