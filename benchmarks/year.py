@@ -29,6 +29,7 @@ import json
 import os
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,57 @@ def cmd_seed(args: argparse.Namespace) -> int:
     return 0
 
 
+TARGET_MS = {"sqlite": 250, "pg": 150}
+CSV_RATE, CSV_RSS_MB, AUDIT_S, SNAPSHOT_S = 50_000, 50, 60, 1.0
+
+
+def cmd_measure(args: argparse.Namespace) -> int:
+    from benchmarks.year_measure import run
+    from benchmarks.year_seed import ADMIN_EMAIL, ADMIN_PASSWORD
+
+    missed = False
+    for kind in kinds(args.db):
+        have = recorded(kind, args.suffix)
+        if have is None:
+            print(f"[{kind}] no seeded year: run `year.py seed --db {kind}` first")
+            missed = True
+            continue
+        c = have["counts"]
+        started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        print(f"\n[{kind}] {started}, load average {os.getloadavg()[0]:.1f} on "
+              f"{os.cpu_count()} cores; the year: {c['sales']:,} sales, {c['voids']:,} voids, "
+              f"{c['rejected']:,} rejected, {c['reversals']:,} reversals, {c['topups']:,} "
+              f"top-ups, {c['flagged']:,} flagged")
+        out = run(have["db_url"], have["school_id"], ADMIN_EMAIL, ADMIN_PASSWORD, args.requests)
+        target = TARGET_MS[kind]
+        print(f"{'page':<44} {'HTTP':>4} {'p50 ms':>8} {'p95 ms':>8} {'count(*) ms':>11} "
+              f"{'rows':>10}  target {target} ms")
+        for t in out["pages"]:
+            ok = t.status == 200 and t.p95 <= target
+            missed |= not ok
+            print(f"{t.label[:44]:<44} {t.status:>4} {t.p50:>8.1f} {t.p95:>8.1f} "
+                  f"{t.base_p50:>11.1f} {t.base_rows:>10,}  {'PASS' if ok else 'MISS'}")
+        csv = out["csv"]
+        csv_ok = csv["rate"] >= CSV_RATE and csv["rss_growth"] <= CSV_RSS_MB
+        print(f"CSV of a month: {csv['rows']:,} rows ({csv['mb']:.0f} MB) in "
+              f"{csv['seconds']:.2f} s = {csv['rate']:,.0f} rows/s (target {CSV_RATE:,}); "
+              f"server RSS {csv['rss_start']:.0f} -> peak {csv['rss_peak']:.0f} MB "
+              f"(+{csv['rss_growth']:.0f}, target <= {CSV_RSS_MB}; /proc VmRSS of the serve "
+              f"process every 20 ms); count(*) {csv['base_ms']:.0f} ms for "
+              f"{csv['base_rows']:,} rows  {'PASS' if csv_ok else 'MISS'}")
+        ok, seconds = audit(have["db_url"])
+        audit_ok = ok and seconds <= AUDIT_S
+        print(f"audit-ledger on the year: {'ok' if ok else 'FAILED'} in {seconds:.1f} s "
+              f"(target {AUDIT_S} s)  {'PASS' if audit_ok else 'MISS'}")
+        snap = out["snapshot"]
+        snap_ok = snap["seconds"] <= SNAPSHOT_S
+        print(f"new terminal's full snapshot: {snap['wallets']:,} wallets in "
+              f"{snap['seconds'] * 1000:.0f} ms (target {SNAPSHOT_S * 1000:.0f} ms)  "
+              f"{'PASS' if snap_ok else 'MISS'}")
+        missed |= not (csv_ok and audit_ok and snap_ok)
+    return 1 if missed else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="step", required=True)
@@ -135,6 +187,11 @@ def main() -> int:
     s.add_argument("--sales-per-day", type=int, default=Plan().sales_per_day)
     s.add_argument("--suffix", default="", help="seed beside the kept year (e.g. _small)")
     s.set_defaults(run=cmd_seed)
+    m = sub.add_parser("measure", help="time every console page on the seeded year")
+    m.add_argument("--db", choices=("sqlite", "pg", "both"), default="both")
+    m.add_argument("--requests", type=int, default=20)
+    m.add_argument("--suffix", default="", help="measure the year seeded with this suffix")
+    m.set_defaults(run=cmd_measure)
     args = parser.parse_args()
     return int(args.run(args))
 
