@@ -70,22 +70,33 @@ def fresh(kind: str, suffix: str) -> str:
     return db_url(kind, suffix)
 
 
-async def seed(kind: str, url: str, plan: Plan) -> dict[str, Any]:
+async def seed(kind: str, url: str, plan: Plan, suffix: str) -> dict[str, Any]:
     from sync_server.storage.engine import create_engine
     from sync_server.storage.migrate import upgrade
 
     await upgrade(url)
     engine = create_engine(url)
     started = time.perf_counter()
+
+    def progress(days: int, day: Any, counts: Any) -> None:
+        """After every day: what is in the database so far, so a year cut short can still be
+        measured (it says how many days it holds)."""
+        params_file(kind, suffix).write_text(json.dumps({
+            "plan": plan.as_dict(), "school_id": seeder.school_id, "db_url": url,
+            "complete": False, "days_done": days, "last_day": str(day),
+            "seconds": time.perf_counter() - started, "counts": dataclasses.asdict(counts)},
+            indent=2))
+
     try:
-        seeder = Seeder(engine, plan, log=lambda line: print(f"[{kind}] {line}", flush=True))
+        seeder = Seeder(engine, plan, log=lambda line: print(f"[{kind}] {line}", flush=True),
+                        on_day=progress)
         counts = await seeder.run()
     finally:
         await engine.dispose()
     elapsed = time.perf_counter() - started
-    record = {"plan": plan.as_dict(), "school_id": seeder.school_id, "seconds": elapsed,
-              "counts": dataclasses.asdict(counts), "db_url": url}
-    return record
+    return {"plan": plan.as_dict(), "school_id": seeder.school_id, "seconds": elapsed,
+            "counts": dataclasses.asdict(counts), "db_url": url, "complete": True,
+            "days_done": plan.days}
 
 
 def audit(url: str) -> tuple[bool, float]:
@@ -107,10 +118,11 @@ def cmd_seed(args: argparse.Namespace) -> int:
     plan = Plan(students=args.students, days=args.days, sales_per_day=args.sales_per_day)
     for kind in kinds(args.db):
         have = recorded(kind, args.suffix)
-        if args.reuse and have is not None and have["plan"] == plan.as_dict():
+        if (args.reuse and have is not None and have["plan"] == plan.as_dict()
+                and have.get("complete", True)):
             print(f"[{kind}] reusing the year seeded with {have['plan']}")
             continue
-        record = asyncio.run(seed(kind, fresh(kind, args.suffix), plan))
+        record = asyncio.run(seed(kind, fresh(kind, args.suffix), plan, args.suffix))
         params_file(kind, args.suffix).write_text(json.dumps(record, indent=2))
         c = record["counts"]
         done = c["sales"] + c["voids"] + c["rejected"]
@@ -129,22 +141,31 @@ CSV_RATE, CSV_RSS_MB, AUDIT_S, SNAPSHOT_S = 50_000, 50, 60, 1.0
 
 
 def cmd_measure(args: argparse.Namespace) -> int:
-    from benchmarks.year_measure import run
+    from benchmarks.year_measure import find_year, run
     from benchmarks.year_seed import ADMIN_EMAIL, ADMIN_PASSWORD
 
     missed = False
     for kind in kinds(args.db):
         have = recorded(kind, args.suffix)
+        if have is None and (school := asyncio.run(find_year(db_url(kind, args.suffix)))):
+            have = {"db_url": db_url(kind, args.suffix), "school_id": school, "complete": False,
+                    "days_done": "?", "plan": Plan().as_dict(), "last_day": "?",
+                    "counts": {k: 0 for k in ("sales", "voids", "rejected", "reversals",
+                                              "topups", "flagged")}}
         if have is None:
             print(f"[{kind}] no seeded year: run `year.py seed --db {kind}` first")
             missed = True
             continue
         c = have["counts"]
+        if not have.get("complete", True):
+            print(f"[{kind}] PARTIAL YEAR: seeding stopped after {have['days_done']} of "
+                  f"{have['plan']['days']} days (last {have['last_day']}); figures below are "
+                  f"for what is there, not the year")
         started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         print(f"\n[{kind}] {started}, load average {os.getloadavg()[0]:.1f} on "
               f"{os.cpu_count()} cores; the year: {c['sales']:,} sales, {c['voids']:,} voids, "
               f"{c['rejected']:,} rejected, {c['reversals']:,} reversals, {c['topups']:,} "
-              f"top-ups, {c['flagged']:,} flagged")
+              f"top-ups, {c['flagged']:,} flagged (as the seeder counted them)")
         out = run(have["db_url"], have["school_id"], ADMIN_EMAIL, ADMIN_PASSWORD, args.requests)
         target = TARGET_MS[kind]
         print(f"{'page':<44} {'HTTP':>4} {'p50 ms':>8} {'p95 ms':>8} {'count(*) ms':>11} "

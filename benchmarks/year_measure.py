@@ -155,6 +155,38 @@ async def facts(db: Driver, school_id: str) -> dict[str, Any]:
     return p
 
 
+async def holdings(db: Driver, school_id: str) -> dict[str, int]:
+    """What the database holds, counted by the plain driver (not what the seeder believes)."""
+    p = {"school": school_id}
+    q = {"sales": "SELECT count(*) FROM sales WHERE school_id = :school AND kind = 'sale'",
+         "voids": "SELECT count(*) FROM sales WHERE school_id = :school AND kind = 'void'",
+         "rejected": "SELECT count(*) FROM sales WHERE school_id = :school "
+                     "AND status = 'rejected'",
+         "open exceptions": "SELECT count(*) FROM sales WHERE school_id = :school "
+                            "AND needs_review AND reviewed_at IS NULL",
+         "days": "SELECT count(DISTINCT business_day) FROM sales WHERE school_id = :school",
+         "postings": "SELECT count(*) FROM postings WHERE school_id = :school",
+         "money ops": "SELECT count(*) FROM money_ops WHERE school_id = :school",
+         "payment events": "SELECT count(*) FROM payment_events WHERE school_id = :school",
+         "wallets": "SELECT count(*) FROM wallets WHERE school_id = :school"}
+    return {k: int((await db.rows(sql, p))[0][0]) for k, sql in q.items()}
+
+
+async def find_year(db_url: str) -> str | None:
+    """The year's school in a database seeded by year.py (for a seeding still under way)."""
+    db = Driver(db_url)
+    try:
+        await db.open()
+    except Exception:
+        return None
+    try:
+        row = await db.rows("SELECT school_id FROM schools WHERE name = :name",
+                            {"name": "Year Bench School"})
+        return str(row[0][0]) if row else None
+    finally:
+        await db.close()
+
+
 SALES = "SELECT count(*) FROM sales WHERE school_id = :school"
 BY_NAME = ("SELECT count(*) FROM sales JOIN wallets w ON w.wallet_id = sales.wallet_id "
            "WHERE sales.school_id = :school AND (lower(w.display_name) LIKE {0} "
@@ -357,6 +389,9 @@ async def measure(db_url: str, school_id: str, email: str, password: str,
     await db.open()
     try:
         p = await facts(db, school_id)
+        held = await holdings(db, school_id)
+        print("the database holds: " + ", ".join(f"{v:,} {k}" for k, v in held.items()),
+              flush=True)
         with serve(db_url) as (url, pid):
             async with httpx.AsyncClient(base_url=url, timeout=300) as client:
                 await login(client, email, password)

@@ -138,8 +138,9 @@ def _moment(rng: random.Random, day: date) -> datetime:
 
 
 class Seeder:
-    def __init__(self, engine: AsyncEngine, plan: Plan, log: Any = print) -> None:
-        self.engine, self.plan, self.log = engine, plan, log
+    def __init__(self, engine: AsyncEngine, plan: Plan, log: Any = print,
+                 on_day: Any = None) -> None:
+        self.engine, self.plan, self.log, self.on_day = engine, plan, log, on_day
         self.rng = random.Random(plan.seed)
         self.counts = Counts()
         self.students: list[Student] = []
@@ -218,6 +219,8 @@ class Seeder:
                     last = max(s.created_at for s in chunk)
                     await self._push(till, chunk, last + timedelta(seconds=20))
             await self._reversals(day, per_till)
+            if self.on_day is not None:
+                self.on_day(n + 1, day, self.counts)
             if n % 5 == 4 or n == len(days) - 1:
                 rate = self.counts.sales / (clock.perf_counter() - started)
                 self.log(f"  {day} day {n + 1}/{len(days)}: {self.counts.sales:,} sales "
