@@ -19,6 +19,7 @@ from shared.protocol import (
 )
 
 from .. import __version__, metrics, snapshot
+from ..admin.lockout import address_key
 from ..keys import (
     config_key,
     dialect_key,
@@ -66,8 +67,9 @@ async def health(request: web.Request) -> web.Response:
 @routes.post("/api/v1/devices/enroll")
 async def enroll(request: web.Request) -> web.Response:
     limiter = request.app[enroll_limiter_key]
-    client = request.remote or "unknown"
-    wait = limiter.retry_after(client)
+    client = address_key(request.remote)
+    async with reading(request.app) as conn:
+        wait = await limiter.retry_after(conn, client)
     if wait is not None:
         raise ProblemError(429, "too-many-attempts", "Too many failed enrollment attempts",
                            f"try again in {wait} s", headers={"Retry-After": str(wait)})
@@ -97,7 +99,8 @@ async def enroll(request: web.Request) -> web.Response:
                                            .where(schools.c.school_id == school_id))).scalar_one()
     if school_id is None:
         # Unknown, used and expired codes answer alike: no oracle for guessing.
-        limiter.fail(client)
+        async with writing(request.app) as conn:
+            await limiter.fail(conn, client)
         raise ProblemError(403, "enrollment-refused", "Enrollment code not accepted",
                            "the code is unknown, already used or expired; ask for a new one")
     return web.json_response(EnrollResponse(
