@@ -396,6 +396,35 @@ class Seeder:
                 self.counts.reversals += 1
 
 
+async def backdate(engine: AsyncEngine, school_id: str) -> None:
+    """The school, its accounts, wallets, bracelets, products, prices and cashiers as
+    registered two weeks before the year began.
+
+    The records functions stamp "now", so a school seeded today would have been created
+    after every sale of its year, and reports that ask what existed at a past date (balances
+    at a date) would find nothing. These are registration dates, not money: no posting,
+    balance or money operation changes."""
+    from sync_server.storage.schema import (
+        accounts,
+        cashiers,
+        credentials,
+        product_prices,
+        products,
+        schools,
+        wallets,
+    )
+
+    at = datetime.combine(FIRST_DAY - timedelta(days=14), time(8), TZ)
+    async with engine.begin() as conn:
+        for table, column in ((schools, "created_at"), (accounts, "created_at"),
+                              (wallets, "created_at"), (credentials, "assigned_at"),
+                              (products, "created_at"), (product_prices, "valid_from"),
+                              (cashiers, "created_at")):
+            await conn.execute(sa.update(table).where(table.c.school_id == school_id,
+                                                      table.c[column] > at)
+                               .values({column: at}))
+
+
 def _pushes(sales: list[Sale]) -> Iterator[list[Sale]]:
     """A till's recorded sales in pushes of at most 1,000, in seq order.
 
