@@ -24,9 +24,13 @@ from ..storage.schema import devices, schools
 
 log = logging.getLogger(__name__)
 
-# Wakes within this window share one read: a webhook that credits 20 wallets in 20
-# transactions gives each stream one or two events, not 20, and still arrives well under 1 s.
+# Wakes within this window share one read, so one change reaches the streams in well under
+# a second and a few changes committed together give one event.
 COALESCE_SECONDS = 0.075
+# A longer burst (a parent portal crediting 20 wallets one transaction after another) is read
+# at most this often, so a till is told to pull at most four times a second however long the
+# burst lasts, and the last read always follows the last change.
+MIN_READ_GAP_SECONDS = 0.25
 # Retried after a failed read (database restarting): the streams stay open meanwhile.
 RETRY_SECONDS = 2.0
 
@@ -137,10 +141,14 @@ class ChangeHub:
 
     async def run(self) -> None:
         """Reads for woken schools until cancelled."""
+        loop = asyncio.get_running_loop()
+        last_read = -MIN_READ_GAP_SECONDS
         while True:
             await self._woken.wait()
-            await asyncio.sleep(COALESCE_SECONDS)
+            await asyncio.sleep(max(COALESCE_SECONDS,
+                                    last_read + MIN_READ_GAP_SECONDS - loop.time()))
             self._woken.clear()
+            last_read = loop.time()
             due, self._due = self._due, set()
             due &= set(self._streams)
             if not due:

@@ -19,16 +19,19 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 import sqlalchemy as sa
 
 from sync_server.config import ServerConfig
-from sync_server.events.hub import version_text
+from sync_server.events.hub import MIN_READ_GAP_SECONDS, version_text
+from sync_server.keys import events_hub_key, events_listener_key
 from sync_server.records import update_settings
 from sync_server.storage.engine import create_engine
 from sync_server.storage.schema import schools
 from tests.admin.conftest import as_role
 from tests.admin.test_webhook import deliver, event
+from tests.conftest import PG_ADMIN_URL
 
 from .helpers import auth, enroll, push, sale
 
@@ -199,3 +202,121 @@ async def _code(db_url: str, school_id: str) -> str:
     from tests.server.conftest_helpers import new_code
 
     return await new_code(db_url, school_id)
+
+
+async def test_a_burst_of_changes_is_coalesced_and_ends_on_the_final_version(
+        client: Any, demo: dict[str, Any], db_url: str) -> None:
+    school = demo["schools"][0]
+    device = await enroll(client, school["enrollment_code"])
+    stream = await open_stream(client, device["device_token"])
+    await stream.event()
+    wallet = school["wallets"][3]["wallet_id"]
+    started = time.monotonic()
+    answers = await asyncio.gather(*(deliver(client, event(wallet, f"evt_burst_{i}",
+                                                           amount=100 + i,
+                                                           reference=f"pay_burst_{i}"))
+                                     for i in range(20)))
+    assert [a.status for a in answers] == [200] * 20
+    burst = time.monotonic() - started
+    final = await school_version(db_url, school["school_id"])
+    events = [await stream.event()]
+    while events[-1].data["version"] != final:
+        events.append(await stream.event())
+    quiet = await stream.next(within=3 * PING)  # nothing but pings after the final version
+    assert quiet is not None and quiet.kind == "ping"
+    print(f"20 top-ups at once, answered in {burst:.2f} s, gave {len(events)} event(s)")
+    # At most one read (so one event) per MIN_READ_GAP_SECONDS while the burst lasts, one more
+    # after it: far fewer than one event per change, whatever the machine's speed.
+    assert len(events) <= min(10, 2 + burst / MIN_READ_GAP_SECONDS), (len(events), burst)
+    assert len({e.data["version"] for e in events}) == len(events)  # each one new
+
+
+async def test_pings_at_the_configured_interval_and_nothing_read_without_streams(
+        client: Any, demo: dict[str, Any]) -> None:
+    hub = client.server.app[events_hub_key]
+    await asyncio.sleep(3 * PING)
+    assert hub.reads == 0  # no stream, no reads (SQLite's watch included)
+    device = await enroll(client, demo["schools"][0]["enrollment_code"])
+    stream = await open_stream(client, device["device_token"])
+    first = await stream.event()
+    pings = []
+    while len(pings) < 4:
+        message = await stream.next(within=3 * PING)
+        assert message is not None and message.kind == "ping", message
+        pings.append(message.at)
+    gaps = [b - a for a, b in zip([first.at, *pings], pings, strict=False)]
+    print("ping gaps (s):", [round(g, 3) for g in gaps])
+    assert all(0.8 * PING <= gap <= 2.5 * PING for gap in gaps), gaps
+    assert stream.raw.count(b": ping\n") == 4 and stream.raw[-1] == b": ping\n"
+
+
+async def test_revoking_in_the_console_or_the_cli_ends_the_stream(
+        client: Any, demo: dict[str, Any], db_url: str) -> None:
+    school = demo["schools"][0]
+    by_console = await enroll(client, school["enrollment_code"], "Counter 5")
+    by_cli = await enroll(client, await _code(db_url, school["school_id"]), "Counter 6")
+    stays = await enroll(client, await _code(db_url, school["school_id"]), "Counter 7")
+    streams = {name: await open_stream(client, d["device_token"]) for name, d in
+               (("console", by_console), ("cli", by_cli), ("stays", stays))}
+    for stream in streams.values():
+        await stream.event()
+
+    admin = await as_role(client, demo, "admin")
+    started = time.monotonic()
+    resp = await admin.post(f"/admin/devices/{by_console['device_id']}/revoke", {"reason": "x"})
+    assert resp.status == 303
+    await streams["console"].ended(within=2.5)
+    took = {"console": time.monotonic() - started}
+    revoked = await asyncio.to_thread(run_cli, "revoke-device", "--db", db_url, "--device",
+                                      by_cli["device_id"])
+    started = time.monotonic()  # the command has committed and exited
+    assert revoked.returncode == 0, revoked.stderr
+    await streams["cli"].ended(within=2.5)
+    took["cli (after the command exited)"] = time.monotonic() - started
+    print("stream ended after revoking (s):", {k: round(v, 3) for k, v in took.items()})
+    for device in (by_console, by_cli):
+        again = await client.get(URL, headers=auth(device["device_token"]))
+        assert again.status == 403
+        assert (await again.json())["type"].endswith("device-revoked")
+    # The school's other till keeps its stream (it pings on).
+    message = await streams["stays"].next(within=3 * PING)
+    assert message is not None and message.kind == "ping"
+
+
+async def test_a_killed_listener_connection_comes_back(client: Any, demo: dict[str, Any],
+                                                      db_url: str) -> None:
+    app = client.server.app
+    if events_listener_key not in app:
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; the [postgresql] case runs this")
+    listener = app[events_listener_key]
+    school = demo["schools"][0]
+    device = await enroll(client, school["enrollment_code"])
+    stream = await open_stream(client, device["device_token"])
+    await stream.event()
+    await wait_until(lambda: listener.backend_pid is not None)
+    pid, connects = listener.backend_pid, listener.connects
+    admin = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await admin.close()
+    await wait_until(lambda: listener.connects > connects and listener.backend_pid not in
+                     (None, pid))
+    started = time.monotonic()
+    engine = create_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            await update_settings(conn, school["school_id"], offline_max_hours=40)
+    finally:
+        await engine.dispose()
+    message = await stream.event()
+    assert message.data == {"version": await school_version(db_url, school["school_id"])}
+    # Well before the 30 s safety re-check: the notification itself arrived.
+    assert time.monotonic() - started < 1.5
+
+
+async def wait_until(condition: Any, within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
