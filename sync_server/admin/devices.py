@@ -3,6 +3,11 @@
 "Queue lag" is what the server can know of a terminal's queue: how long its most recently
 received sale waited between the till (``created_at``) and the server (``received_at``), plus
 how many of its seqs are still not acknowledged (``max_seq - acked_seq``).
+
+"Last seen" is written in batches (:mod:`sync_server.presence`): it trails a terminal's latest
+poll by up to ``presence_flush_seconds`` (60 s), and is right after each flush. That is well
+inside ``ONLINE_WITHIN``, so a polling terminal never shows offline for it (a flush interval
+set longer than ``ONLINE_WITHIN`` would make it do so).
 """
 
 from __future__ import annotations
