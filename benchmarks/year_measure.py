@@ -148,6 +148,9 @@ async def facts(db: Driver, school_id: str) -> dict[str, Any]:
                     "display_name LIKE 'عمر %' LIMIT 1", p))
     p["ar_name"] = (ar[0][0] if ar else "عمر").split(" ")[1]
     p["month_from"], p["month_to"] = "2025-10-01", "2025-10-31"
+    p["first_day"] = (await one("SELECT min(business_day) FROM sales WHERE school_id = :school",
+                                p))[0][0]
+    p["jan_end"] = datetime(2026, 1, 31, 21, tzinfo=UTC)  # midnight in Riyadh
     last = datetime.strptime(p["last_day"], "%Y-%m-%d")
     p["fortnight"] = (last - timedelta(days=13)).strftime("%Y-%m-%d")
     p["like"] = f"%{p['name']}%"
@@ -239,8 +242,32 @@ def pages(p: dict[str, Any]) -> list[Page]:
              "SELECT count(*) FROM audit_log WHERE school_id = :school"),
         Page("settings", "/admin/settings",
              "SELECT count(*) FROM schools WHERE school_id = :school"),
+        Page("reports index", "/admin/reports",
+             "SELECT count(*) FROM schools WHERE school_id = :school"),
+        Page("Z report (a day)", f"/admin/reports/z?day={p['last_day']}",
+             SALES + " AND business_day = :last_day"),
+        Page("Z report CSV", f"/admin/reports/z.csv?day={p['last_day']}",
+             SALES + " AND business_day = :last_day"),
         Page("Z report PDF", f"/admin/reports/z.pdf?day={p['last_day']}",
              SALES + " AND business_day = :last_day", pdf=True),
+        Page("sales by product per day (a month)",
+             f"/admin/reports/sales?period=custom&{month}&by=product&per=day",
+             SALES + " AND business_day BETWEEN :month_from AND :month_to"),
+        Page("sales by category per hour (a month)",
+             f"/admin/reports/sales?period=custom&{month}&by=category&per=hour",
+             SALES + " AND business_day BETWEEN :month_from AND :month_to"),
+        Page("sales by category per day (the year)",
+             f"/admin/reports/sales?period=custom&from={p['first_day']}&to={p['last_day']}"
+             "&by=category&per=day", SALES),
+        Page("money flows (this month: every top-up)", "/admin/reports/money?period=this_month",
+             "SELECT count(*) FROM money_ops WHERE school_id = :school"),
+        Page("balances now", "/admin/reports/balances",
+             "SELECT count(*) FROM wallets WHERE school_id = :school"),
+        Page("balances at a month end", "/admin/reports/balances?day=2026-01-31",
+             "SELECT count(*) FROM postings WHERE school_id = :school "
+             "AND posted_at < :jan_end"),
+        Page("negative balances", "/admin/reports/negatives",
+             "SELECT count(*) FROM wallets WHERE school_id = :school AND balance < 0"),
     ]
 
 
@@ -395,7 +422,10 @@ async def measure(db_url: str, school_id: str, email: str, password: str,
         with serve(db_url) as (url, pid):
             async with httpx.AsyncClient(base_url=url, timeout=300) as client:
                 await login(client, email, password)
-                todo = pages(p) + await report_pages(client, p)
+                todo = pages(p)
+                known = {page.path.split("?")[0] for page in todo}
+                todo += [page for page in await report_pages(client, p)
+                         if page.path.split("?")[0] not in known]
                 timings = []
                 for page in todo:
                     timings.append(await time_page(client, db, page, p, requests))
