@@ -266,7 +266,8 @@ def test_with_the_stream_cut_polling_still_brings_both(live_server: LiveServer,
         assert till.term.status()["server_reachable"] is True
         # The stream is retried with backoff, not in a loop: over these seconds, a few tries.
         assert 1 <= till.listener.attempts <= 5, till.listener.attempts
-        assert proxy.refused == till.listener.attempts
+        wait_until(lambda: proxy.refused == till.listener.attempts, 2,
+                   "every try reached the proxy")
     finally:
         till.close()
         proxy.close()
