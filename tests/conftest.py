@@ -8,6 +8,12 @@ tests are isolated and the suite stays fast.
 PostgreSQL: ``POS_TEST_PG_URL`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``).
 Where no server answers, PostgreSQL cases skip and say how to enable them; ``packaging/dev
 test`` never lets that happen (packaging/throwaway_postgres.py runs a cluster for the run).
+
+``packaging/dev test`` runs two pytest-xdist processes (``-n 2 --dist loadgroup``). Every
+process builds its own templates in its own temporary directory, and its PostgreSQL databases
+carry its name (``pos_t_gw0_…``), so a leftover database says which process made it. Tests that
+share something fixed (pcscd's vpcd ports, an X display) carry one ``xdist_group`` mark and run
+in one process, one after another.
 """
 
 from __future__ import annotations
@@ -47,6 +53,11 @@ async def _pg_exec(sql: str) -> None:
         await conn.execute(sql)
     finally:
         await conn.close()
+
+
+def _worker() -> str:
+    """``gw0``, ``gw1``… in a pytest-xdist process, ``main`` in a plain pytest run."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
 def _pg_database_url(name: str) -> str:
@@ -100,7 +111,7 @@ class DatabaseFactory:
 
     def _create_pg(self, prefix: str, template: str | None = None) -> str:
         """A new scratch database, remembered so teardown drops it."""
-        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        name = f"{prefix}_{_worker()}_{uuid.uuid4().hex[:12]}"
         clause = f' TEMPLATE "{template}"' if template else ""
         asyncio.run(_pg_exec(f'CREATE DATABASE "{name}"{clause}'))
         self._made.append(name)
@@ -140,6 +151,44 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"Qt platform {os.environ.get('QT_QPA_PLATFORM', 'offscreen')} "
         f"(Xvfb {found(shutil.which('Xvfb'))}); ALSA player {found(shutil.which('aplay'))}",
     ]
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-xdist's own hook, which names the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In pytest-xdist processes, tests marked ``slow`` (minutes each: a wheel installed into
+    a fresh venv, a PyInstaller build) come first, so they start while the other process
+    works through short tests instead of starting last and leaving it idle. The sort is
+    stable and every process sorts alike (xdist requires the same collection everywhere);
+    a plain run keeps the files' order."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    if getattr(config.option, "loadgroup", False):
+        _name_xdist_groups(items)
+
+
+def _name_xdist_groups(items: list[pytest.Item]) -> None:
+    """pytest-xdist tells its controller a test's ``xdist_group`` by appending ``@group`` to
+    the test's id in the worker. Since pytest 9.2 keeps that id as a structured value, xdist
+    3.8's assignment no longer reaches it (pytest-dev/pytest-xdist#1386) and every group
+    spreads silently over both processes: two pcscd at once, one of them refused. The
+    suffix is set here the way xdist means to, only where it is missing; if even this does
+    not reach the id, the run stops rather than run those tests side by side."""
+    for item in items:
+        names = {str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                 for mark in item.iter_markers("xdist_group")}
+        if not names:
+            continue
+        suffix = "@" + "_".join(sorted(names))
+        if item.nodeid.endswith(suffix):
+            continue
+        from _pytest.nodeid import NodeId  # pytest >= 9.2, where xdist's suffix is lost
+
+        item._id = NodeId.parse(item.nodeid + suffix)
+        if not item.nodeid.endswith(suffix):
+            raise pytest.UsageError(
+                f"{item.nodeid}: its xdist_group could not be given to pytest-xdist; run "
+                "without it (packaging/dev test -n 0) or update pytest-xdist")
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,7 @@ PYINSTALLER = Path(sys.executable).with_name("pyinstaller")
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.xdist_group("x11"),  # xvfb-run -a picks a display number
     pytest.mark.skipif(not PYINSTALLER.exists(),
                        reason="pyinstaller missing: pip install -e '.[dev]' (packaging/dev does)"),
     pytest.mark.skipif(shutil.which("xvfb-run") is None,

@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import DatabaseFactory, LiveServer
 from tests.server.helpers import sale
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("admin_browser")]  # one Chromium
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "admin"
 PHONE = {"width": 390, "height": 844}

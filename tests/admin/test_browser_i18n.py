@@ -25,7 +25,7 @@ from tests.conftest import WEBHOOK_SECRET, DatabaseFactory, LiveServer
 
 from .test_browser import ARTIFACTS, CHROMIUM, DESKTOP, PHONE, Data
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("admin_browser_i18n")]  # one Chromium
 if not os.path.exists(CHROMIUM):
     pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)",
                 allow_module_level=True)

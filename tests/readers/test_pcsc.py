@@ -18,7 +18,7 @@ from tests.readers.event_log import EventLog
 from tests.readers.pcscd_process import Pcscd
 from tests.readers.virtual_bracelet import VirtualBracelet
 
-pytestmark = pytest.mark.pcsc
+pytestmark = [pytest.mark.pcsc, pytest.mark.xdist_group("pcscd")]  # fixed vpcd ports
 
 UID_A = "04A1B2C3D4E580"
 UID_B = "04112233445566"

@@ -20,6 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = Path(__file__).with_name("wedge_x11_app.py")
+pytestmark = pytest.mark.xdist_group("x11")  # one Xvfb per module; xvfb-run -a elsewhere
 
 
 @pytest.fixture(scope="module")

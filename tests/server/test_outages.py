@@ -29,6 +29,7 @@ from . import pg_cluster
 from .helpers import auth, enroll, sale
 
 RETRY_AFTER = 1  # seconds; also how long the database must answer before "available again"
+pytestmark = pytest.mark.xdist_group("outages")  # one throwaway cluster for the module
 
 
 def _config(db_url: str) -> ServerConfig:
