@@ -1,8 +1,13 @@
 """Synced sales: filtered list with paging, sale detail with its postings, CSV export.
 
-The list, the paging and the export share one filter builder, so the CSV is exactly the
-filtered list. Every query starts from ``sales.school_id == <this school>``; the joins to names
-are outer joins *within* the school, so a row can never pull in another school's data.
+The list, the paging, the totals and the export share one filter builder, so the CSV is
+exactly the filtered list, in the list's order. Every query starts from
+``sales.school_id == <this school>``; the joins to names are outer joins *within* the school,
+so a row can never pull in another school's data.
+
+Amounts are signed as the dashboard counts them: a void's total is negative (it gives money
+back), and the export's ``net`` column is the signed total of applied rows and 0 for
+rejected ones, so that column sums to the net the dashboard and the list's totals row show.
 """
 
 from __future__ import annotations
@@ -31,12 +36,33 @@ from .exceptions import restricted_items
 from .ledgerview import sale_entries
 from .render import page_context, paged, parse_day, query_with, render
 from .scope import School, found, school_of
+from .sorting import Sorting, ordered, sorting
 
 routes = web.RouteTableDef()
 EXPORT_LIMIT = 200_000
 CSV_BOM = "\ufeff".encode()
 STATUSES = ("applied", "rejected", "voided", "reversed")
 FLAGS: tuple[str, ...] = get_args(SaleFlag)  # every flag a sale can carry, one list
+
+
+# The columns the list sorts by (?sort=...&dir=...); anything else keeps the default order.
+SORT_COLUMNS: dict[str, Any] = {
+    "received": sales.c.received_at, "created": sales.c.created_at,
+    "total": sa.case((sales.c.kind == "void", -sales.c.total), else_=sales.c.total),
+    "terminal": sa.literal_column("device_name"), "cashier": sa.literal_column("cashier_name"),
+    "student": sa.literal_column("display_name"), "status": sales.c.status}
+SIGNED_TOTAL = SORT_COLUMNS["total"]
+# What a row adds to the net: applied sales in, applied voids out, rejected rows nothing.
+NET = sa.case((sales.c.status != "applied", 0), else_=SIGNED_TOTAL)
+
+
+def sort_of(request: web.Request) -> Sorting:
+    return sorting(request, tuple(SORT_COLUMNS), "received", descending=True)
+
+
+def sorted_listing(school_id: str, request: web.Request) -> sa.Select[Any]:
+    return ordered(listing(school_id, request.query), sort_of(request), SORT_COLUMNS,
+                   sales.c.ref.desc())
 
 
 def flag_clause(flag: str) -> sa.ColumnElement[bool]:
@@ -117,21 +143,23 @@ async def _choices(conn: Any, school_id: str) -> dict[str, Any]:
 @routes.get("/admin/sales")
 async def sale_list(request: web.Request) -> web.StreamResponse:
     school = school_of(request)
-    stmt = listing(school.school_id, request.query)
+    stmt = sorted_listing(school.school_id, request)
+    unordered = listing(school.school_id, request.query).order_by(None)
     async with reading(request.app) as conn:
         rows = (await conn.execute(paged(stmt, request))).all()
-        total = (await conn.execute(sa.select(sa.func.count())
-                                    .select_from(stmt.order_by(None).subquery()))).scalar_one()
+        sums = (await conn.execute(unordered.with_only_columns(
+            sa.func.count().label("n"), sa.func.coalesce(sa.func.sum(NET), 0).label("net"),
+            maintain_column_froms=True))).one()
         choices = await _choices(conn, school.school_id)
     return render(request, "sales.html", {
-        **page_context(request, rows), "total": total,
-        "qs_export": query_with(request, page=None), **choices})
+        **page_context(request, rows), "total": sums.n, "net": int(sums.net),
+        "order": sort_of(request), "qs_export": query_with(request, page=None), **choices})
 
 
 @routes.get("/admin/sales.csv")
 async def export_csv(request: web.Request) -> web.StreamResponse:
     school = school_of(request)
-    stmt = listing(school.school_id, request.query).limit(EXPORT_LIMIT)
+    stmt = sorted_listing(school.school_id, request).limit(EXPORT_LIMIT)
     response = web.StreamResponse(headers={
         "Content-Type": "text/csv; charset=utf-8",
         "Content-Disposition": 'attachment; filename="sales.csv"'})
@@ -149,16 +177,17 @@ async def export_csv(request: web.Request) -> web.StreamResponse:
         writer.writerow(["ref", "received_at", "created_at", "business_day", "terminal", "seq",
                          "kind", "cashier", "student_number", "student", "wallet_id", "total",
                          "currency", "status", "code", "flags", "balance_after", "offline",
-                         "refund", "refund_ref", "items"])
+                         "refund", "refund_ref", "items", "net"])
         while chunk is not None:
             for r in chunk:
                 writer.writerow([safe_cell(v) for v in (
                     r.ref, r.received_at.isoformat(), r.created_at.isoformat(), r.business_day,
                     r.device_name, r.seq, r.kind, r.cashier_name, r.student_number,
-                    r.display_name, r.wallet_id, _major(r.total, school), school.currency,
+                    r.display_name, r.wallet_id, _major(signed(r), school), school.currency,
                     r.status, r.code, " ".join(r.flags or []), _major(r.balance_after, school),
                     "yes" if r.offline else "no", r.refund_kind, r.refund_ref,
-                    items_text(r.lines))])
+                    items_text(r.lines),
+                    _major(signed(r) if r.status == "applied" else 0, school))])
             await response.write(buf.getvalue().encode())
             buf.seek(0)
             buf.truncate()
@@ -166,6 +195,11 @@ async def export_csv(request: web.Request) -> web.StreamResponse:
     await response.write(buf.getvalue().encode())
     await response.write_eof()
     return response
+
+
+def signed(row: Any) -> int:
+    """A row's total as it counts toward the net: a void gives money back."""
+    return -int(row.total) if row.kind == "void" else int(row.total)
 
 
 def items_text(lines: list[dict[str, Any]] | None) -> str:

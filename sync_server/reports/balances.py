@@ -78,6 +78,22 @@ def backwards(as_of: datetime, school_created: datetime, now: datetime) -> bool:
     return now - as_of < as_of - school_created
 
 
+async def replay_backward(conn: AsyncConnection, school_id: str, day: date | None,
+                          timezone: str) -> bool:
+    if day is None:
+        return False
+    created = (await conn.execute(sa.select(schools.c.created_at).where(
+        schools.c.school_id == school_id))).scalar_one()
+    return backwards(day_period(day, timezone).end, created, utcnow())
+
+
+def ordered(stmt: sa.Select[Any], sort: str, descending: bool) -> sa.Select[Any]:
+    """By a column of :data:`SORTS` or ``balance`` (others: the default), then wallet ID."""
+    column: Any = sa.literal_column("balance") if sort == "balance" else SORTS.get(
+        sort, SORTS[DEFAULT_SORT])
+    return stmt.order_by(column.desc() if descending else column.asc(), wallets.c.wallet_id)
+
+
 def listing(school_id: str, day: date | None, timezone: str, *, negative_only: bool = False,
             backward: bool = False) -> tuple[sa.Select[Any], datetime | None]:
     """Every wallet of the school with its balance (at the end of ``day``), unsorted and
@@ -115,15 +131,11 @@ async def balances_at(conn: AsyncConnection, school_id: str, day: date | None, t
                       descending: bool = False, limit: int = 50, offset: int = 0,
                       backward: bool | None = None) -> Balances:
     """``backward`` None picks the shorter replay (:func:`backwards`)."""
-    if backward is None and day is not None:
-        created = (await conn.execute(sa.select(schools.c.created_at).where(
-            schools.c.school_id == school_id))).scalar_one()
-        backward = backwards(day_period(day, timezone).end, created, utcnow())
+    if backward is None:
+        backward = await replay_backward(conn, school_id, day, timezone)
     stmt, as_of = listing(school_id, day, timezone, negative_only=negative_only,
-                          backward=bool(backward))
-    order = sa.literal_column("balance") if sort == "balance" else SORTS.get(
-        sort, SORTS[DEFAULT_SORT])
-    stmt = stmt.order_by(order.desc() if descending else order.asc(), wallets.c.wallet_id)
+                          backward=backward)
+    stmt = ordered(stmt, sort, descending)
     rows = (await conn.execute(stmt.limit(limit).offset(offset))).all()
     if rows:
         first = rows[0]
