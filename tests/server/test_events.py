@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -23,6 +25,7 @@ import asyncpg
 import pytest
 import sqlalchemy as sa
 
+from sync_server.api.webhooks import sign
 from sync_server.config import ServerConfig
 from sync_server.events.hub import MIN_READ_GAP_SECONDS, version_text
 from sync_server.keys import events_hub_key, events_listener_key
@@ -31,7 +34,8 @@ from sync_server.storage.engine import create_engine
 from sync_server.storage.schema import schools
 from tests.admin.conftest import as_role
 from tests.admin.test_webhook import deliver, event
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import PG_ADMIN_URL, WEBHOOK_SECRET, DatabaseFactory
+from tests.server.serve_process import serve
 
 from .helpers import auth, enroll, push, sale
 
@@ -320,3 +324,128 @@ async def wait_until(condition: Any, within: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.05)
+
+
+# ---------------------------------------------------------------------------- real processes
+
+async def _enrolled(http: aiohttp.ClientSession, base: str, db_url: str, school_id: str,
+                    name: str) -> dict[str, Any]:
+    resp = await http.post(f"{base}/api/v1/devices/enroll",
+                           json={"enrollment_code": await _code(db_url, school_id), "name": name})
+    assert resp.status == 201, await resp.text()
+    return dict(await resp.json())
+
+
+async def _stream_at(http: aiohttp.ClientSession, base: str, token: str) -> EventReader:
+    response = await http.get(f"{base}{URL}", headers=auth(token))
+    assert response.status == 200, await response.text()
+    return EventReader(response)
+
+
+async def test_a_change_through_one_server_reaches_a_stream_held_by_another(
+        db_factory: DatabaseFactory, tmp_path: Path) -> None:
+    """Two `pos-server serve` processes on one database: LISTEN/NOTIFY on PostgreSQL, the
+    change counter on SQLite."""
+    db_url = await asyncio.to_thread(db_factory.new)  # PostgreSQL: its own event loop
+    school = db_factory.demo["schools"][0]
+    with serve(db_url, tmp_path) as one, serve(db_url, tmp_path) as two:
+        async with aiohttp.ClientSession() as http:
+            seller = await _enrolled(http, one.url, db_url, school["school_id"], "Counter 1")
+            watcher = await _enrolled(http, two.url, db_url, school["school_id"], "Counter 2")
+            stream = await _stream_at(http, two.url, watcher["device_token"])
+            seen = [(await stream.event()).data["version"]]
+            waits = {}
+            started = time.monotonic()
+            pushed = await http.post(f"{one.url}/api/v1/sync/sales", headers=auth(
+                seller["device_token"]), json={"sales": [sale(school, 1)]})
+            assert pushed.status == 200, await pushed.text()
+            message = await stream.event()
+            waits["sale via server 1"] = message.at - started
+            assert message.data["version"] not in seen
+            seen.append(message.data["version"])
+            started = time.monotonic()
+            raw = json.dumps(event(school["wallets"][4]["wallet_id"], "evt_x1")).encode()
+            stamp = str(int(time.time()))
+            paid = await http.post(f"{one.url}/api/v1/webhooks/payments", data=raw, headers={
+                "Content-Type": "application/json", "X-Timestamp": stamp,
+                "X-Signature": sign(WEBHOOK_SECRET, stamp, raw)})
+            assert paid.status == 200, await paid.text()
+            message = await stream.event()
+            waits["top-up via server 1"] = message.at - started
+            assert message.data == {"version": await school_version(db_url, school["school_id"])}
+            assert message.data["version"] not in seen
+            stream.response.close()
+    print("cross-process latency (s):", {k: round(v, 3) for k, v in waits.items()})
+    assert all(seconds < 1.5 for seconds in waits.values()), waits
+
+
+async def test_every_worker_of_serve_workers_2_tells_its_streams(
+        sqlite_factory: DatabaseFactory, tmp_path: Path) -> None:
+    """``--workers 2`` on SQLite: whichever worker holds a stream, a change committed by the
+    other worker or by another process reaches it."""
+    db_url = sqlite_factory.new()
+    school = sqlite_factory.demo["schools"][0]
+    with serve(db_url, tmp_path, env={"POS_WORKERS": "2"}) as served:
+        async with aiohttp.ClientSession() as http:
+            device = await _enrolled(http, served.url, db_url, school["school_id"], "Counter 1")
+            token = device["device_token"]
+            # New connections each: the kernel hands them to both workers.
+            streams = [await _stream_at(http, served.url, token) for _ in range(8)]
+            for stream in streams:
+                await stream.event()
+            pushed = await http.post(f"{served.url}/api/v1/sync/sales", headers=auth(token),
+                                     json={"sales": [sale(school, 1)]})
+            assert pushed.status == 200, await pushed.text()
+            after_push = await school_version(db_url, school["school_id"])
+            for stream in streams:
+                assert (await stream.event(within=2.0)).data == {"version": after_push}
+            engine = create_engine(db_url)
+            try:
+                async with engine.begin() as conn:
+                    await update_settings(conn, school["school_id"], offline_max_sale=999)
+            finally:
+                await engine.dispose()
+            after_settings = await school_version(db_url, school["school_id"])
+            for stream in streams:
+                assert (await stream.event(within=2.0)).data == {"version": after_settings}
+            metrics = await http.get(f"{served.url}/metrics")
+            text = await metrics.text()
+            assert "pos_sse_streams_open 8.0" in text, [
+                line for line in text.splitlines() if "sse" in line]
+            for stream in streams:
+                stream.response.close()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_sigterm_with_open_streams_exits_at_once(db_factory: DatabaseFactory,
+                                                       tmp_path: Path, workers: int) -> None:
+    db_url = await asyncio.to_thread(db_factory.new)  # PostgreSQL: its own event loop
+    school = db_factory.demo["schools"][0]
+    env = {"POS_WORKERS": str(workers)}
+    took: dict[str, float] = {}
+    with serve(db_url, tmp_path, env=env) as idle:  # the baseline: no stream open
+        started = time.monotonic()
+        idle.process.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(idle.process.wait, 30)
+        took["no streams"] = time.monotonic() - started
+    with serve(db_url, tmp_path, env=env) as served:
+        async with aiohttp.ClientSession() as http:
+            device = await _enrolled(http, served.url, db_url, school["school_id"], "Counter 1")
+            streams = [await _stream_at(http, served.url, device["device_token"])
+                       for _ in range(20)]
+            for stream in streams:
+                await stream.event()
+            started = time.monotonic()
+            served.process.send_signal(signal.SIGTERM)
+            for stream in streams:
+                await stream.ended(within=10)
+            took["20 streams: all ended"] = time.monotonic() - started
+            code = await asyncio.to_thread(served.process.wait, 30)
+            took["20 streams: process exited"] = time.monotonic() - started
+    print(f"SIGTERM, --workers {workers} (s):", {k: round(v, 2) for k, v in took.items()})
+    assert code == 0, served.log_text()[-2000:]
+    # Without ending the streams, each worker would wait them out for its shutdown timeout
+    # (28.5 s). Gunicorn's own stop takes seconds on a busy machine, hence the baseline.
+    assert took["20 streams: all ended"] < 2, took
+    assert took["20 streams: process exited"] < max(5.0, took["no streams"] + 3.0), took
+    assert "Traceback" not in served.log_text(), served.log_text()[-3000:]
