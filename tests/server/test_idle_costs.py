@@ -185,8 +185,11 @@ async def test_flushes_from_two_processes_never_move_last_seen_back(
         await second.dispose()
 
 
-def test_shutdown_flushes_what_was_seen(db_factory: DatabaseFactory, tmp_path: Any) -> None:
-    """A real ``serve`` process: contacts wait in memory, and SIGTERM writes them."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_shutdown_flushes_what_was_seen(db_factory: DatabaseFactory, tmp_path: Any,
+                                        workers: int) -> None:
+    """A real ``serve``: contacts wait in memory, and SIGTERM writes them (with ``--workers``,
+    gunicorn passes the signal on and each worker's app shuts down the same way)."""
     db_url, school_id = db_factory.new(), db_factory.demo["schools"][0]["school_id"]
     code = json.loads(subprocess.run(
         [sys.executable, "-m", "sync_server", "enrollment-code", "--db", db_url, "--school",
@@ -196,7 +199,8 @@ def test_shutdown_flushes_what_was_seen(db_factory: DatabaseFactory, tmp_path: A
     url = f"http://127.0.0.1:{port}"
     log = (tmp_path / "server.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "sync_server", "serve", "--db", db_url,
-                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
+                             "--port", str(port), "--workers", str(workers)],
+                            stdout=log, stderr=subprocess.STDOUT,
                             env={**os.environ, "POS_PRESENCE_FLUSH_SECONDS": "3600"})
     try:
         wait_until_healthy(url, process=proc)
