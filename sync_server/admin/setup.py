@@ -29,6 +29,7 @@ from . import (
     formatting,
     language,
     payments,
+    report_pdfs,
     roster,
     sales,
     schools,
@@ -69,7 +70,7 @@ def setup_admin(app: web.Application) -> None:
     app.router.add_static("/admin/static", HERE / "static", name="admin-static")
     app.router.add_get("/admin", _to_dashboard)
     for module in (auth, language, schools, dashboard, sales, exceptions, wallets, roster,
-                   bracelets, devices, catalog, payments, settings, audit):
+                   bracelets, devices, catalog, payments, settings, audit, report_pdfs):
         app.add_routes(module.routes)
 
 

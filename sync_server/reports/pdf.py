@@ -1,0 +1,263 @@
+"""The printable layout every PDF report shares: A4, a header, tables, page numbers.
+
+fpdf2 draws the pages; its text shaping (harfbuzz through uharfbuzz, and its own Unicode
+bidi algorithm) joins Arabic letters and orders mixed Arabic/Latin text, which no PDF
+library does without a shaping engine. An Arabic report is laid out right to left like the
+console: columns start at the right edge, words align right, and amounts keep their own
+direction (a minus stays in front) and align to the page's end edge, as admin.css does.
+Numbers use Western digits in both languages (sync_server/admin/formatting.py says why).
+
+Fonts are Noto Sans (Latin) and Noto Sans Arabic from Debian's ``fonts-noto-core``; each is
+the other's fallback, so an Arabic student name on an English statement, or a Latin product
+name on an Arabic Z report, is drawn with the right letters. A server without them fails
+with :class:`FontsMissing`, naming the package, instead of printing empty boxes.
+
+A report is a small bounded document (a day of one school, a month of one wallet), so it is
+built in memory and returned as bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+
+from fpdf import FPDF
+from fpdf.enums import Align, XPos, YPos
+
+from .. import i18n
+from ..admin import formatting
+from ..i18n import _
+
+FONT_PACKAGE = "fonts-noto-core"
+FONT_ROOTS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"))
+# (family, style) -> file name; the families are fpdf2 font keys (lower case, no B/I).
+FONT_FILES = {
+    ("notosans", ""): "NotoSans-Regular.ttf",
+    ("notosans", "B"): "NotoSans-Bold.ttf",
+    ("notoarabic", ""): "NotoSansArabic-Regular.ttf",
+    ("notoarabic", "B"): "NotoSansArabic-Bold.ttf",
+}
+
+MARGIN = 14.0  # mm on every side of an A4 page (210 x 297)
+BODY_SIZE = 9.0  # pt: a Z report with a dozen tills and twenty cashiers fits one page
+ROW_HEIGHT = 5.2  # mm per table row at BODY_SIZE
+LINE_GREY = 170
+ELLIPSIS = "…"
+
+
+class FontsMissing(RuntimeError):
+    """The Noto fonts are not installed: the message names them and the Debian package."""
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A table column: its header, its share of the page width, and whether it holds
+    amounts (aligned to the end edge, in their own direction)."""
+
+    title: str
+    share: float = 1.0
+    numeric: bool = False
+
+
+@cache
+def font_paths(roots: tuple[Path, ...] = FONT_ROOTS) -> dict[tuple[str, str], Path]:
+    """Where the four font files are, looked up once per process (fontconfig is not asked:
+    its Python binding is one more native dependency, and Debian's paths are stable)."""
+    wanted = set(FONT_FILES.values())
+    found: dict[str, Path] = {}
+    for root in roots:
+        if root.is_dir():
+            for path in root.rglob("NotoSans*.ttf"):
+                if path.name in wanted:
+                    found.setdefault(path.name, path)
+    missing = sorted(wanted - found.keys())
+    if missing:
+        raise FontsMissing(
+            f"PDF reports need the Noto fonts {', '.join(missing)}, not found under "
+            f"{', '.join(str(r) for r in roots)}: install the Debian package {FONT_PACKAGE} "
+            f"(apt-get install {FONT_PACKAGE})")
+    return {key: found[name] for key, name in FONT_FILES.items()}
+
+
+class ReportPdf(FPDF):
+    """One report: its header on every page, then headings, facts and tables in order.
+
+    The language is the one of the request being drawn (``i18n.current_language()``), read
+    once here, so every string the caller passes should already be in it."""
+
+    def __init__(self, *, title: str, school_name: str, period: str, timezone: str,
+                 generated_at: datetime | None = None) -> None:
+        super().__init__(orientation="portrait", unit="mm", format="A4")
+        self.lang = i18n.current_language()
+        self.rtl = i18n.direction(self.lang) == "rtl"
+        self.report_title, self.school_name, self.period = title, school_name, period
+        self.generated = formatting.when(generated_at or datetime.now(UTC), timezone,
+                                         lang=self.lang)
+        self.main_font = "notoarabic" if self.rtl else "notosans"
+        for (family, style), path in font_paths().items():
+            self.add_font(family, style, str(path))
+        self.set_fallback_fonts(["notosans" if self.rtl else "notoarabic"], exact_match=False)
+        self.set_text_shaping(True)
+        self.set_margins(MARGIN, MARGIN, MARGIN)
+        self.set_auto_page_break(True, margin=MARGIN + 6)
+        self.set_lang(self.lang)
+        self.set_title(f"{title}: {school_name}, {period}")
+        self.set_creator("cafeteria-pos")
+        self.set_draw_color(LINE_GREY)
+        self.add_page()
+
+    # --------------------------------------------------------------- page furniture
+    def header(self) -> None:
+        self._font(13, bold=True)
+        self._text_line(self.school_name, 7, own_direction=True)
+        self._font(11, bold=True)
+        self._text_line(self.report_title, 6)
+        self._font(BODY_SIZE)
+        self._text_line(self.period, 5)
+        self._text_line(_("Generated %(when)s", when=self.generated), 5)
+        y = self.get_y() + 1.5
+        self.line(self.l_margin, y, self.w - self.r_margin, y)
+        self.set_y(y + 3)
+
+    def _number_pages(self) -> None:
+        """"Page 1 of 2" on every page, written once the count is known. (fpdf2's
+        ``{nb}`` alias is replaced after layout, so a centred or right-to-left line would keep
+        the alias's width around the number.)"""
+        total = self.page
+        self.set_auto_page_break(False)
+        for number in range(1, total + 1):
+            self.page = number
+            self.set_y(self.h - MARGIN - 2)
+            self._font(8)
+            self._text_line(_("Page %(page)s of %(pages)s", page=number, pages=total), 4,
+                            align=Align.C)
+        self.page = total
+
+    # --------------------------------------------------------------- content
+    def heading(self, text: str) -> None:
+        """A section title; moved to the next page with at least a few rows after it."""
+        if self.get_y() + 7 + 3 * ROW_HEIGHT > self.page_break_trigger:
+            self.add_page()
+        self.ln(2)
+        self._font(10.5, bold=True)
+        self._text_line(text, 6.5)
+
+    def note(self, text: str) -> None:
+        """A sentence under a table (what a figure means, why something is empty)."""
+        self._font(8)
+        self.set_x(self.l_margin)
+        self._shaping(rtl=self.rtl)
+        self.multi_cell(0, 4, text, align=Align.R if self.rtl else Align.L,
+                        new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+    def facts(self, pairs: Sequence[tuple[str, str]], columns: int = 2) -> None:
+        """Label/value pairs in a grid (the Z report's totals, a statement's balances)."""
+        width = self.epw / columns
+        for start in range(0, len(pairs), columns):
+            self._page_room(ROW_HEIGHT)
+            y = self.get_y()
+            for i, (label, value) in enumerate(pairs[start:start + columns]):
+                x0 = self._start_x(i * width, width)
+                self._font(BODY_SIZE)
+                self._cell(x0, y, width * 0.6, label, numeric=False, words=True)
+                self._font(BODY_SIZE, bold=True)
+                self._cell(x0, y, width - 2, value, numeric=True)
+            self.set_xy(self.l_margin, y + ROW_HEIGHT)
+
+    def report_table(self, columns: Sequence[Column], rows: Iterable[Sequence[str]],
+              total: Sequence[str] | None = None, empty: str | None = None) -> None:
+        """Rows of already formatted cells; the header row is repeated on each new page,
+        and ``total`` is drawn bold above a rule. A text too wide for its cell is cut with
+        an ellipsis (a report must not wrap rows into one another)."""
+        shares = sum(c.share for c in columns)
+        widths = [self.epw * c.share / shares for c in columns]
+        self._page_room(ROW_HEIGHT * 2)
+        self._table_header(columns, widths)
+        drawn = 0
+        for row in rows:
+            if self.get_y() + ROW_HEIGHT > self.page_break_trigger:
+                self.add_page()
+                self._table_header(columns, widths)
+            self._font(BODY_SIZE)
+            self._row(columns, widths, row)
+            drawn += 1
+        if not drawn and empty:
+            self._font(BODY_SIZE)
+            self._row([Column(empty)], [self.epw], [empty])
+        if total is not None:
+            self._page_room(ROW_HEIGHT + 1)
+            y = self.get_y()
+            self.line(self.l_margin, y, self.w - self.r_margin, y)
+            self._font(BODY_SIZE, bold=True)
+            self._row(columns, widths, total)
+
+    def pdf_bytes(self) -> bytes:
+        self._number_pages()
+        return bytes(self.output())
+
+    # --------------------------------------------------------------- drawing helpers
+    def _table_header(self, columns: Sequence[Column], widths: Sequence[float]) -> None:
+        self._font(BODY_SIZE - 0.5, bold=True)
+        self._row(columns, widths, [c.title for c in columns], words=True)
+        y = self.get_y()
+        self.line(self.l_margin, y, self.w - self.r_margin, y)
+
+    def _row(self, columns: Sequence[Column], widths: Sequence[float],
+             cells: Sequence[str], words: bool = False) -> None:
+        """Body cells are data (names, dates, amounts), each in its own direction; header
+        cells (``words``) are the page's language, in its direction."""
+        y, offset = self.get_y(), 0.0
+        for column, width, text in zip(columns, widths, cells, strict=True):
+            self._cell(self._start_x(offset, width), y, width, text, numeric=column.numeric,
+                       words=words)
+            offset += width
+        self.set_xy(self.l_margin, y + ROW_HEIGHT)
+
+    def _start_x(self, offset: float, width: float) -> float:
+        """The left edge of a box ``offset`` mm from the line's start: from the left margin
+        in a left-to-right report, from the right margin in a right-to-left one."""
+        return (self.w - self.r_margin - offset - width) if self.rtl else (self.l_margin + offset)
+
+    def _cell(self, x: float, y: float, width: float, text: str, *, numeric: bool,
+              words: bool = False) -> None:
+        """One line of text in a box: text at the line's start edge, amounts at its end
+        edge in their own direction ("-13.50" in both languages)."""
+        pad = 1.0
+        align = (Align.L if self.rtl else Align.R) if numeric else (
+            Align.R if self.rtl else Align.L)
+        self._shaping(rtl=self.rtl if words and not numeric else None)
+        text = self._fit(text, width - 2 * pad)
+        self.set_xy(x + pad, y)
+        self.cell(width - 2 * pad, ROW_HEIGHT, text, align=align)
+
+    def _fit(self, text: str, width: float) -> str:
+        if self.get_string_width(text) <= width:
+            return text
+        while text and self.get_string_width(text + ELLIPSIS) > width:
+            text = text[:-1]
+        return text.rstrip() + ELLIPSIS
+
+    def _text_line(self, text: str, height: float, align: Align | None = None,
+                   own_direction: bool = False) -> None:
+        """A line across the page, at its start edge; ``own_direction`` for data (a name)
+        that keeps its own direction, as the console's ``<bdi>`` does."""
+        self._shaping(rtl=None if own_direction else self.rtl)
+        self.set_x(self.l_margin)
+        self.cell(0, height, self._fit(text, self.epw),
+                  align=align or (Align.R if self.rtl else Align.L),
+                  new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+    def _font(self, size: float, bold: bool = False) -> None:
+        self.set_font(self.main_font, "B" if bold else "", size)
+
+    def _shaping(self, rtl: bool | None) -> None:
+        """Paragraph direction for the next text: right to left, left to right, or (None)
+        the text's own, from its first strong letter (how amounts and codes are drawn)."""
+        self.set_text_shaping(True, direction=None if rtl is None else ("rtl" if rtl else "ltr"))
+
+    def _page_room(self, height: float) -> None:
+        if self.get_y() + height > self.page_break_trigger:
+            self.add_page()
