@@ -16,7 +16,7 @@ from terminal.core import Terminal
 from terminal.readers.simulated import SimulatedReader
 from terminal.ui import i18n
 from terminal.ui.status_bar import StatusBar
-from tests.ui.conftest import offline_terminal, open_app, plain, wallet
+from tests.ui.conftest import offline_terminal, open_app, plain, screenshot, wallet
 
 
 @pytest.fixture
@@ -58,6 +58,8 @@ def test_live_and_polling_in_english_and_arabic(qtbot: Any, qapp: QApplication,
     assert flips == [Change.SYNC, Change.SYNC]
     bar.show_status(term.status(), "SAR")
     assert words(bar) == "تحديث دوري"
+    bar.resize(1024, bar.height())
+    screenshot(bar, "status-bar-polling-ar")
     i18n.switch(qapp, "en")
     QApplication.processEvents()
     assert words(bar) == "Polling"
@@ -87,6 +89,7 @@ def test_the_app_shows_live_once_it_holds_the_stream(qtbot: Any, live_server: An
     try:
         qtbot.waitUntil(lambda: window.status_bar.updates_mode == "live", timeout=20000)
         assert words(window.status_bar) == "Live"
+        screenshot(window, "status-bar-live")
         assert terminal.status()["updates"] == "live"
         live_server.stop()                   # the stream drops: offline, polling again
         qtbot.waitUntil(lambda: terminal.status()["updates"] == "polling", timeout=10000)
