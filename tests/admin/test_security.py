@@ -31,7 +31,7 @@ from .test_webhook import deliver, event
 
 PAGES = ["/admin/", "/admin/sales", "/admin/sales.csv", "/admin/exceptions", "/admin/wallets",
          "/admin/roster", "/admin/bracelets", "/admin/devices", "/admin/products",
-         "/admin/cashiers", "/admin/payments"]
+         "/admin/cashiers", "/admin/payments", "/admin/reports/z.pdf"]
 
 
 @dataclass
@@ -141,7 +141,9 @@ async def test_viewer_reads_every_page_but_changes_nothing(client: Any, demo: di
     ids = world.ids(0)
     viewer = await as_role(client, demo, "viewer")
     for path in [*PAGES, f"/admin/wallets/{ids['wallet']}", f"/admin/sales/{ids['ref']}",
-                 f"/admin/bracelets/{ids['uid']}", f"/admin/payments/{ids['payment']}"]:
+                 f"/admin/bracelets/{ids['uid']}", f"/admin/payments/{ids['payment']}",
+                 f"/admin/wallets/{ids['wallet']}/statement",
+                 f"/admin/wallets/{ids['wallet']}/statement.pdf"]:
         assert (await viewer.get(path)).status == 200, path
     assert (await viewer.get("/admin/audit")).status == 403
     assert (await viewer.get("/admin/schools")).status == 403
@@ -167,7 +169,8 @@ async def test_admin_roles_may_do_every_action_in_their_school(
     ids = world.ids(0)
     session = await as_role(client, demo, role)
     for path in [*PAGES, "/admin/audit", f"/admin/wallets/{ids['wallet']}",
-                 f"/admin/payments/{ids['payment']}"]:
+                 f"/admin/payments/{ids['payment']}", f"/admin/wallets/{ids['wallet']}/statement",
+                 f"/admin/wallets/{ids['wallet']}/statement.pdf"]:
         assert (await session.get(path)).status == 200, path
     for name, path, data in ACTIONS:
         resp = await session.post(path(ids), data(ids))
@@ -193,7 +196,9 @@ async def test_other_schools_ids_are_not_found_and_untouched(
     theirs = world.ids(1)
     session = await as_role(client, demo, role, school=0)  # platform admin looks at school 0
     for path in (f"/admin/wallets/{theirs['wallet']}", f"/admin/sales/{theirs['ref']}",
-                 f"/admin/bracelets/{theirs['uid']}", f"/admin/payments/{theirs['payment']}"):
+                 f"/admin/bracelets/{theirs['uid']}", f"/admin/payments/{theirs['payment']}",
+                 f"/admin/wallets/{theirs['wallet']}/statement",
+                 f"/admin/wallets/{theirs['wallet']}/statement.pdf"):
         assert (await session.get(path)).status == 404, path
     csv = await (await session.get(f"/admin/sales.csv?wallet={theirs['wallet']}")).text()
     assert theirs["ref"] not in csv and len(csv.strip().splitlines()) == 1
