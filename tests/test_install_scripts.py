@@ -104,7 +104,7 @@ def test_server_dry_run_lists_every_change(tmp_path: Path, os_release: str, arch
     assert f"installing on {named}" in done.stderr
     assert "dry run: nothing was changed" in done.stderr
     packages = _one(lines, "would: env DEBIAN_FRONTEND=noninteractive apt-get install -y")
-    assert {"python3-venv", "postgresql"} <= set(packages.split())
+    assert {"python3-venv", "postgresql", "fonts-noto-core"} <= set(packages.split())
     _user_line(lines, _pos_exists())
     _one(lines, "would: install -d -m 0750 -o pos -g pos /var/lib/pos")
     _one(lines, "would: install -d -m 0750 -o pos -g pos /var/backups/pos")
