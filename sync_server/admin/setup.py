@@ -30,6 +30,8 @@ from . import (
     language,
     payments,
     report_pdfs,
+    reports,
+    reports_csv,
     roster,
     sales,
     schools,
@@ -70,7 +72,8 @@ def setup_admin(app: web.Application) -> None:
     app.router.add_static("/admin/static", HERE / "static", name="admin-static")
     app.router.add_get("/admin", _to_dashboard)
     for module in (auth, language, schools, dashboard, sales, exceptions, wallets, roster,
-                   bracelets, devices, catalog, payments, settings, audit, report_pdfs):
+                   bracelets, devices, catalog, payments, settings, audit, reports,
+                   reports_csv, report_pdfs):
         app.add_routes(module.routes)
 
 
