@@ -128,7 +128,10 @@ class EventListener:
                     return
                 except _NoStream as exc:
                     retry_after, reason = exc.retry_after, str(exc)
-                except (httpx.HTTPError, SSEError, OSError) as exc:
+                except (httpx.HTTPError, httpx.StreamError, SSEError, OSError) as exc:
+                    reason = type(exc).__name__
+                except Exception as exc:  # a bug here must not end live updates for good
+                    log.exception("event stream failed unexpectedly; trying again later")
                     reason = type(exc).__name__
                 was_live = self.live
                 self._set_live(False)

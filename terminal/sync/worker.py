@@ -130,12 +130,14 @@ class SyncWorker:
     def _keep_stream(self, report: SyncReport) -> None:
         """Hold the stream while the device is in good standing. A listener that a 401/403
         ended is started again only after a cycle the server answered without an auth problem,
-        so a revoked till never reconnects in a loop."""
+        and a safety poll after the refusal at the earliest, so a revoked till never
+        reconnects in a loop."""
         if not self._stream or report.auth_problem is not None or not report.reached:
             return
         listener = self._listener
-        if listener is not None and (listener.refused is None or time.monotonic()
-                                     - self._refused_at < self._safety_interval):
+        if listener is not None and (listener.running() or (
+                listener.refused is not None
+                and time.monotonic() - self._refused_at < self._safety_interval)):
             return
         device = state.get_device(self._terminal.db)
         if device is None:
