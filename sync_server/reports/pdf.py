@@ -234,7 +234,9 @@ class ReportPdf(FPDF):
         self.cell(width - 2 * pad, ROW_HEIGHT, text, align=align)
 
     def _fit(self, text: str, width: float) -> str:
-        if self.get_string_width(text) <= width:
+        # No glyph of these fonts is wider than the font size (em), so a short text fits
+        # without shaping it twice (measuring runs the bidi algorithm and harfbuzz too).
+        if len(text) * self.font_size <= width or self.get_string_width(text) <= width:
             return text
         while text and self.get_string_width(text + ELLIPSIS) > width:
             text = text[:-1]
