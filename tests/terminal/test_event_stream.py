@@ -373,7 +373,9 @@ class TinySse:
         self._loop.close()
 
     def close(self) -> None:
-        """Stop serving; open streams are cancelled, not waited for."""
+        """Stop serving (again: nothing); open streams are cancelled, not waited for."""
+        if not self._thread.is_alive():
+            return
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
@@ -458,6 +460,33 @@ def test_a_burst_of_events_gives_a_few_pulls(tmp_path: Path) -> None:
         worker.wake()                        # a sale: a full cycle (push too), at once
         wait_until(lambda: len(term.pulls) == len(pulls) + 1, 2, "the sale's cycle")
         assert term.pulls[-1][1] is False
+    finally:
+        worker.stop(5)
+        term.close()
+        sse.close()
+
+
+def test_the_poll_waits_long_while_live_and_resumes_when_the_stream_drops(
+        tmp_path: Path) -> None:
+    sse = TinySse("silent")  # the first event, then a quiet but open stream
+    term = EventsOnly(tmp_path / "t", sse.url)
+    worker = SyncWorker(term, interval=0.2, safety_interval=1.0)
+    worker.start()
+    try:
+        wait_until(lambda: term.status()["updates"] == "live", 10, "the stream is held")
+        time.sleep(0.5)             # the first event's pull is done
+        mark = len(term.pulls)
+        time.sleep(2.5)
+        live = term.pulls[mark:]
+        # a safety poll a second (plus the 0.1 s pull), not one every 0.2 s
+        assert 1 <= len(live) <= 3, live
+        assert not any(only for _, only in live)   # polls push too
+
+        sse.close()                 # the stream drops: polling at the short interval again
+        wait_until(lambda: term.status()["updates"] == "polling", 5, "the stream is down")
+        mark = len(term.pulls)
+        time.sleep(1.5)
+        assert len(term.pulls) - mark >= 4, term.pulls[mark:]
     finally:
         worker.stop(5)
         term.close()
