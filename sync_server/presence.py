@@ -9,9 +9,10 @@ everything noted since the last flush every ``presence_flush_seconds`` in ONE st
 
 Several processes and hosts flush the same devices in any order, so a flush only ever moves
 ``last_seen_at`` forward (its WHERE keeps a stored later time), and the app version goes with
-the time it was seen at. The console's "last contact" therefore lags by up to one flush
-interval; a process killed without its shutdown flush loses at most that interval's contacts,
-which the terminal's next poll records again.
+the time it was seen at. Because contacts wait in memory, the console's "last contact" lags
+by up to one flush interval, and a process killed without its shutdown flush loses at most
+that interval's contacts, which the terminal's next poll records again. The memory is one
+entry per terminal seen, and only authenticated terminals are noted.
 """
 
 from __future__ import annotations
