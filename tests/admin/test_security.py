@@ -31,7 +31,10 @@ from .test_webhook import deliver, event
 
 PAGES = ["/admin/", "/admin/sales", "/admin/sales.csv", "/admin/exceptions", "/admin/wallets",
          "/admin/roster", "/admin/bracelets", "/admin/devices", "/admin/products",
-         "/admin/cashiers", "/admin/payments", "/admin/reports/z.pdf"]
+         "/admin/cashiers", "/admin/payments", "/admin/reports/z.pdf", "/admin/reports",
+         "/admin/reports/z", "/admin/reports/z.csv", "/admin/reports/sales",
+         "/admin/reports/sales.csv", "/admin/reports/money", "/admin/reports/money.csv",
+         "/admin/reports/balances", "/admin/reports/balances.csv", "/admin/reports/negatives"]
 
 
 @dataclass
