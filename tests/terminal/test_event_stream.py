@@ -185,19 +185,26 @@ def test_a_top_up_and_a_blocked_bracelet_arrive_live(server: LiveServer,
         till.close()
 
 
-class EventsBlockingProxy:
-    """A TCP proxy in front of the server that passes every request except the event stream,
-    which it answers 502 (a proxy or firewall that cannot hold a long response). It reads
-    only the first request line of each connection: the till's stream has a client of its
-    own, so no other request shares that connection."""
+class Proxy:
+    """A TCP proxy in front of the server that counts the till's requests by their request
+    line and, with ``pass_events=False``, answers the event stream 502 (a proxy or firewall
+    that cannot hold a long response). The stream has an HTTP client of its own, so the first
+    request line of a connection says whether it is the stream's."""
 
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, *, pass_events: bool = True) -> None:
         self.upstream_port = upstream_port
+        self.pass_events = pass_events
         self.refused = 0
+        self.seen: dict[str, int] = {}      # "POST /api/v1/sync/sales" -> requests
+        self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         threading.Thread(target=self._accept, daemon=True).start()
+
+    def count(self, request: str) -> int:
+        with self._lock:
+            return self.seen.get(request, 0)
 
     def close(self) -> None:
         self._listener.close()
@@ -212,7 +219,7 @@ class EventsBlockingProxy:
 
     def _serve(self, client: socket.socket) -> None:
         first = client.recv(65536)
-        if first.startswith(b"GET /api/v1/sync/events"):
+        if not self.pass_events and first.startswith(b"GET /api/v1/sync/events"):
             self.refused += 1
             client.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n"
                            b"Connection: close\r\n\r\n")
@@ -223,14 +230,28 @@ class EventsBlockingProxy:
         except OSError:
             client.close()
             return
+        self._note(first)
         upstream.sendall(first)
-        threading.Thread(target=_pipe, args=(client, upstream), daemon=True).start()
+        threading.Thread(target=_pipe, args=(client, upstream, self._note),
+                         daemon=True).start()
         _pipe(upstream, client)
 
+    def _note(self, data: bytes) -> None:
+        """Request lines at the start of what the till sent (a request is sent in one go)."""
+        line = data.split(b"\r\n", 1)[0].decode("latin-1")
+        method, _, rest = line.partition(" ")
+        if method in ("GET", "POST") and rest.startswith("/"):
+            request = f"{method} {rest.split(' ')[0].split('?')[0]}"
+            with self._lock:
+                self.seen[request] = self.seen.get(request, 0) + 1
 
-def _pipe(source: socket.socket, target: socket.socket) -> None:
+
+def _pipe(source: socket.socket, target: socket.socket,
+          note: Callable[[bytes], None] | None = None) -> None:
     try:
         while data := source.recv(65536):
+            if note is not None:
+                note(data)
             target.sendall(data)
     except OSError:
         pass
@@ -249,7 +270,7 @@ def test_with_the_stream_cut_polling_still_brings_both(live_server: LiveServer,
     cashier = school["cashiers"][0]["cashier_id"]
     water = next(p for p in school["products"] if p["name"] == "Water 330ml")["product_id"]
     payer, lost = spendable(school)[:2]
-    proxy = EventsBlockingProxy(server.port)
+    proxy = Proxy(server.port, pass_events=False)
     till = Till(server, tmp_path / "till", interval=0.5, server_url=proxy.url,
                 stream_backoff=Backoff(rng=random.Random(5)))   # the real defaults, 2..60 s
     try:
@@ -268,6 +289,39 @@ def test_with_the_stream_cut_polling_still_brings_both(live_server: LiveServer,
         assert 1 <= till.listener.attempts <= 5, till.listener.attempts
         wait_until(lambda: proxy.refused == till.listener.attempts, 2,
                    "every try reached the proxy")
+    finally:
+        till.close()
+        proxy.close()
+
+
+def test_an_event_pulls_without_an_empty_push_but_sends_queued_sales(
+        live_server: LiveServer, tmp_path: Path) -> None:
+    server = live_server
+    school = server.demo["schools"][0]
+    cashier = school["cashiers"][0]["cashier_id"]
+    water = next(p for p in school["products"] if p["name"] == "Water 330ml")["product_id"]
+    payer, buyer = spendable(school)[:2]
+    proxy = Proxy(server.port)
+    till = Till(server, tmp_path / "till", server_url=proxy.url)
+    push, pull = "POST /api/v1/sync/sales", "GET /api/v1/sync/snapshot"
+    try:
+        wait_until(lambda: till.updates() == "live", 10, "the stream is held")
+        wait_until(lambda: till.worker.event_cycles >= 1, 5, "the first event's pull")
+        pushes, pulls = proxy.count(push), proxy.count(pull)
+        before = till.balance(payer["wallet_id"])
+        assert before is not None
+        top_up(server.url, payer["wallet_id"], 300)
+        wait_until(lambda: till.balance(payer["wallet_id"]) == before + 300, LIVE_WITHIN_S,
+                   "the top-up arrives")
+        assert proxy.count(pull) > pulls
+        assert proxy.count(push) == pushes          # nothing queued: no empty push
+
+        # A sale the worker was not woken for (no wake() here) goes with the next event.
+        till.term.record_sale(cashier, [(water, 1)], uid=buyer["credential_uid"])
+        top_up(server.url, payer["wallet_id"], 300)
+        wait_until(lambda: till.term.status()["queued"] == 0, LIVE_WITHIN_S,
+                   "the queued sale went with the event's cycle")
+        assert proxy.count(push) == pushes + 1
     finally:
         till.close()
         proxy.close()
