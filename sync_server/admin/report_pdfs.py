@@ -75,8 +75,8 @@ def draw_z_report(report: zreport.ZReport) -> bytes:
     pdf.heading(_("School totals (%(currency)s)", currency=cur))
     pdf.facts([
         (_("Sales"), _count_amount(totals.sales_count, totals.sales_amount, cur)),
-        (voids, _count_amount(totals.voids_count, totals.voids_amount, cur)),
-        (_("Reversals"), _count_amount(totals.reversals_count, totals.reversals_amount, cur)),
+        (voids, _count_amount(totals.voids_count, -totals.voids_amount, cur)),
+        (_("Reversals"), _count_amount(totals.reversals_count, -totals.reversals_amount, cur)),
         (_("Net"), formatting.amount(totals.net, cur)),
         (_("Made offline"), _count_amount(totals.offline_count, totals.offline_amount, cur)),
         (_("Refused (no money moved)"), formatting.number(totals.rejected_count)),
@@ -85,18 +85,20 @@ def draw_z_report(report: zreport.ZReport) -> bytes:
     figures_columns = [Column(_("Sales"), 0.8, True), Column(_("Amount"), 1.1, True),
                        Column(voids, 1.1, True), Column(_("Reversals"), 1.3, True),
                        Column(_("Net"), 1.1, True)]
-    pdf.heading(f"{_('Terminals')} {money}")
+    pdf.heading(f"{_('Per terminal')} {money}")
     pdf.report_table(
         [Column(_("Terminal"), 2.2), *figures_columns, Column(_("Last contact"), 1.7)],
         ([t.name, *_figure_cells(t.figures, cur),
           formatting.when(t.last_seen_at, report.timezone, "short")]
          for t in report.terminals),
-        total=[_("Total"), *_figure_cells(totals, cur), ""], empty=_("No terminal."))
-    pdf.heading(f"{_('Cashiers')} {money}")
+        total=[_("School total"), *_figure_cells(totals, cur), ""],
+        empty=_("No terminals."))
+    pdf.heading(f"{_('Per cashier')} {money}")
     pdf.report_table(
         [Column(_("Cashier"), 2.2), *figures_columns],
         ([c.name, *_figure_cells(c.figures, cur)] for c in report.cashiers),
-        total=[_("Total"), *_figure_cells(totals, cur)], empty=_("No sale this day."))
+        total=[_("School total"), *_figure_cells(totals, cur)],
+        empty=_("No sales on this day."))
     if not report.day_over:
         pdf.note(_("The day is not over yet: these figures will still change."))
     for t in report.incomplete_terminals:
@@ -105,9 +107,11 @@ def draw_z_report(report: zreport.ZReport) -> bytes:
 
 
 def _figure_cells(f: zreport.Figures, cur: str) -> list[str]:
+    """As the page shows them: voids and reversals negative, so sales + voids + reversals
+    = net on every row."""
     return [formatting.number(f.sales_count), formatting.amount(f.sales_amount, cur),
-            formatting.amount(f.voids_amount, cur), formatting.amount(f.reversals_amount, cur),
-            formatting.amount(f.net, cur)]
+            formatting.amount(-f.voids_amount, cur),
+            formatting.amount(-f.reversals_amount, cur), formatting.amount(f.net, cur)]
 
 
 def _count_amount(count: int, amount: int, cur: str) -> str:

@@ -181,8 +181,16 @@ async def test_z_report_pdf_fits_one_page_with_12_tills_and_20_cashiers(
         assert pdf_pages(path) == 1
         render_page_one(path)
         text = pdf_text(path)
-        for figure in (expected_sales, voided, expected_sales - voided):
+        for figure in (expected_sales, -voided, expected_sales - voided):
             assert shown(figure, currency, lang) in text, (lang, figure)
+        # The page's totals row, as the page formats it, is in the PDF too.
+        page = await admin.page(f"/admin/reports/z?day={today.isoformat()}")
+        totals = page.split('id="z-totals"')[1].split("</tr>")[0]
+        figures = re.findall(r'data-minor="(-?\d+)">(?:<strong>)?([^<]+)<', totals)
+        assert len(figures) == 4  # sales, voids, reversals, net
+        for minor, text_shown in figures:
+            assert text_shown == shown(int(minor), currency, lang)
+            assert text_shown in text, (lang, text_shown)
         assert formatting.number(expected_count, lang=lang) in text
         for i in range(12):
             assert f"Till {i + 1:02d}" in text
