@@ -21,7 +21,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from terminal.settings import STREAM_MIN_PULL_GAP_S, STREAM_SAFETY_POLL_S, SYNC_INTERVAL_S
+from terminal.settings import (
+    STREAM_MIN_PULL_GAP_S,
+    STREAM_READ_TIMEOUT_S,
+    STREAM_SAFETY_POLL_S,
+    SYNC_INTERVAL_S,
+)
 from terminal.store import state
 from terminal.sync.backoff import Backoff
 from terminal.sync.cycle import SyncReport
@@ -32,12 +37,17 @@ if TYPE_CHECKING:
 
 
 class SyncWorker:
+    """``stream=False`` polls only (the stream is also skipped while the server has never
+    answered). The ``stream_*``, ``safety_interval`` and ``min_pull_gap`` knobs exist for
+    tests and benchmarks that cannot wait out the production values."""
+
     def __init__(self, terminal: Terminal, *, interval: float = SYNC_INTERVAL_S,
                  on_report: Callable[[SyncReport], None] | None = None,
                  backoff: Backoff | None = None, stream: bool = True,
                  safety_interval: float = STREAM_SAFETY_POLL_S,
                  min_pull_gap: float = STREAM_MIN_PULL_GAP_S,
-                 stream_backoff: Callable[[], Backoff] = Backoff) -> None:
+                 stream_backoff: Callable[[], Backoff] = Backoff,
+                 stream_read_timeout: float = STREAM_READ_TIMEOUT_S) -> None:
         self._terminal = terminal
         self._interval = interval
         self._on_report = on_report
@@ -46,6 +56,7 @@ class SyncWorker:
         self._safety_interval = max(safety_interval, interval)
         self._min_pull_gap = min_pull_gap
         self._stream_backoff = stream_backoff
+        self._stream_read_timeout = stream_read_timeout
         self._stop = threading.Event()
         # What the thread is waiting for, guarded by the condition: a wake-up (a sale, the
         # cashier's "sync now"), an event from the stream, or the stream going down.
@@ -147,7 +158,7 @@ class SyncWorker:
         self._listener = EventListener(
             device.server_url, device.device_token, on_event=self._on_event,
             on_live=self._on_live, on_refused=self._on_refused,
-            backoff=self._stream_backoff())
+            backoff=self._stream_backoff(), read_timeout=self._stream_read_timeout)
         self._listener.start()
 
     def _on_event(self, _version: str | None, _first: bool) -> None:
