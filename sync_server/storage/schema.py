@@ -216,6 +216,8 @@ postings = sa.Table(
     sa.CheckConstraint("from_account <> to_account", name="ck_postings_two_accounts"),
     sa.Index("ix_postings_from", "from_account"),
     sa.Index("ix_postings_to", "to_account"),
+    # The journal up to or since a date: balances at a date (0009).
+    sa.Index("ix_postings_school_posted", "school_id", "posted_at"),
 )
 
 # Every sale or void received from a device, first outcome per ref (applied or rejected).
@@ -249,6 +251,8 @@ sales = sa.Table(
     sa.Index("ix_sales_school_received", "school_id", "received_at"),
     # Sales of a wallet, and its spend on one school day (daily limits are summed from it).
     sa.Index("ix_sales_wallet_day", "school_id", "wallet_id", "business_day"),
+    # A school day or a range of them: dashboard, Z report, breakdowns, date filters (0009).
+    sa.Index("ix_sales_school_day", "school_id", "business_day"),
 )
 # The open exceptions queue: only sales still waiting for review are in this index, so the
 # queue and its count cost what is open, not the school's whole history (0004).
@@ -414,6 +418,8 @@ money_ops = sa.Table(
     sa.Index("ux_money_ops_key", "school_id", "idem_key", unique=True),
     sa.Index("ux_money_ops_posting", "posting_id", unique=True),
     sa.Index("ix_money_ops_wallet", "school_id", "wallet_id"),
+    # A period's reversals and console top-ups (Z report, breakdown, money flows; 0009).
+    sa.Index("ix_money_ops_school_created", "school_id", "created_at"),
 )
 # A held payment event is settled at most once (0005).
 sa.Index("ux_money_ops_payment_event", money_ops.c.payment_event_id, unique=True,

@@ -366,5 +366,6 @@ def test_migrations_keep_the_data_of_each_revision(rev: str, empty_db: str) -> N
 def test_every_revision_is_covered() -> None:
     """A new migration joins REVISIONS by itself; its tables need rows in :func:`fill` (and
     counts in :func:`head_counts`), or this fails: docs/upgrading.md."""
-    assert HEAD == "0008", ("a migration after 0008: give its tables rows in fill() and "
+    # 0009 adds indexes only (the reports' and date filters'): no table to fill.
+    assert HEAD == "0009", ("a migration after 0009: give its tables rows in fill() and "
                             "head_counts(), then move this line to the new head")

@@ -1,0 +1,111 @@
+"""Every query a report or a date-filtered page runs finds its rows through an index.
+
+On a school year (about 1.2 million sales, benchmarks/year.py) a full scan of ``sales`` or
+``postings`` is what turns a page from milliseconds into seconds, so these tests request the
+real pages from the real app, catch each statement it sends to the database, and EXPLAIN it
+with the same parameters: none may scan one of the big tables whole, and each page's main
+query must use the index migration 0009 made for it. The tables here are tiny, where a scan is
+as good as any index; PostgreSQL is told not to scan (``enable_seqscan = off``) so the plan
+shows which index the predicates can use, and SQLite's planner chooses from the schema alone
+(there is no ``sqlite_stat1``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from sync_server.storage.engine import create_engine
+
+from .conftest import as_role
+
+BIG = ("sales", "postings", "money_ops")
+MONTH = "from=2026-01-01&to=2026-01-31"
+
+
+@contextmanager
+def statements() -> Iterator[list[tuple[str, Any]]]:
+    """The SELECTs every engine of this process sends while the block runs."""
+    seen: list[tuple[str, Any]] = []
+
+    def note(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+             executemany: bool) -> None:
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")) and not executemany:
+            seen.append((statement, parameters))
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", note)
+
+
+def touches_big(statement: str) -> bool:
+    return any(re.search(rf"\b{table}\b", statement) for table in BIG)
+
+
+def full_scans(plan: str, statement: str, dialect: str) -> list[str]:
+    """The big tables the plan reads whole (by name or by the statement's alias for them)."""
+    if dialect == "postgresql":
+        return re.findall(rf"Seq Scan on ({'|'.join(BIG)})\b", plan)
+    names = {t: t for t in BIG}
+    for table, alias in re.findall(rf"\b({'|'.join(BIG)}) AS (\w+)", statement):
+        names[alias] = table
+    return [names[n] for n in re.findall(r"SCAN (\w+)", plan) if n in names]
+
+
+async def plans(db_url: str, seen: list[tuple[str, Any]]) -> list[tuple[str, str]]:
+    """(statement, plan) for each caught statement that reads a big table."""
+    out = []
+    engine = create_engine(db_url)
+    try:
+        async with engine.connect() as conn:
+            pg = conn.dialect.name == "postgresql"
+            if pg:
+                await conn.execute(sa.text("SET enable_seqscan = off"))
+            for statement, parameters in seen:
+                if not touches_big(statement):
+                    continue
+                rows = await conn.exec_driver_sql(
+                    ("EXPLAIN " if pg else "EXPLAIN QUERY PLAN ") + statement, parameters)
+                out.append((statement, "\n".join(str(r[-1]) for r in rows)))
+    finally:
+        await engine.dispose()
+    return out
+
+
+PAGES = [
+    # (page, the index its main query must use)
+    ("/admin/", "ix_sales_school_day"),
+    ("/admin/exceptions", "ix_sales_open_review"),
+    ("/admin/reports/z?day=2026-01-15", "ix_sales_school_day"),
+    (f"/admin/reports/sales?period=custom&{MONTH}&by=product&per=day", "ix_sales_school_day"),
+    (f"/admin/reports/sales?period=custom&{MONTH}&by=category&per=hour",
+     "ix_sales_school_day"),
+    (f"/admin/reports/money?period=custom&{MONTH}", "ix_money_ops_school_created"),
+    ("/admin/reports/balances?day=2026-01-31", "ix_postings_school_posted"),
+    ("/admin/reports/z.csv?day=2026-01-15", "ix_sales_school_day"),
+    (f"/admin/reports/sales.csv?period=custom&{MONTH}", "ix_sales_school_day"),
+]
+
+
+@pytest.mark.parametrize(("page", "index"), PAGES, ids=[p for p, _ in PAGES])
+async def test_page_reads_big_tables_through_indexes(client: Any, db_url: str,
+                                                     demo: dict[str, Any], page: str,
+                                                     index: str) -> None:
+    session = await as_role(client, demo, "admin")
+    with statements() as seen:
+        resp = await session.get(page)
+        assert resp.status == 200, (page, resp.status)
+        await resp.read()
+    explained = await plans(db_url, seen)
+    assert explained, f"{page} read none of {BIG}"
+    dialect = "postgresql" if db_url.startswith("postgresql") else "sqlite"
+    scans = [(s, p) for s, p in explained if full_scans(p, s, dialect)]
+    assert not scans, "\n\n".join(f"{s}\n--> {p}" for s, p in scans)
+    assert any(index in p for _, p in explained), "\n\n".join(p for _, p in explained)
