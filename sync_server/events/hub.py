@@ -31,6 +31,8 @@ COALESCE_SECONDS = 0.075
 # at most this often, so a till is told to pull at most four times a second however long the
 # burst lasts, and the last read always follows the last change.
 MIN_READ_GAP_SECONDS = 0.25
+# Schools per query: asyncpg takes at most 32,767 parameters a statement.
+SCHOOLS_PER_READ = 1000
 # Retried after a failed read (database restarting): the streams stay open meanwhile.
 RETRY_SECONDS = 2.0
 
@@ -51,9 +53,8 @@ class Stream:
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def offer(self, version: str) -> None:
-        if version != self.latest:
-            self.latest = version
-        if self.latest != self.sent:
+        self.latest = version
+        if version != self.sent:
             self._changed.set()
 
     def end(self) -> None:
@@ -154,7 +155,9 @@ class ChangeHub:
             if not due:
                 continue
             try:
-                await self._read(sorted(due))
+                ordered = sorted(due)
+                for start in range(0, len(ordered), SCHOOLS_PER_READ):
+                    await self._read(ordered[start:start + SCHOOLS_PER_READ])
             except Exception as exc:  # database away: keep the streams, look again soon
                 log.warning("event streams: reading school versions failed (%s); retrying",
                             type(exc).__name__)
@@ -163,8 +166,8 @@ class ChangeHub:
                 self._woken.set()
 
     async def _read(self, school_ids: list[str]) -> None:
-        device_ids = sorted({s.device_id for sid in school_ids
-                             for s in self._streams.get(sid, ())})
+        """Versions of ``school_ids`` and their devices that are not active (revoked devices
+        are few per school, and the index on school_id finds them)."""
         async with self._engine.connect() as conn:
             conn = await conn.execution_options(readonly=True)
             async with conn.begin():
@@ -175,7 +178,7 @@ class ChangeHub:
                                 .where(schools.c.school_id.in_(school_ids)))}
                 inactive = set((await conn.execute(
                     sa.select(devices.c.device_id)
-                    .where(devices.c.device_id.in_(device_ids),
+                    .where(devices.c.school_id.in_(school_ids),
                            devices.c.status != "active"))).scalars())
         self.reads += 1
         for school_id in school_ids:
