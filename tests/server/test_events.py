@@ -28,10 +28,10 @@ import sqlalchemy as sa
 from sync_server.api.webhooks import sign
 from sync_server.config import ServerConfig
 from sync_server.events.hub import MIN_READ_GAP_SECONDS, version_text
-from sync_server.keys import events_hub_key, events_listener_key
+from sync_server.keys import engine_key, events_hub_key, events_listener_key, presence_key
 from sync_server.records import update_settings
 from sync_server.storage.engine import create_engine
-from sync_server.storage.schema import schools
+from sync_server.storage.schema import devices, schools
 from tests.admin.conftest import as_role
 from tests.admin.test_webhook import deliver, event
 from tests.conftest import PG_ADMIN_URL, WEBHOOK_SECRET, DatabaseFactory
@@ -236,11 +236,12 @@ async def test_a_burst_of_changes_is_coalesced_and_ends_on_the_final_version(
 
 
 async def test_pings_at_the_configured_interval_and_nothing_read_without_streams(
-        client: Any, demo: dict[str, Any]) -> None:
+        client: Any, demo: dict[str, Any], db_url: str) -> None:
     hub = client.server.app[events_hub_key]
     await asyncio.sleep(3 * PING)
     assert hub.reads == 0  # no stream, no reads (SQLite's watch included)
     device = await enroll(client, demo["schools"][0]["enrollment_code"])
+    enrolled_seen = await _last_seen(db_url, device["device_id"])
     stream = await open_stream(client, device["device_token"])
     first = await stream.event()
     pings = []
@@ -252,6 +253,21 @@ async def test_pings_at_the_configured_interval_and_nothing_read_without_streams
     print("ping gaps (s):", [round(g, 3) for g in gaps])
     assert all(0.8 * PING <= gap <= 2.5 * PING for gap in gaps), gaps
     assert stream.raw.count(b": ping\n") == 4 and stream.raw[-1] == b": ping\n"
+    # The stream and its pings note the terminal as seen in memory, and write nothing.
+    assert await _last_seen(db_url, device["device_id"]) == enrolled_seen
+    presence = client.server.app[presence_key]
+    assert await presence.flush(client.server.app[engine_key]) == 1
+    assert await _last_seen(db_url, device["device_id"]) > enrolled_seen
+
+
+async def _last_seen(db_url: str, device_id: str) -> Any:
+    engine = create_engine(db_url)
+    try:
+        async with engine.connect() as conn:
+            return (await conn.execute(sa.select(devices.c.last_seen_at)
+                                       .where(devices.c.device_id == device_id))).scalar_one()
+    finally:
+        await engine.dispose()
 
 
 async def test_revoking_in_the_console_or_the_cli_ends_the_stream(
