@@ -37,9 +37,14 @@ from . import auditlog
 from .devices import DeviceRow, device_rows
 from .render import FormError, idem_key, redirect, render, text, whole_number
 from .scope import admin_of, found, require_write, school_of
+from .sorting import ordered, sorting
 
 routes = web.RouteTableDef()
 LIMIT = 200
+# The columns the open sales sort by (sorting.py); anything else: newest first.
+FLAGGED_SORTS: dict[str, Any] = {
+    "received": sales.c.received_at, "student": wallets.c.display_name,
+    "total": sales.c.total, "balance_after": sales.c.balance_after}
 
 
 def _open_sales(school_id: str) -> sa.Select[Any]:
@@ -105,8 +110,10 @@ async def open_counts(conn: AsyncConnection, school_id: str,
 async def queue(request: web.Request) -> web.StreamResponse:
     school = school_of(request)
     sid = school.school_id
+    order = sorting(request, tuple(FLAGGED_SORTS), "received", descending=True)
     async with reading(request.app) as conn:
-        flagged = (await conn.execute(_open_sales(sid).limit(LIMIT))).all()
+        flagged = (await conn.execute(ordered(_open_sales(sid), order, FLAGGED_SORTS,
+                                              sales.c.ref).limit(LIMIT))).all()
         conflicts = (await conn.execute(
             sa.select(sale_conflicts, devices.c.name.label("device_name"))
             .outerjoin(devices, sa.and_(devices.c.device_id == sale_conflicts.c.device_id,
@@ -125,7 +132,7 @@ async def queue(request: web.Request) -> web.StreamResponse:
         restricted = await restricted_items(conn, sid, flagged)
     return render(request, "exceptions.html", {
         "flagged": flagged, "conflicts": conflicts, "gaps": gaps, "payments": payments,
-        "pconflicts": pconflicts, "restricted": restricted})
+        "pconflicts": pconflicts, "restricted": restricted, "order": order})
 
 
 async def restricted_items(conn: AsyncConnection, school_id: str,

@@ -37,10 +37,16 @@ from .render import (
     text,
 )
 from .scope import School, admin_of, found, require_write, school_of
+from .sorting import ordered, sorting
 
 routes = web.RouteTableDef()
 STATES = ("pending", "completed", "failed", "refunded", "charged_back", "held",
           "refund_requested")
+# The columns the list sorts by (sorting.py); anything else keeps the default: newest first.
+PAYMENT_SORTS: dict[str, Any] = {
+    "created": payments.c.created_at, "reference": payments.c.reference,
+    "wallet": wallets.c.display_name, "amount": payments.c.amount, "state": payments.c.state,
+    "credited": payments.c.credited, "debited": payments.c.debited}
 
 
 def _scope(request: web.Request) -> sa.ColumnElement[bool]:
@@ -81,12 +87,12 @@ def _stale_before(request: web.Request) -> datetime:
 async def payment_list(request: web.Request) -> web.StreamResponse:
     school = school_of(request)
     where = _filters(request, school)
+    order = sorting(request, tuple(PAYMENT_SORTS), "created", descending=True)
     async with reading(request.app) as conn:
-        rows = (await conn.execute(paged(
+        rows = (await conn.execute(paged(ordered(
             sa.select(payments, wallets.c.display_name)
             .outerjoin(wallets, wallets.c.wallet_id == payments.c.wallet_id)
-            .where(*where)
-            .order_by(payments.c.created_at.desc(), payments.c.payment_id), request))).all()
+            .where(*where), order, PAYMENT_SORTS, payments.c.payment_id), request))).all()
         totals = (await conn.execute(
             sa.select(sa.func.count().label("count"),
                       sa.func.coalesce(sa.func.sum(payments.c.amount), 0).label("amount"),
@@ -94,7 +100,7 @@ async def payment_list(request: web.Request) -> web.StreamResponse:
                       sa.func.coalesce(sa.func.sum(payments.c.debited), 0).label("debited"))
             .where(*where))).one()
     return render(request, "payments.html", {
-        **page_context(request, rows), "totals": totals, "states": STATES,
+        **page_context(request, rows), "totals": totals, "states": STATES, "order": order,
         "stale_before": _stale_before(request)})
 
 

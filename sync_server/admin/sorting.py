@@ -56,7 +56,12 @@ def sorting(request: web.Request, allowed: Sequence[str], default: str, *,
 
 def ordered(stmt: sa.Select[Any], order: Sorting, columns: Mapping[str, Any],
             *tiebreak: Any) -> sa.Select[Any]:
-    """``stmt`` ordered by the chosen column (nulls last either way), then ``tiebreak``."""
+    """``stmt`` ordered by the chosen column, then ``tiebreak``. A nullable column puts its
+    empty cells last in both directions and on both databases; a NOT NULL one gets no NULLS
+    clause, which PostgreSQL would otherwise have to satisfy by sorting instead of reading an
+    index in order (the default orders are index orders)."""
     column = columns[order.key]
     direction = column.desc() if order.descending else column.asc()
-    return stmt.order_by(None).order_by(direction.nulls_last(), *tiebreak)
+    if getattr(column, "nullable", False):
+        direction = direction.nulls_last()
+    return stmt.order_by(None).order_by(direction, *tiebreak)

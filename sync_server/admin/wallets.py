@@ -35,8 +35,14 @@ from .render import (
     text,
 )
 from .scope import School, admin_of, found, require_write, school_of
+from .sorting import ordered, sorting
 
 routes = web.RouteTableDef()
+# The columns the list sorts by (sorting.py); anything else keeps the default: by name.
+WALLET_SORTS: dict[str, Any] = {
+    "name": wallets.c.display_name, "student_number": wallets.c.student_number,
+    "grade": wallets.c.grade, "homeroom": wallets.c.homeroom, "balance": wallets.c.balance,
+    "daily_limit": wallets.c.daily_limit, "status": wallets.c.status}
 
 
 @routes.get("/admin/wallets")
@@ -48,10 +54,11 @@ async def wallet_list(request: web.Request) -> web.StreamResponse:
                                  sa.func.lower(wallets.c.student_number).like(f"%{search}%")))
     if request.query.get("status") in ("active", "frozen", "closed"):
         stmt = stmt.where(wallets.c.status == request.query["status"])
+    order = sorting(request, tuple(WALLET_SORTS), "name")
     async with reading(request.app) as conn:
-        rows = (await conn.execute(
-            paged(stmt.order_by(wallets.c.display_name, wallets.c.wallet_id), request))).all()
-    return render(request, "wallets.html", page_context(request, rows))
+        rows = (await conn.execute(paged(ordered(stmt, order, WALLET_SORTS, wallets.c.wallet_id),
+                                         request))).all()
+    return render(request, "wallets.html", {**page_context(request, rows), "order": order})
 
 
 async def _wallet(conn: AsyncConnection, school: School, wallet_id: str) -> sa.Row[Any]:

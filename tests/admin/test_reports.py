@@ -257,3 +257,57 @@ async def test_reports_never_show_another_school(client: Any, demo: dict[str, An
     _, z = await read_csv(admin, "/admin/reports/z.csv")
     tills = {r["id"] for r in z if r["section"] == "terminal"}
     assert tills == {t["device_id"] for t in mine["tills"]}
+
+
+def column_minor(html: str, table_id: str, nth: int) -> list[int]:
+    """The amounts of column ``nth`` (0-based among ``class="num"`` cells) of a table, in
+    minor units, from the amounts as shown (``1,234.50``, ``—`` skipped)."""
+    table = re.search(rf'<table id="{table_id}">(.*?)</table>', html, re.S)
+    assert table, table_id
+    out = []
+    for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table.group(1), re.S)[1:]:
+        cells = re.findall(r'<td class="num[^"]*"[^>]*>([^<]*)<', row)
+        if len(cells) > nth and cells[nth].strip() not in ("—", ""):
+            out.append(int(Decimal(re.sub(r"[^\d.-]", "", cells[nth].replace("−", "-")))
+                           * 100))
+    return out
+
+
+async def test_existing_lists_sort_by_their_columns(client: Any, demo: dict[str, Any],
+                                                    db_url: str) -> None:
+    seeded = await seed(client, demo, db_url)
+    admin = seeded["admin"]
+    for direction in ("asc", "desc"):
+        page = await admin.page(f"/admin/wallets?sort=balance&dir={direction}")
+        balances = column_minor(page, "wallets", 0)
+        assert len(balances) > 5
+        assert balances == sorted(balances, reverse=direction == "desc")
+        assert f'aria-sort="{"ascending" if direction == "asc" else "descending"}"' in page
+    # An unknown column keeps the default order (by name), the same as no sort at all.
+    default = await admin.page("/admin/wallets")
+    assert column_minor(await admin.page("/admin/wallets?sort=balance;--&dir=up"),
+                        "wallets", 0) == column_minor(default, "wallets", 0)
+    for direction in ("asc", "desc"):
+        page = await admin.page(f"/admin/payments?sort=amount&dir={direction}")
+        amounts = [int(Decimal(re.sub(r"[^\d.]", "", v)) * 100) for v in re.findall(
+            r'<td class="num">([^<]*\d[^<]*)</td>\s*<td>', page)]
+        assert amounts == sorted(amounts, reverse=direction == "desc")
+    page = await admin.page("/admin/exceptions?sort=total&dir=asc")
+    assert 'aria-sort="ascending"' in page
+    assert (await admin.get("/admin/exceptions?sort=1;DROP&dir=x")).status == 200
+
+
+async def test_report_pages_in_arabic(client: Any, demo: dict[str, Any], db_url: str) -> None:
+    seeded = await seed(client, demo, db_url)
+    admin = seeded["admin"]
+    resp = await admin.post("/admin/language", {"lang": "ar", "next": "/admin/reports"})
+    assert resp.status == 303
+    for path, words in [("/admin/reports", "التقارير"), ("/admin/reports/z", "حسب جهاز البيع"),
+                        ("/admin/reports/sales", "المبيعات حسب المنتج والفئة"),
+                        ("/admin/reports/money", "عمليات الشحن والاسترداد"),
+                        ("/admin/reports/negatives", "الأرصدة السالبة")]:
+        page = await admin.page(path)
+        assert '<html lang="ar" dir="rtl">' in page and words in page, path
+    # Exports keep machine-readable numbers whatever the language.
+    _, rows = await read_csv(admin, "/admin/reports/z.csv")
+    assert all(re.fullmatch(r"-?\d+\.\d\d", r["net"]) for r in rows)
