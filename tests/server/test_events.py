@@ -153,6 +153,18 @@ async def test_refused_before_any_stream_starts(client: Any, demo: dict[str, Any
     assert (await revoked.json())["type"].endswith("device-revoked")
 
 
+async def test_a_stopping_server_opens_no_stream(client: Any, demo: dict[str, Any]) -> None:
+    device = await enroll(client, demo["schools"][0]["enrollment_code"])
+    stream = await open_stream(client, device["device_token"])
+    await stream.event()
+    client.server.app[events_hub_key].end_all()  # what the app's on_shutdown does
+    await stream.ended(within=1.0)
+    again = await client.get(URL, headers=auth(device["device_token"]))
+    assert again.status == 503
+    assert again.headers["Retry-After"] == "5"
+    assert (await again.json())["type"].endswith("shutting-down")
+
+
 async def test_first_event_then_one_per_change_of_any_kind(client: Any, demo: dict[str, Any],
                                                            db_url: str) -> None:
     school = demo["schools"][0]
