@@ -184,7 +184,9 @@ def draw_statement(st: statement.Statement) -> bytes:
     columns = [Column(_("Posted"), 1.5), Column(_("Kind"), 1.5), Column(_("Details"), 3.2),
                Column(_("Amount (%(currency)s)", currency=cur), 1.2, True),
                Column(_("Balance (%(currency)s)", currency=cur), 1.2, True)]
-    opening = ["", word("opening"), "", "", formatting.amount(st.opening, cur)]
+    # Not word("opening"): that is the kind of a wallet's first posting (an opening balance
+    # carried over from an earlier system), which can itself be a movement of the month.
+    opening = ["", _("Brought forward"), "", "", formatting.amount(st.opening, cur)]
     rows = [opening] + [[formatting.when(m.posted_at, st.timezone, "short"), word(m.kind),
                          " · ".join(filter(None, (details(m), occurred_note(m, st.timezone)))),
                          formatting.amount(m.amount, cur), formatting.amount(m.balance, cur)]
