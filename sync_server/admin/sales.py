@@ -40,6 +40,7 @@ from .sorting import Sorting, ordered, sorting
 
 routes = web.RouteTableDef()
 EXPORT_LIMIT = 200_000
+TOTALS_CAP = 10_000  # past this many matching rows the list asks for dates instead of totals
 CSV_BOM = "\ufeff".encode()
 STATUSES = ("applied", "rejected", "voided", "reversed")
 FLAGS: tuple[str, ...] = get_args(SaleFlag)  # every flag a sale can carry, one list
@@ -144,15 +145,21 @@ async def _choices(conn: Any, school_id: str) -> dict[str, Any]:
 async def sale_list(request: web.Request) -> web.StreamResponse:
     school = school_of(request)
     stmt = sorted_listing(school.school_id, request)
-    unordered = listing(school.school_id, request.query).order_by(None)
+    # The totals read at most TOTALS_CAP + 1 matching rows: a school year unfiltered is a
+    # million sales, and summing them on every page view would cost more than the page.
+    capped = (listing(school.school_id, request.query).order_by(None)
+              .with_only_columns(NET.label("net"), maintain_column_froms=True)
+              .limit(TOTALS_CAP + 1).subquery())
     async with reading(request.app) as conn:
         rows = (await conn.execute(paged(stmt, request))).all()
-        sums = (await conn.execute(unordered.with_only_columns(
-            sa.func.count().label("n"), sa.func.coalesce(sa.func.sum(NET), 0).label("net"),
-            maintain_column_froms=True))).one()
+        sums = (await conn.execute(sa.select(
+            sa.func.count().label("n"), sa.func.coalesce(sa.func.sum(capped.c.net), 0)
+            .label("net")))).one()
         choices = await _choices(conn, school.school_id)
+    whole = sums.n <= TOTALS_CAP
     return render(request, "sales.html", {
-        **page_context(request, rows), "total": sums.n, "net": int(sums.net),
+        **page_context(request, rows), "total": sums.n if whole else None,
+        "net": int(sums.net) if whole else None, "totals_cap": TOTALS_CAP,
         "order": sort_of(request), "qs_export": query_with(request, page=None), **choices})
 
 

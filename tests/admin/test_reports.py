@@ -311,3 +311,20 @@ async def test_report_pages_in_arabic(client: Any, demo: dict[str, Any], db_url:
     # Exports keep machine-readable numbers whatever the language.
     _, rows = await read_csv(admin, "/admin/reports/z.csv")
     assert all(re.fullmatch(r"-?\d+\.\d\d", r["net"]) for r in rows)
+
+
+async def test_sales_list_totals_are_capped(client: Any, demo: dict[str, Any], db_url: str,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the cap the list asks for dates instead of summing a year on every view."""
+    from sync_server.admin import sales as sales_page
+
+    seeded = await seed(client, demo, db_url)
+    admin = seeded["admin"]
+    full = await admin.page("/admin/sales")
+    (net,) = minor(full, "sales-totals")
+    monkeypatch.setattr(sales_page, "TOTALS_CAP", 4)  # the seed made 5 rows
+    capped = await admin.page("/admin/sales")
+    assert "choose days" in capped and minor(capped, "sales-totals") == []
+    assert "in all" not in capped  # no count the list did not make
+    monkeypatch.setattr(sales_page, "TOTALS_CAP", 5)
+    assert minor(await admin.page("/admin/sales"), "sales-totals") == [net]
