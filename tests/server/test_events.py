@@ -491,3 +491,38 @@ def _check_stop(what: str, served: Any, took: dict[str, float]) -> None:
     assert took["20 streams: all ended"] < 2, took
     assert took["process exited"] < max(5.0, took["no streams"] + 3.0), took
     assert "Traceback" not in served.log_text(), served.log_text()[-3000:]
+
+
+async def test_the_connection_cap_never_closes_a_stream_as_idle(
+        sqlite_factory: DatabaseFactory, tmp_path: Path) -> None:
+    """An open stream is a connection busy with a request (connections.GuardedServer): at the
+    cap a new connection is refused rather than a stream closed."""
+    db_url = sqlite_factory.new()
+    school = sqlite_factory.demo["schools"][0]
+    with serve(db_url, tmp_path, env={"POS_MAX_CONNECTIONS": "6"}) as served:
+        async with aiohttp.ClientSession() as http:
+            device = await _enrolled(http, served.url, db_url, school["school_id"], "Counter 1")
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+            streams = [await _stream_at(http, served.url, device["device_token"])
+                       for _ in range(6)]
+            for stream in streams:
+                await stream.event()
+            async with aiohttp.ClientSession() as other:  # a seventh connection
+                refused = await other.get(f"{served.url}/api/v1/health")
+                assert refused.status == 503 and refused.headers["Retry-After"] == "5"
+            engine = create_engine(db_url)
+            try:
+                async with engine.begin() as conn:
+                    await update_settings(conn, school["school_id"], offline_max_sale=555)
+            finally:
+                await engine.dispose()
+            after = await school_version(db_url, school["school_id"])
+            for stream in streams:  # every stream still open and told
+                assert (await stream.event()).data == {"version": after}
+            streams[0].response.close()
+            await asyncio.sleep(0)
+        async with aiohttp.ClientSession() as other:
+            deadline = time.monotonic() + 5
+            while (await other.get(f"{served.url}/api/v1/health")).status != 200:
+                assert time.monotonic() < deadline, "no room after a stream closed"
+                await asyncio.sleep(0.1)
