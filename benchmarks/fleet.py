@@ -206,12 +206,12 @@ async def admin_session(url: str, school: School) -> tuple[httpx.AsyncClient, st
 
 async def blocks(url: str, admin_schools: list[School], watcher: Watcher, per_minute: float,
                  until: float, rng: random.Random, stats: Stats) -> int:
-    sessions = [await admin_session(url, s) for s in admin_schools]
+    sessions = list(await asyncio.gather(*(admin_session(url, s) for s in admin_schools)))
     left = [(s, list(s.block_uids)) for s in admin_schools]
     done = 0
     try:
         while time.monotonic() < until and any(uids for _, uids in left):
-            await asyncio.sleep(rng.expovariate(per_minute / 60))
+            await asyncio.sleep(rng.uniform(0.5, 1.5) * 60 / per_minute)
             if time.monotonic() >= until:
                 break
             i = rng.choice([k for k, (_, uids) in enumerate(left) if uids])
@@ -391,44 +391,47 @@ def run(terminals: int, mode: str, args: argparse.Namespace) -> Result:
                   int(extra["blocks"]))
 
 
-def print_table(results: list[Result], args: argparse.Namespace) -> bool:
-    print(f"\n{'tills':>5} {'mode':<6} {'top-up p50/p99 s':>16} {'block p99 s':>11} "
+HEADER = (f"{'tills':>5} {'mode':<6} {'top-up p50/p99 s':>16} {'block p99 s':>11} "
           f"{'push p50/p99 ms':>16} {'sales/s':>7} {'RSS MB':>6} {'errors':>6} "
           f"{'lost/dbl':>8} {'audit':>5} {'unseen':>6} {'pulls':>6} {'lag p99 ms':>10}")
-    met = True
-    for r in results:
-        errors = sum(r.errors.values())
-        print(f"{r.terminals:>5} {r.mode:<6} "
-              f"{pct(r.propagation, 50):>7.2f}/{pct(r.propagation, 99):<8.2f} "
-              f"{pct(r.block, 99):>11.2f} "
-              f"{pct(r.push_ms, 50):>7.0f}/{pct(r.push_ms, 99):<8.0f} "
-              f"{r.sales_per_s:>7.1f} {r.rss_peak_mb:>6.0f} {errors:>6} "
-              f"{r.lost:>4}/{r.doubled:<3} {'ok' if r.audit_ok else 'FAIL':>5} "
-              f"{r.unseen:>6} {r.pulls:>6} {r.lag_p99_ms:>10.0f}")
-        if r.errors:
-            print(f"{'':>12} errors: {dict(sorted(r.errors.items()))}")
-        sound = r.lost == 0 and r.doubled == 0 and r.unsent == 0 and r.audit_ok
-        met &= sound
-        if r.terminals == 500 and r.mode == "stream":
-            checks = {"propagation p99 <= 2 s":
-                      pct(r.propagation, 99) <= TARGETS["propagation_p99_s"],
-                      "push ack p99 <= 250 ms": pct(r.push_ms, 99) <= TARGETS["push_p99_ms"],
-                      "RSS <= 600 MB": r.rss_peak_mb <= TARGETS["rss_mb"],
-                      "nothing lost or doubled": sound}
-            for name, ok in checks.items():
-                print(f"{'':>12} target {name}: {'met' if ok else 'MISSED'}")
-                met &= ok
-    r0 = results[0] if results else None
-    if r0:
-        print(f"(shape: {args.tills_per_school} tills per school, {args.wallets} wallets per "
-              f"school; a sale every {args.sale_interval:g} s per till on average; "
-              f"{args.topups:g} top-ups/s and {args.blocks:g} blocks/min across the district; "
-              f"{args.duration:g} s of selling per row; PostgreSQL, serve --workers "
-              f"{args.workers}; poll mode syncs after each sale and every "
-              f"{args.poll_interval:g} s; 'unseen' counts till x change pairs never shown; "
-              f"lag is the load generator's own event-loop delay; machine: "
-              f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at the end)")
+
+
+def print_row(r: Result) -> bool:
+    """One row (and its target verdicts); False when something that must hold did not."""
+    errors = sum(r.errors.values())
+    print(f"{r.terminals:>5} {r.mode:<6} "
+          f"{pct(r.propagation, 50):>7.2f}/{pct(r.propagation, 99):<8.2f} "
+          f"{pct(r.block, 99):>11.2f} "
+          f"{pct(r.push_ms, 50):>7.0f}/{pct(r.push_ms, 99):<8.0f} "
+          f"{r.sales_per_s:>7.1f} {r.rss_peak_mb:>6.0f} {errors:>6} "
+          f"{r.lost:>4}/{r.doubled:<3} {'ok' if r.audit_ok else 'FAIL':>5} "
+          f"{r.unseen:>6} {r.pulls:>6} {r.lag_p99_ms:>10.0f}", flush=True)
+    print(f"{'':>12} {r.schools} schools; {r.topups} top-ups, {r.blocks} blocks, "
+          f"{len(r.push_ms)} pushes, {r.events} events; client lag max {r.lag_max_ms:.0f} ms"
+          + (f"; errors: {dict(sorted(r.errors.items()))}" if r.errors else ""), flush=True)
+    sound = r.lost == 0 and r.doubled == 0 and r.unsent == 0 and r.audit_ok
+    met = sound
+    if r.terminals == 500 and r.mode == "stream":
+        checks = {"propagation p99 <= 2 s":
+                  pct(r.propagation, 99) <= TARGETS["propagation_p99_s"],
+                  "push ack p99 <= 250 ms": pct(r.push_ms, 99) <= TARGETS["push_p99_ms"],
+                  "RSS <= 600 MB": r.rss_peak_mb <= TARGETS["rss_mb"],
+                  "nothing lost or doubled": sound}
+        for name, ok in checks.items():
+            print(f"{'':>12} target {name}: {'met' if ok else 'MISSED'}", flush=True)
+            met &= ok
     return met
+
+
+def print_shape(args: argparse.Namespace) -> None:
+    print(f"(shape: {args.tills_per_school} tills per school, {args.wallets} wallets per "
+          f"school; a sale every {args.sale_interval:g} s per till on average; "
+          f"{args.topups:g} top-ups/s and {args.blocks:g} blocks/min across the district; "
+          f"{args.duration:g} s of selling per row; PostgreSQL, serve --workers "
+          f"{args.workers}; poll mode syncs after each sale and every "
+          f"{args.poll_interval:g} s; 'unseen' counts till x change pairs never shown; "
+          f"lag is the load generator's own event-loop delay; machine: "
+          f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} now)", flush=True)
 
 
 def raise_open_files() -> None:
@@ -457,13 +460,18 @@ def main() -> int:
         return 2
     raise_open_files()
     modes = ["stream", "poll"] if args.mode == "both" else [args.mode]
-    results = []
+    results, met = [], True
     for n in (int(x) for x in args.terminals.split(",")):
         for mode in modes:
             print(f"{n} tills, {mode}:", flush=True)
             results.append(run(n, mode, args))
-    return 0 if print_table(results, args) else 1
-
+            print(HEADER)
+            met &= print_row(results[-1])
+    print("\n" + HEADER)
+    for r in results:
+        print_row(r)
+    print_shape(args)
+    return 0 if met else 1
 
 if __name__ == "__main__":
     sys.exit(main())
