@@ -130,6 +130,9 @@ class ReportPdf(FPDF):
         self.set_auto_page_break(False)
         for number in range(1, total + 1):
             self.page = number
+            # fpdf2 remembers that the font was set on *the* page, not on which one: without
+            # this, a page whose stream last used another font would draw with its glyphs.
+            self.current_font_is_set_on_page = False
             self.set_y(self.h - MARGIN - 2)
             self._font(8)
             self._text_line(_("Page %(page)s of %(pages)s", page=number, pages=total), 4,

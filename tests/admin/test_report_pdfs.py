@@ -54,7 +54,7 @@ ARABIC_CASHIER = "نورة القحطاني"
 BIDI_CONTROLS = dict.fromkeys(map(ord, "\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
                                        "\u2066\u2067\u2068\u2069\u061c"))
 LAM_ALEF = re.compile("\u0644([\u0627\u0622\u0623\u0625\u0649])")
-WORD = re.compile(r"\w+")
+WORD = re.compile(r"[^\W\d_]+|\d+")  # letters or digits: poppler may glue "1من"
 
 
 # ------------------------------------------------------------------ reading a PDF back
@@ -359,3 +359,42 @@ def test_missing_fonts_name_the_debian_package(tmp_path: Path) -> None:
         font_paths((tmp_path,))
     assert "NotoSansArabic-Regular.ttf" in str(caught.value)
     assert "NotoSans-Regular.ttf," not in str(caught.value)  # that one was found
+
+
+def test_long_reports_continue_with_headers_and_page_numbers(tmp_path: Path) -> None:
+    """A statement of 150 movements and a Z report of 40 tills run over pages: each page
+    repeats the table's header and says "Page n of N" with the real N."""
+    from sync_server.admin.report_pdfs import draw_statement, draw_z_report
+    from sync_server.reports import periods, statement, zreport
+
+    now = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    lines = [{"product_id": "p", "name": "عصير برتقال", "quantity": 1, "unit_price": 450}]
+    moves = tuple(statement.Movement(f"p{i:03d}", "sale", now, now, -450, 100_000 - 450 * i,
+                                     new_ref(), lines, "04A1B2C3D4E5F6", None)
+                  for i in range(1, 151))
+    st = statement.Statement("s", "مدرسة النور", "SAR", "Asia/Riyadh", "w", ARABIC_NAME,
+                             "1001", "3", "3A", date(2026, 11, 1),
+                             periods.make("custom", date(2026, 11, 1), date(2026, 11, 30),
+                                          "Asia/Riyadh"), 100_000, moves)
+    figures = zreport.Figures(sales_count=3, sales_amount=1350)
+    tills = tuple(zreport.TerminalLine(f"d{i}", f"Till {i:02d}", "active", figures, now, 3, 3,
+                                       (), False) for i in range(40))
+    z = zreport.ZReport("s", "Al Noor", "SAR", "Asia/Riyadh", date(2026, 11, 20),
+                        periods.day_period(date(2026, 11, 20), "Asia/Riyadh"), now, True,
+                        tills, (zreport.CashierLine("c", "Cashier", figures),), figures)
+    for lang, draw, report, header in (("ar", draw_statement, st, "Balance (%(currency)s)"),
+                                       ("en", draw_z_report, z, "Last contact")):
+        with i18n.language(lang):
+            path = tmp_path / f"{draw.__name__}.pdf"
+            path.write_bytes(draw(report))  # type: ignore[arg-type]
+            head = i18n.gettext(header, currency="SAR")
+            pages = pdf_pages(path)
+            assert pages >= 2, draw.__name__
+            for number in range(1, pages + 1):
+                one = readable(subprocess.run(
+                    ["pdftotext", "-layout", "-f", str(number), "-l", str(number), str(path),
+                     "-"], capture_output=True, text=True, check=True, timeout=60).stdout)
+                assert says(one, head, lang), (draw.__name__, number)
+                assert says(one, i18n.gettext("Page %(page)s of %(pages)s", page=number,
+                                              pages=pages), lang), (draw.__name__, number)
+        render_page_one(path)
