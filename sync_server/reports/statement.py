@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ..storage.schema import postings, sales, schools, wallets
 from .periods import Period, make
 
-MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")  # ASCII digits, as days (date.fromisoformat)
 
 
 class MonthError(ValueError):
@@ -86,7 +86,7 @@ def parse_month(text: str | None, today: date) -> date:
     school's today)."""
     if not text:
         return today.replace(day=1)
-    m = MONTH.match(text.strip())
+    m = MONTH.fullmatch(text.strip())
     if not m or not (1 <= int(m.group(2)) <= 12) or not (2000 <= int(m.group(1)) <= 2100):
         raise MonthError(text)
     return date(int(m.group(1)), int(m.group(2)), 1)
