@@ -327,8 +327,10 @@ async def _pg_restore(source: Path, db_url: str, major: int, *, wipe: bool) -> N
 
 async def _after_restore(engine: AsyncEngine, source: Path, revision: str,
                          now_revision: str | None) -> int:
-    """New snapshot epochs (module docstring) and the audit row, in one transaction."""
+    """New snapshot epochs (module docstring), announced to the event streams of servers still
+    running on PostgreSQL, and the audit row, in one transaction."""
     from .admin.auditlog import record
+    from .ledger.versions import announce
     from .storage.schema import schools
 
     async with engine.begin() as conn:
@@ -336,6 +338,7 @@ async def _after_restore(engine: AsyncEngine, source: Path, revision: str,
         for school_id in ids:
             await conn.execute(sa.update(schools).where(schools.c.school_id == school_id)
                                .values(snapshot_epoch=secrets.token_hex(8)))
+            await announce(conn, school_id)  # open event streams tell their tills at once
         await record(conn, None, "database_restored", school_id=None,
                      actor_email=f"cli:{_os_user()}", target_type="database",
                      after={"backup": source.name, "backup_revision": revision,
