@@ -154,6 +154,8 @@ class EventListener:
             with self._lock:
                 self._response = response
             try:
+                if self._stop.is_set():  # stop() came while this was connecting
+                    return
                 _check(response)
                 for sse in source.iter_sse():
                     if self._stop.is_set():
