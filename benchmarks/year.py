@@ -167,7 +167,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
             print(f"[{kind}] no seeded year: run `year.py seed --db {kind}` first")
             missed = True
             continue
-        if have.get("complete", True) and not have.get("backdated"):
+        if not have.get("backdated"):
             # Years seeded before backdating existed: the same fix-up, once.
             asyncio.run(_backdate(have["db_url"], have["school_id"]))
             have["backdated"] = True

@@ -428,7 +428,8 @@ async def measure(db_url: str, school_id: str, email: str, password: str,
                          if page.path.split("?")[0] not in known]
                 timings = []
                 for page in todo:
-                    timings.append(await time_page(client, db, page, p, requests))
+                    timings.append(t := await time_page(client, db, page, p, requests))
+                    print(f"  {t.label}: HTTP {t.status}, p95 {t.p95:.0f} ms", flush=True)
                 csv = await csv_month(client, pid, p)
                 csv["base_ms"], csv["base_rows"] = await db.timed_count(
                     SALES + " AND business_day BETWEEN :month_from AND :month_to", p, 3)
