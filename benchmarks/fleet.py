@@ -158,13 +158,13 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def top_ups(client: httpx.AsyncClient, district: list[School], watcher: Watcher,
-                  rate: float, until: float, rng: random.Random, stats: Stats) -> None:
+                  rate: float, until: float, rng: random.Random, stats: Stats) -> int:
+    """Signed webhooks at a steady rate, each sent on its own (a gateway does not wait for one
+    answer before sending the next event), so a slow server does not lower the rate."""
     balances: dict[str, int] = {}
-    while time.monotonic() < until:
-        school = rng.choice(district)
-        wallet = rng.choice(school.topup_wallets)
-        balances[wallet] = balances.get(wallet, OPENING_BALANCE) + TOPUP_AMOUNT
-        e = watcher.expect(school.school_id, "balance", wallet, balances[wallet])
+    sent: list[asyncio.Task[None]] = []
+
+    async def one(school: School, wallet: str, e: Expect) -> None:
         body = json.dumps({
             "event_id": f"evt_{uuid.uuid4().hex}", "event_type": "payment.completed",
             "reference": f"pay_{uuid.uuid4().hex}", "wallet_id": wallet,
@@ -182,32 +182,66 @@ async def top_ups(client: httpx.AsyncClient, district: list[School], watcher: Wa
         except httpx.HTTPError as exc:
             stats.error(f"webhook {type(exc).__name__}")
         if e.started is None:
+            # Never credited (as far as we know): no till must show it. A later top-up of
+            # the same wallet then expects one amount less.
             watcher.drop(e)
+            for later in watcher.open.get(("balance", wallet), []):
+                later.value -= TOPUP_AMOUNT
             balances[wallet] -= TOPUP_AMOUNT
+
+    while time.monotonic() < until:
+        school = rng.choice(district)
+        wallet = rng.choice(school.topup_wallets)
+        balances[wallet] = balances.get(wallet, OPENING_BALANCE) + TOPUP_AMOUNT
+        e = watcher.expect(school.school_id, "balance", wallet, balances[wallet])
+        sent.append(asyncio.create_task(one(school, wallet, e)))
         await asyncio.sleep(rng.expovariate(rate))
+    await asyncio.gather(*sent)
+    return len(sent)
 
 
-async def admin_session(url: str, school: School) -> tuple[httpx.AsyncClient, str]:
-    """A school admin logged in through the console's login form."""
+async def admin_session(url: str, school: School) -> tuple[httpx.AsyncClient, str] | None:
+    """A school admin logged in through the console's login form, with the CSRF token of the
+    bracelet page they block from; None if the console would not let them in (counted)."""
     assert school.admin is not None
-    client = httpx.AsyncClient(base_url=url, timeout=30)
+    client = httpx.AsyncClient(base_url=url, timeout=60)
+    for _ in range(5):
+        try:
+            found = await _log_in(client, school)
+        except httpx.HTTPError:
+            found = None
+        if found:
+            return client, found
+        await asyncio.sleep(1)  # 503 while the server is saturated: as a person would retry
+    await client.aclose()
+    return None
+
+
+async def _log_in(client: httpx.AsyncClient, school: School) -> str | None:
+    """Login form, then the bracelet page; its CSRF token, or None on any refusal."""
+    assert school.admin is not None
     page = await client.get("/admin/login")
     token = CSRF.search(page.text)
-    assert token, "no csrf_token on the login page"
+    if page.status_code != 200 or not token:
+        return None
     resp = await client.post("/admin/login", data={
         "email": school.admin[0], "password": school.admin[1], "csrf_token": token.group(1),
         "next": ""})
-    assert resp.status_code == 303, resp.status_code
-    home = await client.get("/admin/")
-    token = CSRF.search(home.text)
-    assert token, "no csrf_token on the dashboard"
-    return client, token.group(1)
+    if resp.status_code != 303:
+        return None
+    page = await client.get(f"/admin/bracelets/{school.block_uids[0]}")
+    token = CSRF.search(page.text)
+    return token.group(1) if page.status_code == 200 and token else None
 
 
 async def blocks(url: str, admin_schools: list[School], watcher: Watcher, per_minute: float,
                  until: float, rng: random.Random, stats: Stats) -> int:
-    sessions = list(await asyncio.gather(*(admin_session(url, s) for s in admin_schools)))
-    left = [(s, list(s.block_uids)) for s in admin_schools]
+    logged_in = await asyncio.gather(*(admin_session(url, s) for s in admin_schools))
+    sessions = [x for x in logged_in if x is not None]
+    left = [(s, list(s.block_uids)) for s, x in zip(admin_schools, logged_in, strict=True)
+            if x is not None]
+    for _ in range(len(admin_schools) - len(sessions)):
+        stats.error("admin login")
     done = 0
     try:
         while time.monotonic() < until and any(uids for _, uids in left):
@@ -219,13 +253,17 @@ async def blocks(url: str, admin_schools: list[School], watcher: Watcher, per_mi
             uid = uids.pop()
             client, csrf = sessions[i]
             e = watcher.expect(school.school_id, "blocked", uid, True)
-            resp = await client.post(f"/admin/bracelets/{uid}/block",
-                                     data={"csrf_token": csrf, "reason": "lost"})
-            if resp.status_code == 303:
-                e.started = time.monotonic()
-                done += 1
-            else:
-                stats.error(f"block {resp.status_code}")
+            try:
+                resp = await client.post(f"/admin/bracelets/{uid}/block",
+                                         data={"csrf_token": csrf, "reason": "lost"})
+                if resp.status_code == 303:
+                    e.started = time.monotonic()
+                    done += 1
+                else:
+                    stats.error(f"block {resp.status_code}")
+            except httpx.HTTPError as exc:
+                stats.error(f"block {type(exc).__name__}")
+            if e.started is None:
                 watcher.drop(e)
     finally:
         for client, _ in sessions:
@@ -387,7 +425,7 @@ def run(terminals: int, mode: str, args: argparse.Namespace) -> Result:
                   applied / extra["selling_s"], extra["rss_peak"], stats.errors, lost, doubled,
                   int(extra["unsent"]), ok, unseen, extra["lag_p99"], extra["lag_max"],
                   stats.pulls, stats.events,
-                  sum(1 for e in watcher.all if e.kind == "balance" and e.started),
+                  sum(1 for e in watcher.all if e.kind == "balance" and e.started),  # credited
                   int(extra["blocks"]))
 
 
