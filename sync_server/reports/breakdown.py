@@ -94,8 +94,8 @@ async def breakdown(conn: AsyncConnection, school_id: str, period: Period, *,
 
 def _statement(school_id: str, period: Period, by: By, per: Per,
                dialect: str) -> sa.Select[Any]:
-    """One UNION ALL of signed line rows (sales and voids by business day, reversals by the
-    day recorded), grouped by item and time."""
+    """Signed line rows (sales and voids by business day, reversals by the day recorded),
+    grouped by item and time."""
     lines = _lines(school_id, period, per, dialect).subquery("l")
     p = products.alias("p")
     category = sa.func.coalesce(p.c.category, "")
@@ -114,42 +114,50 @@ def _statement(school_id: str, period: Period, by: By, per: Per,
         .group_by(group, lines.c.slot))
 
 
-def _lines(school_id: str, period: Period, per: Per, dialect: str) -> sa.CompoundSelect[Any]:
+def _lines(school_id: str, period: Period, per: Per, dialect: str) -> sa.Select[Any]:
+    """One row per line of each distinct (lines, time) group: a cafeteria sells the same
+    few baskets over and over, so the sales are first counted per identical ``lines`` text
+    and time (sales +1, voids -1, reversals -1 each), and only those groups' JSON is expanded,
+    its quantities multiplied by the group's signed count."""
     s = sales.alias("s")
     sign = sa.case((s.c.kind == "void", -1), else_=1)
     slot = s.c.business_day if per == "day" else local_hour(s.c.created_at, period, dialect)
-    sold = _expand(s, sign, slot, dialect).where(
-        s.c.school_id == school_id, s.c.status == "applied",
-        s.c.business_day >= period.first_day, s.c.business_day <= period.last_day)
+    text = sa.cast(s.c.lines, sa.Text)
+    sold = (sa.select(text.label("lines"), slot.label("slot"), sa.func.sum(sign).label("n"))
+            .where(s.c.school_id == school_id, s.c.status == "applied",
+                   s.c.business_day >= period.first_day, s.c.business_day <= period.last_day)
+            .group_by(text, slot))
     r = sales.alias("r")
     when = (local_day(money_ops.c.created_at, period, dialect) if per == "day"
             else local_hour(money_ops.c.created_at, period, dialect))
+    text = sa.cast(r.c.lines, sa.Text)
     reversed_ = (
-        _expand(r, sa.literal(-1), when, dialect)
-        .join_from(r, money_ops, sa.and_(money_ops.c.school_id == r.c.school_id,
-                                         money_ops.c.sale_ref == r.c.ref))
+        sa.select(text.label("lines"), when.label("slot"), (-sa.func.count()).label("n"))
+        .select_from(r.join(money_ops, sa.and_(money_ops.c.school_id == r.c.school_id,
+                                               money_ops.c.sale_ref == r.c.ref)))
         .where(money_ops.c.school_id == school_id, money_ops.c.kind == "reversal",
-               money_ops.c.created_at >= period.start, money_ops.c.created_at < period.end))
-    return sa.union_all(sold, reversed_)
+               money_ops.c.created_at >= period.start, money_ops.c.created_at < period.end)
+        .group_by(text, when))
+    return _expand(sa.union_all(sold, reversed_).subquery("g"), dialect)
 
 
-def _expand(s: Any, sign: Any, when: Any, dialect: str) -> sa.Select[Any]:
-    """One row per line of each sale of ``s``: product, name, signed quantity, unit price."""
+def _expand(g: Any, dialect: str) -> sa.Select[Any]:
+    """One row per line of each group of ``g``: product, name, signed quantity, unit price."""
     if dialect == "postgresql":
-        elem = sa.func.json_array_elements(s.c.lines).table_valued(
+        elem = sa.func.json_array_elements(sa.cast(g.c.lines, sa.JSON)).table_valued(
             "value", joins_implicitly=True).alias("e")
 
         def field(name: str) -> Any:
             return elem.c.value.op("->>")(name)
     else:
-        elem = sa.func.json_each(s.c.lines).table_valued(
+        elem = sa.func.json_each(g.c.lines).table_valued(
             "value", joins_implicitly=True).alias("e")
 
         def field(name: str) -> Any:
             return sa.func.json_extract(elem.c.value, f"$.{name}")
     return (sa.select(sa.cast(field("product_id"), sa.String).label("product_id"),
                       sa.cast(field("name"), sa.String).label("name"),
-                      (sign * sa.cast(field("quantity"), sa.BigInteger)).label("quantity"),
+                      (g.c.n * sa.cast(field("quantity"), sa.BigInteger)).label("quantity"),
                       sa.cast(field("unit_price"), sa.BigInteger).label("unit_price"),
-                      when.label("slot"))
-            .select_from(s).join(elem, sa.true()))
+                      g.c.slot)
+            .select_from(g).join(elem, sa.true()))
