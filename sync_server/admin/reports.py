@@ -43,7 +43,7 @@ def period_of(request: web.Request, school: School) -> periods.Period:
         raise web.HTTPBadRequest(text=exc.words) from None
 
 
-def day_of(request: web.Request, school: School, name: str = "day") -> date | None:
+def day_of(request: web.Request, name: str = "day") -> date | None:
     try:
         return periods.parse_date(request.query.get(name))
     except periods.PeriodError as exc:
@@ -77,7 +77,7 @@ async def index(request: web.Request) -> web.StreamResponse:
 async def z_page(request: web.Request) -> web.StreamResponse:
     school = school_of(request)
     now = utcnow()
-    day = day_of(request, school) or periods.today_in(school.timezone, now)
+    day = day_of(request) or periods.today_in(school.timezone, now)
     async with reading(request.app) as conn:
         report = await z_report(conn, school.school_id, day, now=now)
     return render(request, "reports_z.html", {
@@ -152,7 +152,7 @@ async def negatives_page(request: web.Request) -> web.StreamResponse:
 
 async def _balances(request: web.Request, *, negative_only: bool) -> web.StreamResponse:
     school = school_of(request)
-    day = day_of(request, school)
+    day = day_of(request)
     if day is not None and day > periods.today_in(school.timezone, utcnow()):
         raise web.HTTPBadRequest(text=_("Balances are known up to today."))
     order = (sorting(request, BALANCE_SORTS, "balance") if negative_only

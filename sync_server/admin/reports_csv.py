@@ -93,7 +93,7 @@ async def z_csv(request: web.Request) -> web.StreamResponse:
     void and reversal amounts negative, so sales + voids + reversals = net on every row."""
     school = school_of(request)
     async with reading(request.app) as conn:
-        day = day_of(request, school) or periods.today_in(school.timezone, utcnow())
+        day = day_of(request) or periods.today_in(school.timezone, utcnow())
         report = await z_report(conn, school.school_id, day)
     out = CsvStream(request, f"z-report-{day.isoformat()}.csv")
     await out.start(["day", "section", "id", "name", *FIGURE_COLUMNS, "currency",
@@ -157,7 +157,7 @@ async def money_csv(request: web.Request) -> web.StreamResponse:
 @routes.get("/admin/reports/balances.csv")
 async def balances_csv(request: web.Request) -> web.StreamResponse:
     school = school_of(request)
-    day = day_of(request, school)
+    day = day_of(request)
     negative_only = request.query.get("negative") == "1"
     order = sorting(request, BALANCE_SORTS, "balance" if negative_only else "name")
     async with reading(request.app) as conn:
