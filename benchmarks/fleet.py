@@ -83,6 +83,19 @@ def fleet_server(db_url: str, workers: int) -> Iterator[tuple[str, psutil.Proces
             proc.wait(timeout=60)
 
 
+def cpu_seconds(server: psutil.Process) -> float:
+    """CPU time used so far by the server's processes and by this load generator: on a busy
+    machine, cores used per sale says more than latencies do."""
+    total = 0.0
+    for p in [server, *server.children(recursive=True)]:
+        try:
+            times = p.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 def rss_mb(server: psutil.Process) -> float:
     total = 0
     for p in [server, *server.children(recursive=True)]:
@@ -292,6 +305,8 @@ class Result:
     unseen: int
     lag_p99_ms: float
     lag_max_ms: float
+    server_cores: float   # server CPU seconds per second of selling
+    client_cores: float
     pulls: int
     events: int
     topups: int
@@ -352,6 +367,8 @@ async def drive(url: str, server: psutil.Process, district: list[School], mode: 
 
     tasks.append(asyncio.create_task(sample()))
     started = time.monotonic()
+    me = psutil.Process()
+    cpu_before = (cpu_seconds(server), sum(me.cpu_times()[:2]))
     until = started + args.duration
     sellers = [asyncio.create_task(t.selling(args.sale_interval, until)) for t in tills]
     admin_schools = [s for s in district if s.admin is not None]
@@ -362,6 +379,8 @@ async def drive(url: str, server: psutil.Process, district: list[School], mode: 
     await asyncio.gather(*sellers)
     done = await asyncio.gather(*background)
     selling_s = time.monotonic() - started
+    server_cores = (cpu_seconds(server) - cpu_before[0]) / selling_s
+    client_cores = (sum(me.cpu_times()[:2]) - cpu_before[1]) / selling_s
     # Drain: every queue pushed, every change shown everywhere (or given up after a while).
     drain_until = time.monotonic() + max(30, 2 * args.poll_interval)
     for till in tills:
@@ -377,6 +396,7 @@ async def drive(url: str, server: psutil.Process, district: list[School], mode: 
                             "rss_peak": max(samples["rss"], default=0.0),
                             "lag_p99": pct(samples["lag"], 99),
                             "lag_max": max(samples["lag"], default=0.0),
+                            "server_cores": server_cores, "client_cores": client_cores,
                             "blocks": float(done[1])}
 
 
@@ -424,6 +444,7 @@ def run(terminals: int, mode: str, args: argparse.Namespace) -> Result:
     return Result(terminals, mode, schools, propagation, block, stats.push_ms,
                   applied / extra["selling_s"], extra["rss_peak"], stats.errors, lost, doubled,
                   int(extra["unsent"]), ok, unseen, extra["lag_p99"], extra["lag_max"],
+                  extra["server_cores"], extra["client_cores"],
                   stats.pulls, stats.events,
                   sum(1 for e in watcher.all if e.kind == "balance" and e.started),  # credited
                   int(extra["blocks"]))
@@ -445,7 +466,9 @@ def print_row(r: Result) -> bool:
           f"{r.lost:>4}/{r.doubled:<3} {'ok' if r.audit_ok else 'FAIL':>5} "
           f"{r.unseen:>6} {r.pulls:>6} {r.lag_p99_ms:>10.0f}", flush=True)
     print(f"{'':>12} {r.schools} schools; {r.topups} top-ups, {r.blocks} blocks, "
-          f"{len(r.push_ms)} pushes, {r.events} events; client lag max {r.lag_max_ms:.0f} ms"
+          f"{len(r.push_ms)} pushes, {r.events} events; CPU while selling: server "
+          f"{r.server_cores:.2f} cores, load generator {r.client_cores:.2f}; client lag max "
+          f"{r.lag_max_ms:.0f} ms"
           + (f"; errors: {dict(sorted(r.errors.items()))}" if r.errors else ""), flush=True)
     sound = r.lost == 0 and r.doubled == 0 and r.unsent == 0 and r.audit_ok
     met = sound
