@@ -328,3 +328,23 @@ async def test_sales_list_totals_are_capped(client: Any, demo: dict[str, Any], d
     assert "in all" not in capped  # no count the list did not make
     monkeypatch.setattr(sales_page, "TOTALS_CAP", 5)
     assert minor(await admin.page("/admin/sales"), "sales-totals") == [net]
+
+
+async def test_flag_filter_finds_flagged_sales(client: Any, demo: dict[str, Any],
+                                               db_url: str) -> None:
+    seeded = await seed(client, demo, db_url)
+    school = demo["schools"][0]
+    wallet = school["wallets"][9]
+    price = school["products"][0]["price"]
+    over = sale(school, 4, wallet=9, items=(0,), qty=wallet["balance"] // price + 1,
+                offline=True)
+    await push(client, seeded["tills"][0]["device_token"], [over])
+    admin = seeded["admin"]
+    _, every = await read_csv(admin, "/admin/sales.csv")
+    flagged = {r["ref"] for r in every if r["flags"]}
+    assert over["ref"] in flagged
+    _, any_flag = await read_csv(admin, "/admin/sales.csv?flag=any")
+    assert {r["ref"] for r in any_flag} == flagged
+    _, overdrafts = await read_csv(admin, "/admin/sales.csv?flag=overdraft")
+    assert {r["ref"] for r in overdrafts} == {r["ref"] for r in every
+                                              if "overdraft" in r["flags"].split()}
