@@ -210,8 +210,9 @@ def fleet(pg_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory,
     workdir = tmp_path_factory.mktemp("two-hosts")
     db_url = pg_factory.new()
     school = pg_factory.demo["schools"][0]
-    # Pings every 2 s instead of 15: a stream through a dead host is noticed sooner.
-    env = {"POS_WORKERS": "2", "POS_EVENTS_PING_SECONDS": "2"}
+    # Production settings otherwise: a killed host's streams end when its sockets close
+    # (the kernel resets them), not by a missed ping.
+    env = {"POS_WORKERS": "2"}
     with ExitStack() as stack:
         hosts = [stack.enter_context(serve(db_url, workdir, env=env)) for _ in range(2)]
         url = stack.enter_context(balancer([h.url for h in hosts], workdir))
