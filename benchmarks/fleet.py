@@ -321,6 +321,10 @@ async def drive(url: str, server: psutil.Process, district: list[School], mode: 
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
     client = httpx.AsyncClient(base_url=url, limits=limits,
                                timeout=httpx.Timeout(30, connect=10))
+    # Streams on a client of their own: httpcore scans its pool for an idle connection on
+    # every request, and a thousand open streams in the same pool would make every push and
+    # pull pay for that scan.
+    streams = httpx.AsyncClient(base_url=url, limits=limits)
     watcher = Watcher(tills_of)
     tills: list[Till] = []
     gate = asyncio.Semaphore(20)
@@ -330,8 +334,8 @@ async def drive(url: str, server: psutil.Process, district: list[School], mode: 
             resp = await client.post("/api/v1/devices/enroll",
                                      json={"enrollment_code": code, "name": f"Till {index}"})
             resp.raise_for_status()
-            till = Till(index, school, resp.json()["device_token"], client, stats, watcher,
-                        random.Random(index))
+            till = Till(index, school, resp.json()["device_token"], client, streams, stats,
+                        watcher, random.Random(index))
             await till.pull()  # the first, full snapshot: before the measured window
             return till
 
@@ -392,6 +396,7 @@ async def drive(url: str, server: psutil.Process, district: list[School], mode: 
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await client.aclose()
+    await streams.aclose()
     return stats, watcher, {"selling_s": selling_s, "unsent": sum(len(t.queue) for t in tills),
                             "rss_peak": max(samples["rss"], default=0.0),
                             "lag_p99": pct(samples["lag"], 99),

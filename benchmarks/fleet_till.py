@@ -51,9 +51,11 @@ Watch = Callable[[str, str, str, Any, int], None]
 
 class Till:
     def __init__(self, index: int, school: School, token: str, client: httpx.AsyncClient,
-                 stats: Stats, watch: Watch, rng: random.Random) -> None:
+                 streams: httpx.AsyncClient, stats: Stats, watch: Watch,
+                 rng: random.Random) -> None:
         self.index, self.school, self.token = index, school, token
-        self.client, self.stats, self.watch, self.rng = client, stats, watch, rng
+        self.client, self.streams = client, streams
+        self.stats, self.watch, self.rng = stats, watch, rng
         self.headers = {"Authorization": f"Bearer {token}"}
         self.seq = 0
         self.cursor: str | None = None
@@ -161,7 +163,7 @@ class Till:
         """Hold the stream; reconnect after a pause when it drops, as the till does."""
         while True:
             try:
-                async with aconnect_sse(self.client, "GET", "/api/v1/sync/events",
+                async with aconnect_sse(self.streams, "GET", "/api/v1/sync/events",
                                         headers=self.headers,
                                         timeout=httpx.Timeout(None, connect=10)) as source:
                     if source.response.status_code != 200:
