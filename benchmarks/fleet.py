@@ -318,7 +318,10 @@ async def drive(url: str, server: psutil.Process, district: list[School], mode: 
     rng = random.Random(1)
     stats = Stats()
     tills_of: dict[str, list[int]] = {}
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    # Idle connections are dropped after 5 s, well before the server's keep-alive timeout
+    # (header_timeout_seconds, 15), so a request never races the server closing its socket.
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None,
+                          keepalive_expiry=5)
     client = httpx.AsyncClient(base_url=url, limits=limits,
                                timeout=httpx.Timeout(30, connect=10))
     # Streams on a client of their own: httpcore scans its pool for an idle connection on
