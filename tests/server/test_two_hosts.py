@@ -61,8 +61,8 @@ PROPAGATION_LIMIT_S = 2.0
 
 def haproxy_config(port: int, hosts: list[str], log_dir: Path) -> str:
     """The layout docs/server.md recommends, with checks quick enough for a test: a host is
-    out after two failed health checks 300 ms apart. ``timeout tunnel`` governs a connection
-    once the response streams (the event stream); it must outlast the server's pings."""
+    out after two failed health checks 300 ms apart. An event stream is one long response:
+    ``timeout server``/``timeout client`` (inactivity) must outlast the server's pings."""
     servers = "\n".join(
         f"    server host{i} {url.removeprefix('http://')} check inter 300ms fall 2 rise 1"
         for i, url in enumerate(hosts))
