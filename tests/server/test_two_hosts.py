@@ -79,7 +79,6 @@ defaults
     timeout connect 2s
     timeout client 60s
     timeout server 60s
-    timeout tunnel 1h
     timeout http-keep-alive 10s
 
 frontend pos
