@@ -26,7 +26,7 @@ from .. import records
 from ..i18n import _
 from ..keys import config_key
 from ..ledger import seqs, versions
-from ..storage.schema import devices, enrollment_codes, sales
+from ..storage.schema import device_seqs, devices, enrollment_codes, sales
 from ..transactions import reading, writing
 from . import auditlog
 from .render import redirect, render
@@ -51,13 +51,18 @@ class DeviceRow:
 
 
 async def device_rows(conn: AsyncConnection, school_id: str) -> list[DeviceRow]:
-    # The latest sale of a device is the one at its max_seq: an index lookup per device.
+    # The latest sale of a device is the one at its max_seq: found through device_seqs and the
+    # sales key, two primary-key lookups per device (sales has no index on device and seq; a
+    # join on them read the school's every sale, 6 s on a school year on PostgreSQL).
     lags = {r.device_id: (r.received_at - r.created_at).total_seconds()
             for r in await conn.execute(
                 sa.select(sales.c.device_id, sales.c.created_at, sales.c.received_at)
-                .join(devices, sa.and_(devices.c.device_id == sales.c.device_id,
-                                       devices.c.max_seq == sales.c.seq))
-                .where(devices.c.school_id == school_id, sales.c.school_id == school_id))}
+                .select_from(devices.join(device_seqs, sa.and_(
+                    device_seqs.c.device_id == devices.c.device_id,
+                    device_seqs.c.seq == devices.c.max_seq)).join(sales, sa.and_(
+                        sales.c.school_id == school_id, sales.c.ref == device_seqs.c.ref,
+                        sales.c.device_id == devices.c.device_id)))
+                .where(devices.c.school_id == school_id))}
     now = utcnow()
     rows = []
     for d in await conn.execute(sa.select(devices).where(devices.c.school_id == school_id)

@@ -82,6 +82,8 @@ async def plans(db_url: str, seen: list[tuple[str, Any]]) -> list[tuple[str, str
 PAGES = [
     # (page, the index its main query must use)
     ("/admin/", "ix_sales_school_day"),
+    # Each terminal's last sale: device_seqs at its max_seq, then the sale by its key.
+    ("/admin/devices", "device_seqs"),
     ("/admin/exceptions", "ix_sales_open_review"),
     ("/admin/reports/z?day=2026-01-15", "ix_sales_school_day"),
     (f"/admin/reports/sales?period=custom&{MONTH}&by=product&per=day", "ix_sales_school_day"),
