@@ -474,7 +474,8 @@ def print_row(r: Result) -> bool:
           f"{r.lost:>4}/{r.doubled:<3} {'ok' if r.audit_ok else 'FAIL':>5} "
           f"{r.unseen:>6} {r.pulls:>6} {r.lag_p99_ms:>10.0f}", flush=True)
     print(f"{'':>12} {r.schools} schools; {r.topups} top-ups, {r.blocks} blocks, "
-          f"{len(r.push_ms)} pushes, {r.events} events; CPU while selling: server "
+          f"{len(r.push_ms)} pushes, {r.events} events; {r.unsent} sales still queued at "
+          f"the end of the drain; CPU while selling: server "
           f"{r.server_cores:.2f} cores, load generator {r.client_cores:.2f}; client lag max "
           f"{r.lag_max_ms:.0f} ms"
           + (f"; errors: {dict(sorted(r.errors.items()))}" if r.errors else ""), flush=True)
