@@ -43,7 +43,7 @@ from terminal.selling.restrictions import item_refusal as restricted
 from terminal.selling.rules import Refusal, SaleFacts, check_sale, clock_behind, refusal
 from terminal.settings import LocalSettings
 from terminal.store import namefold, outbox, snapshot, state
-from terminal.store.db import open_database
+from terminal.store.db import open_database, writing
 from terminal.store.outbox import NewEntry
 from terminal.store.rows import fetch_all
 
@@ -534,7 +534,7 @@ class Terminal:
         if wanted == current:
             return current
         stored = local.to_text(wanted)
-        with self.db.atomic():
+        with writing(self.db):
             for key, value in stored.items():
                 state.set_local_setting(self.db, key, value)
         self._changes.emit(Change.SETTINGS)

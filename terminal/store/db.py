@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -38,3 +40,28 @@ def open_database(data_dir: Path) -> Database:
     if migrations.pending(db):
         migrations.apply(db)
     return db
+
+
+@contextmanager
+def writing(db: Database) -> Iterator[Database]:
+    """A write transaction that takes SQLite's write lock when it begins (``BEGIN IMMEDIATE``).
+
+    sqlite-utils' ``atomic()`` begins DEFERRED: the first read pins a WAL snapshot, and when
+    the other connection (a sale on the UI thread) commits before this transaction's first
+    write, the upgrade fails at once with "database is locked". ``busy_timeout`` cannot help
+    there, since waiting never makes the old snapshot current. Under load that killed the sync
+    thread while it stored push results during a rush (tests/server/test_two_hosts.py).
+    Taking the lock first makes either side wait its turn within ``busy_timeout`` instead.
+    Inside a transaction already, this is a savepoint of it."""
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        if db.conn.in_transaction:
+            db.conn.execute("ROLLBACK")
+        raise
+    db.conn.execute("COMMIT")

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
+from terminal.store.db import writing
 from terminal.store.rows import build, fetch_all, fetch_one
 
 if TYPE_CHECKING:
@@ -316,7 +317,7 @@ def store_results(db: Database, sent: list[OutboxRow], response: SalesPushRespon
                         epoch if outcome == "applied" else None, result.ref))
     conn = db.conn
     acked_seq = response.acked_seq
-    with db.atomic():
+    with writing(db):
         highest: int = conn.execute(
             "SELECT highest_acked_seq FROM sync_state WHERE id = 1").fetchone()[0]
         lost = acked_seq < highest
@@ -353,7 +354,7 @@ def prune(conn: sqlite3.Connection, now: datetime, keep_days: int = KEEP_DAYS) -
     many. Kept whatever their age: anything not acknowledged, anything the server refused or
     found conflicting (the cashier's review list), and a sale whose void is still queued (the
     void's own checks read it). The seq counter lives in its own row, so seqs never repeat.
-    Run it inside ``db.atomic()``."""
+    Run it inside :func:`terminal.store.db.writing`."""
     cutoff = (now - timedelta(days=keep_days)).astimezone(UTC).isoformat()
     return conn.execute(
         "DELETE FROM outbox WHERE acked = 1 AND julianday(created_at) < julianday(?)"

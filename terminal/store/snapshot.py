@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlite_utils import Database
 
 from terminal.selling.restrictions import NO_RESTRICTIONS, Restrictions
+from terminal.store.db import writing
 from terminal.store.rows import build, fetch_all, fetch_one
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ def apply_page(db: Database, page: SnapshotResponse, epoch: int) -> bool:
     # at once with "database is locked" (no busy wait) when the GUI thread committed a sale
     # in between. Only this (the sync) thread writes the settings, so nothing is missed.
     before = conn.execute("SELECT settings_json FROM sync_state WHERE id = 1").fetchone()
-    with db.atomic():
+    with writing(db):
         conn.executemany(
             "INSERT INTO wallets (wallet_id, display_name, balance, daily_limit, status,"
             " balance_as_of, snapshot_epoch, spent_today, grade, homeroom, restrictions_json)"
@@ -119,7 +120,7 @@ def apply_page(db: Database, page: SnapshotResponse, epoch: int) -> bool:
 def finish_pull(db: Database, *, epoch: int, cursor: str, full: bool, at: datetime,
                 server_time: datetime) -> None:
     """Close a complete pull: keep its delta cursor; after a full one, drop what it omitted."""
-    with db.atomic():
+    with writing(db):
         if full:
             for table in SNAPSHOT_TABLES:
                 db.conn.execute(f"DELETE FROM {table} WHERE snapshot_epoch < ?", (epoch,))  # noqa: S608

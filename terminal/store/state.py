@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from terminal.store.db import writing
 from terminal.store.rows import build, fetch_one
 
 
@@ -79,7 +80,7 @@ def get_device(db: Database) -> Device | None:
 
 
 def save_device(db: Database, device: Device) -> None:
-    with db.atomic():
+    with writing(db):
         db.conn.execute(
             "INSERT INTO device (id, device_id, device_token, school_id, currency, server_url,"
             " name, enrolled_at) VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
@@ -105,7 +106,7 @@ def record_contact(db: Database, at: datetime, *, ok: bool, error: str | None = 
                    auth_problem: str | None = None) -> None:
     """Remember whether the server answered. A good answer clears an earlier auth problem
     (an admin may have re-activated the device); a transport failure leaves it as it was."""
-    with db.atomic():
+    with writing(db):
         if ok:
             db.conn.execute(
                 "UPDATE sync_state SET last_contact_at = ?, last_contact_ok = 1,"
@@ -124,7 +125,7 @@ def record_contact(db: Database, at: datetime, *, ok: bool, error: str | None = 
 def record_synced(db: Database, at: datetime) -> None:
     """A push and a pull both finished. The server's time just seen now vouches for the
     clock, so the clock check stops looking at the times of sales recorded before this."""
-    with db.atomic():
+    with writing(db):
         db.conn.execute(
             "UPDATE sync_state SET last_sync_at = ?,"
             " synced_seq = (SELECT last_seq FROM seq_counter WHERE id = 1) WHERE id = 1",
@@ -134,20 +135,20 @@ def record_synced(db: Database, at: datetime) -> None:
 def end_refill(db: Database) -> bool:
     """Every sale held above the refill's start has been re-sent and answered; True if a
     refill was under way."""
-    with db.atomic():
+    with writing(db):
         ended = db.conn.execute("UPDATE sync_state SET refill_from_seq = NULL"
                                 " WHERE id = 1 AND refill_from_seq IS NOT NULL").rowcount
     return bool(ended)
 
 
 def record_pruned(db: Database, at: datetime) -> None:
-    with db.atomic():
+    with writing(db):
         db.conn.execute("UPDATE sync_state SET pruned_at = ? WHERE id = 1", (at.isoformat(),))
 
 
 def next_epoch(db: Database) -> int:
     """Start a snapshot pull: every result learnt before this point is older than the pull."""
-    with db.atomic():
+    with writing(db):
         db.conn.execute("UPDATE sync_state SET epoch = epoch + 1 WHERE id = 1")
         value: int = db.conn.execute("SELECT epoch FROM sync_state WHERE id = 1").fetchone()[0]
     return value
@@ -164,7 +165,7 @@ def get_local_setting(db: Database, key: str) -> str | None:
 
 
 def set_local_setting(db: Database, key: str, value: str) -> None:
-    with db.atomic():
+    with writing(db):
         db.conn.execute(
             "INSERT INTO local_settings (key, value) VALUES (?, ?)"
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))

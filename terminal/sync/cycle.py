@@ -23,6 +23,7 @@ from terminal.errors import (
     TerminalError,
 )
 from terminal.store import outbox, snapshot, state
+from terminal.store.db import writing
 from terminal.sync.client import SyncClient
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ def _prune_daily(db: Database, now: datetime) -> None:
     last = state.get_sync_state(db).pruned_at
     if last is not None and now - last < PRUNE_EVERY:
         return
-    with db.atomic():
+    with writing(db):
         gone = outbox.prune(db.conn, now)
     state.record_pruned(db, now)
     if gone:

@@ -16,6 +16,7 @@ pass it, an older server), the till polls every ``interval`` as it always did; t
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +31,8 @@ from terminal.settings import (
 from terminal.store import state
 from terminal.sync.backoff import Backoff
 from terminal.sync.cycle import SyncReport
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from terminal.core import Terminal
@@ -109,7 +112,7 @@ class SyncWorker:
                         self._event = self._woken = False
                     last_event_cycle = time.monotonic()
                     self.event_cycles += by_event
-                report = self._terminal.sync_once(pull_only=by_event)
+                report = self._cycle(pull_only=by_event)
                 self.cycles += 1
                 if self._on_report is not None:
                     self._on_report(report)
@@ -127,6 +130,16 @@ class SyncWorker:
                 self._listener.stop(0)
             self._terminal.set_live_updates(False)
             self._terminal.close_thread_store()
+
+    def _cycle(self, *, pull_only: bool) -> SyncReport:
+        """One sync cycle; an error nobody expected (a disk full, a bug) is logged and treated
+        like an unreachable server, so the thread backs off and tries again instead of dying
+        and leaving the till's queue unsent until someone restarts the app."""
+        try:
+            return self._terminal.sync_once(pull_only=pull_only)
+        except Exception as exc:
+            log.exception("sync cycle failed; trying again after a pause")
+            return SyncReport(error=f"sync failed: {type(exc).__name__}", unreachable=True)
 
     def _wait(self, delay: float, *, backing_off: bool) -> None:
         with self._cond:
