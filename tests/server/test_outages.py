@@ -159,7 +159,9 @@ async def test_sqlite_files_turning_unwritable_answer_503_then_resume(
                               headers=auth(token))
             # Reads still work between the failing writes: no line for each of them.
             assert (await client.get("/api/v1/health")).status == 200
-        await _expect_503(client, "GET", "/api/v1/sync/snapshot", headers=auth(token))
+        # A snapshot writes nothing since last contact is batched (sync_server/presence.py):
+        # tills keep getting balances and blocked bracelets while the file refuses writes.
+        assert (await client.get("/api/v1/sync/snapshot", headers=auth(token))).status == 200
     finally:
         _chattr("-i", *files)
 
