@@ -303,9 +303,9 @@ def test_tills_keep_selling_through_the_other_host_when_one_dies(
         wait_for(lambda: all(t.status()["updates"] == "live" for t in tills), 15,
                  "every till's stream live again through host B")
         acked = [t.status()["acked_seq"] for t in tills]
-        wait_for(lambda: all(t.status()["acked_seq"] > a
+        wait_for(lambda: all(t.status()["acked_seq"] >= a + 5
                              for t, a in zip(tills, acked, strict=True)), 15,
-                 "every till had sales acknowledged after the kill")
+                 "every till had five more sales acknowledged after the kill")
         stop.set()
         for seller in sellers:
             seller.join(timeout=10)
@@ -331,7 +331,8 @@ def test_tills_keep_selling_through_the_other_host_when_one_dies(
                  and t.status()["queued"] == 0, 30, "the queue drained through host B")
 
     recorded = {ref: total for till in tills for ref, total in till_refs(till).items()}
-    assert len(recorded) > 10 * SELLERS, f"too few sales to say anything: {len(recorded)}"
+    # Five acknowledged before the kill and five more after, at each till.
+    assert len(recorded) >= 10 * SELLERS, f"too few sales to say anything: {len(recorded)}"
     on_server = server_sales(fleet.db_url, [t.status()["device_id"] for t in tills])
     refs = [ref for ref, _, _ in on_server]
     assert len(refs) == len(set(refs)), "a sale is on the server twice"
