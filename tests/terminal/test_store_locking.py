@@ -30,7 +30,7 @@ def _other_writer(path: Path, started: threading.Event, done: threading.Event,
         started.set()
         with writing(other):
             other.conn.execute("INSERT INTO local_settings (key, value) VALUES ('probe', 'b')")
-    except BaseException as exc:  # noqa: BLE001 - reported to the test
+    except BaseException as exc:  # reported to the test
         errors.append(exc)
     finally:
         other.conn.close()
