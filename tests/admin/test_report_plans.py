@@ -139,3 +139,20 @@ async def test_terminal_lag_is_its_last_sale_by_seq(client: Any, db_url: str,
     lag = rows[till["device_id"]].lag_seconds
     assert lag is not None and 590 <= lag <= 900, lag
     assert all(r.lag_seconds is None for d, r in rows.items() if d != till["device_id"])
+
+
+async def test_sales_search_by_student_finds_the_students_first(
+        client: Any, db_url: str, demo: dict[str, Any]) -> None:
+    """A name search reads the matching students' sales through ix_sales_wallet_day; filtering
+    the joined name instead walked the school's every sale (4.2 s on a SQLite school year)."""
+    name = demo["schools"][0]["wallets"][0]["display_name"]
+    session = await as_role(client, demo, "admin")
+    with statements() as seen:
+        resp = await session.get("/admin/sales", params={"student": name})
+        assert resp.status == 200
+        assert name in await resp.text()
+    explained = await plans(db_url, seen)
+    dialect = "postgresql" if db_url.startswith("postgresql") else "sqlite"
+    assert not [s for s, p in explained if full_scans(p, s, dialect)]
+    assert any("ix_sales_wallet_day" in p for _, p in explained), "\n\n".join(
+        p for _, p in explained)
