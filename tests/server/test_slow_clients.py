@@ -112,7 +112,10 @@ def test_1100_slowloris_connections_do_not_block_health_or_a_push(
     assert alive
     assert {status for status, _ in seen["health"]} == {200}
     assert {status for status, _ in seen["pushes"]} == {200}
-    assert worst_health < 1.0 and worst_push < 2.0
+    # Blocked would mean waiting out the 30 s header timeout the attackers hold; the bounds
+    # leave room for a second pytest process on the same two cores (health took 1.8 s once
+    # there). How fast it answers is benchmarks' business, not this test's.
+    assert worst_health < 5.0 and worst_push < 10.0
     assert seen["stats"]["closed"] > 0  # the cap closed idle attackers to make room
     assert seen["stats"]["most_files"] < OPEN_FILES
     # Usually none; a burst of accepts can still touch the limit before the cap closes idle
