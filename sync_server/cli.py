@@ -91,9 +91,9 @@ def _parser() -> argparse.ArgumentParser:
                            help="add an admin console user (a password is generated and "
                                 "printed once, unless --password-stdin)")
     admin.add_argument("--email", required=True)
-    admin.add_argument("--role", required=True, choices=["platform_admin", "school_admin",
-                                                         "school_viewer"])
-    admin.add_argument("--school", help="the school of a school_admin or school_viewer")
+    admin.add_argument("--role", required=True, choices=[
+        "platform_admin", "school_admin", "school_manager", "school_viewer"])
+    admin.add_argument("--school", help="the school of a school role (admin, manager, viewer)")
     admin.add_argument("--name", default="")
     admin.add_argument("--password-stdin", action="store_true",
                        help="read the password from the first line of stdin (never a flag: "

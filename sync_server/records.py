@@ -45,7 +45,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 }
 
 
-ADMIN_ROLES = ("platform_admin", "school_admin", "school_viewer")
+ADMIN_ROLES = ("platform_admin", "school_admin", "school_manager", "school_viewer")
 MIN_PASSWORD_LENGTH = 12  # generated ones are 16 (secrets.new_password)
 
 

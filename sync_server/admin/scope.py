@@ -20,7 +20,9 @@ from ..storage.schema import schools
 
 PLATFORM_ADMIN = "platform_admin"
 SCHOOL_ADMIN = "school_admin"
+SCHOOL_MANAGER = "school_manager"  # issues bracelets and records delivery; sees sales
 SCHOOL_VIEWER = "school_viewer"
+ROLES = (PLATFORM_ADMIN, SCHOOL_ADMIN, SCHOOL_MANAGER, SCHOOL_VIEWER)
 
 T = TypeVar("T")
 
@@ -44,6 +46,16 @@ class Admin:
     @property
     def can_write(self) -> bool:
         return self.role in (PLATFORM_ADMIN, SCHOOL_ADMIN)
+
+    @property
+    def can_issue(self) -> bool:
+        """Assign bracelets and record their delivery: admins and school managers."""
+        return self.role in (PLATFORM_ADMIN, SCHOOL_ADMIN, SCHOOL_MANAGER)
+
+    @property
+    def sees_full_uids(self) -> bool:
+        """Viewers see bracelet UIDs masked: a UID is what a copied bracelet needs."""
+        return self.role != SCHOOL_VIEWER
 
     @property
     def is_platform(self) -> bool:
@@ -77,6 +89,12 @@ def require_write(request: web.Request) -> None:
     """Refuse read-only roles (403) before anything is read from the form or the database."""
     if not admin_of(request).can_write:
         raise web.HTTPForbidden(text=_("read-only role"))
+
+
+def require_issue(request: web.Request) -> None:
+    """Bracelet issuing and delivery: admins and school managers; viewers are refused (403)."""
+    if not admin_of(request).can_issue:
+        raise web.HTTPForbidden(text=_("not allowed for this role"))
 
 
 def require_admin_role(request: web.Request) -> None:

@@ -72,7 +72,7 @@ WORDS: dict[str, str] = {
     "payment_event": N_("payment event"),
     # roles
     "platform_admin": N_("platform admin"), "school_admin": N_("school admin"),
-    "school_viewer": N_("school viewer"),
+    "school_manager": N_("school manager"), "school_viewer": N_("school viewer"),
     # audit actions
     "login": N_("signed in"), "login_failed": N_("sign-in failed"), "logout": N_("signed out"),
     "bracelet_blocked": N_("bracelet blocked"), "bracelet_replaced": N_("bracelet replaced"),

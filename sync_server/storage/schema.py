@@ -70,6 +70,9 @@ schools = sa.Table(
     # A cursor from another epoch (database restored, school re-created) means "send everything".
     sa.Column("snapshot_epoch", sa.String(32), nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
+    # A parent is told (email, wallet.low_balance webhook) when a balance falls below; null:
+    # off (0010).
+    sa.Column("low_balance_threshold", Money, nullable=True),
 )
 
 # Every ledger account; a wallet's account_id is its wallet_id.
@@ -98,6 +101,13 @@ wallets = sa.Table(
     sa.Column("version", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
+    # The roster (0010): a student who left is inactive; the parent contact and the student's
+    # language are for parent emails (masked in logs).
+    sa.Column("student_status", sa.String(10), nullable=False, server_default="active"),
+    sa.Column("parent_email", sa.String(320), nullable=True),
+    sa.Column("parent_phone", sa.String(40), nullable=True),
+    sa.Column("language", sa.String(8), nullable=True),
+    sa.Column("left_at", Timestamp, nullable=True),
     sa.Index("ix_wallets_school_version", "school_id", "version", "wallet_id"),
     sa.Index("ux_wallets_school_student", "school_id", "student_number", unique=True),
 )
@@ -114,6 +124,10 @@ credentials = sa.Table(
     sa.Index("ix_credentials_school_version", "school_id", "version", "uid"),
     sa.Index("ix_credentials_wallet", "wallet_id"),
 )
+# An active UID belongs to one wallet across all schools, not only within one (0010).
+ACTIVE_CREDENTIAL = credentials.c.status == "active"
+sa.Index("ux_credentials_active_uid", credentials.c.uid, unique=True,
+         sqlite_where=ACTIVE_CREDENTIAL, postgresql_where=ACTIVE_CREDENTIAL)
 
 products = sa.Table(
     "products", metadata,
@@ -282,11 +296,14 @@ admin_users = sa.Table(
     sa.Column("email", sa.String(320), nullable=False, unique=True),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("password_hash", sa.String(200), nullable=False),
-    sa.Column("role", sa.String(20), nullable=False),  # platform_admin|school_admin|school_viewer
+    # platform_admin|school_admin|school_manager|school_viewer
+    sa.Column("role", sa.String(20), nullable=False),
     sa.Column("school_id", sa.String(64), sa.ForeignKey("schools.school_id"), nullable=True),
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("language", sa.String(8), nullable=True),  # console language; null: guess (0007)
+    sa.Column("deactivated_at", Timestamp, nullable=True),  # (0010)
+    sa.Column("password_changed_at", Timestamp, nullable=True),  # (0010)
 )
 
 # ------------------------------------------------------------------ admin console (0002)
@@ -548,3 +565,8 @@ enroll_failures = sa.Table(
     sa.Index("ix_enroll_failures_address_at", "address", "at"),
     sa.Index("ix_enroll_failures_at", "at"),
 )
+
+
+# Issue 16's tables (0010) live in their own module; imported here so that this module's
+# ``metadata`` is the whole database wherever it is used.
+from .schema_people import *  # noqa: E402, F403
