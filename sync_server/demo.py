@@ -126,6 +126,10 @@ async def seed(engine: AsyncEngine, *, rng: random.Random | None = None,
             await records.create_admin(conn, f"viewer@{slug}.demo", viewer_password,
                                        "school_viewer", school_id, f"{name} viewer")
             school["viewer"] = {"email": f"viewer@{slug}.demo", "password": viewer_password}
+            manager_password = new_password()
+            await records.create_admin(conn, f"manager@{slug}.demo", manager_password,
+                                       "school_manager", school_id, f"{name} manager")
+            school["manager"] = {"email": f"manager@{slug}.demo", "password": manager_password}
             out["schools"].append(school)
         platform_password = new_password()
         await records.create_admin(conn, "platform@pos.demo", platform_password,

@@ -63,12 +63,11 @@ async def login(client: Any, email: str, password: str, *, school_id: str | None
 
 
 async def as_role(client: Any, demo: dict[str, Any], role: str, school: int = 0) -> Session:
-    """Log in as the demo's school admin, viewer or platform admin (looking at ``school``)."""
+    """Log in as the demo's school admin, manager, viewer or platform admin (looking at
+    ``school``)."""
     s = demo["schools"][school]
-    if role == "admin":
-        return await login(client, s["admin"]["email"], s["admin"]["password"])
-    if role == "viewer":
-        return await login(client, s["viewer"]["email"], s["viewer"]["password"])
+    if role in ("admin", "manager", "viewer"):
+        return await login(client, s[role]["email"], s[role]["password"])
     p = demo["platform_admin"]
     return await login(client, p["email"], p["password"], school_id=s["school_id"])
 
