@@ -54,7 +54,7 @@ from ..storage.schema import (
     wallets,
 )
 from ..storage.schema import postings as postings_table
-from . import postings, seqs, spend, versions
+from . import postings, sale_effects, seqs, spend, versions
 from .accounts import REVENUE, system_account
 from .idempotency import retrying
 from .judge import (
@@ -283,6 +283,9 @@ async def _apply_once(engine: AsyncEngine, school_id: str, device_id: str, work:
         # the write phase; wallets are stamped with this version by the balance UPDATE.
         version = await versions.bump(conn, school_id) if effects.wallet_deltas else None
         await _write(conn, school_id, device_id, work, effects, version, now)
+        await sale_effects.after_write(conn, sale_effects.AppliedPush(
+            school_id, device_id, sale_effects.applied_of(effects),
+            {w: state.balance for w, state in ctx.wallets.items()}, now))
 
         acked, missing = seqs.advance(
             int(device.acked_seq), await seqs.stored_above(conn, device_id, device.acked_seq))

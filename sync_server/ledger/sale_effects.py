@@ -1,0 +1,40 @@
+"""What else a push's applied sales change, in the same transaction as the sales themselves.
+
+The ledger's own rows (sales, postings, balances) are written by :mod:`.sales`; this module
+is the one place where derived rows join them: report rollups, and the outboxes that tell
+parents and a school's systems (low-balance email and webhook, ``sale.applied``). Written in
+the push's transaction, each exists exactly when its sale does: a crash cannot leave a sale
+without its rollup row or a told event without its sale. Each part must stay cheap (it runs
+on every push) and must not fail a sale for a reason of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .judge import BatchEffects, NewSale
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedPush:
+    """A push's outcome as the derived rows need it."""
+
+    school_id: str
+    device_id: str
+    applied: list[NewSale]            # sales and voids with a posting, in batch order
+    balances_before: dict[str, int]   # wallet -> balance when the push locked it
+    now: datetime
+
+
+def applied_of(fx: BatchEffects) -> list[NewSale]:
+    return [new for new in fx.new_sales.values() if new.posted]
+
+
+async def after_write(conn: AsyncConnection, push: AppliedPush) -> None:
+    """Called by :func:`sync_server.ledger.sales._apply_once` after the push's rows are
+    written, before its commit. Each feature adds its own call here."""
+    if not push.applied:
+        return
