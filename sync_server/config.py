@@ -29,6 +29,10 @@ class ServerConfig:
         metadata=_meta("POS_WEBHOOK_SECRET", "shared secret of the payment gateway's webhook"))
     enrollment_ttl_hours: int = field(
         default=24, metadata=_meta("POS_ENROLLMENT_TTL_HOURS", "hours an enrollment code lives"))
+    password_reset_ttl_minutes: int = field(
+        default=60,
+        metadata=_meta("POS_PASSWORD_RESET_TTL_MINUTES",
+                       "minutes a console user's one-time set-password link stays usable"))
     enroll_failures_per_minute: int = field(
         default=10, metadata=_meta("POS_ENROLL_FAILURES_PER_MINUTE",
                                    "failed enrollments per client address per minute before 429"))
@@ -142,6 +146,37 @@ class ServerConfig:
                        "PostgreSQL: streams' schools are read again this often in case a "
                        "notification was lost, and the listening connection is checked"))
 
+    # Outbound webhooks to a school's systems (sync_server/notify/delivery.py).
+    webhook_timeout_seconds: float = field(
+        default=10.0,
+        metadata=_meta("POS_WEBHOOK_TIMEOUT_SECONDS",
+                       "an outbound webhook delivery not answered within this time counts "
+                       "as failed and is retried"))
+    webhook_retry_base_seconds: float = field(
+        default=30.0,
+        metadata=_meta("POS_WEBHOOK_RETRY_BASE_SECONDS",
+                       "shortest wait before retrying a failed outbound webhook delivery; "
+                       "the n-th retry waits a random time between this and base x 2^n"))
+    webhook_retry_max_seconds: float = field(
+        default=3600.0,
+        metadata=_meta("POS_WEBHOOK_RETRY_MAX_SECONDS",
+                       "longest wait between two tries of an outbound webhook delivery"))
+    webhook_max_attempts: int = field(
+        default=15,
+        metadata=_meta("POS_WEBHOOK_MAX_ATTEMPTS",
+                       "tries of an outbound webhook delivery before it is marked failed "
+                       "(an admin can redeliver it)"))
+    webhook_poll_seconds: float = field(
+        default=5.0,
+        metadata=_meta("POS_WEBHOOK_POLL_SECONDS",
+                       "each server process looks for due outbound webhook deliveries this "
+                       "often (one read; nothing is written while none is due)"))
+    webhooks_allow_http: bool = field(
+        default=False,
+        metadata=_meta("POS_WEBHOOKS_ALLOW_HTTP",
+                       "accept http:// webhook endpoints on loopback and private addresses "
+                       "(tests, a school's own network); otherwise https:// only"))
+
     @property
     def payment_policy(self) -> Policy:
         return Policy(hold_above=self.payment_hold_above,
@@ -150,6 +185,10 @@ class ServerConfig:
     @property
     def enrollment_ttl(self) -> timedelta:
         return timedelta(hours=self.enrollment_ttl_hours)
+
+    @property
+    def password_reset_ttl(self) -> timedelta:
+        return timedelta(minutes=self.password_reset_ttl_minutes)
 
     @property
     def clock_skew(self) -> timedelta:
@@ -178,7 +217,9 @@ class ServerConfig:
         for name in ("retry_after_seconds", "db_pool_size", "queue_timeout_seconds",
                      "header_timeout_seconds", "body_timeout_seconds", "max_connections",
                      "presence_flush_seconds", "events_ping_seconds", "events_watch_seconds",
-                     "events_recheck_seconds"):
+                     "events_recheck_seconds", "webhook_timeout_seconds",
+                     "webhook_retry_base_seconds", "webhook_retry_max_seconds",
+                     "webhook_max_attempts", "webhook_poll_seconds"):
             value = getattr(config, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive")
