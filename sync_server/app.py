@@ -38,6 +38,7 @@ from .keys import (
 )
 from .logs import JsonAccessLogger, request_ids
 from .metrics import setup_metrics
+from .notify.delivery import delivering
 from .presence import Presence
 from .ratelimit import FailureLimiter
 from .reconciliation import reconciling
@@ -84,6 +85,7 @@ def create_app(config: ServerConfig) -> web.Application:
     app.cleanup_ctx.append(outages.watching)
     if config.gateway_url:  # after the database: stopped before the engine is disposed
         app.cleanup_ctx.append(reconciling)
+    app.cleanup_ctx.append(delivering)  # outbound webhooks; after the database, as above
     app.middlewares.insert(0, request_ids)  # outermost: every answer echoes its ID
     setup_events(app)  # after the database: the hub reads with its engine
     app.add_routes(device_routes)

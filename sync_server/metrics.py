@@ -59,6 +59,9 @@ SSE_STREAMS = Gauge("pos_sse_streams_open", "server-sent event streams open (one
                     "connected terminal)", registry=EVENTS, multiprocess_mode="livesum")
 SSE_EVENTS = Counter("pos_sse_events_sent", "snapshot events sent on event streams",
                      registry=EVENTS)
+OUTBOUND_WEBHOOKS = Counter("pos_outbound_webhook_tries", "outbound webhook tries, by event "
+                            "type and outcome (delivered, retry, failed)",
+                            ["event_type", "outcome"], registry=EVENTS)
 
 def count_push(results: Iterable[dict[str, object]], seconds: float) -> None:
     PUSHES.labels("200").inc()
@@ -75,6 +78,11 @@ def count_webhook(event_type: str | None, outcome: str) -> None:
     """``event_type`` is a known type (validated), ``other`` or None (unreadable): the label
     set stays small whatever a gateway sends."""
     WEBHOOK_EVENTS.labels(event_type or "unreadable", outcome).inc()
+
+
+def count_outbound_webhook(event_type: str, outcome: str) -> None:
+    """``event_type`` is one of notify.outbox.EVENT_TYPES (or webhook.test): a small set."""
+    OUTBOUND_WEBHOOKS.labels(event_type, outcome).inc()
 
 
 def allowed(remote: str | None, allow: str) -> bool:
