@@ -31,6 +31,7 @@ from shared.clock import utcnow
 from shared.ids import new_id
 from shared.protocol import PaymentEvent, canonical_time
 
+from ..notify.producers import payment_credited
 from ..storage.schema import payment_conflicts, payment_events, payments, schools, wallets
 from . import bounds
 from .accounts import TOPUP_CLEARING
@@ -322,6 +323,12 @@ async def _first(conn: AsyncConnection, event: PaymentEvent, digest: str, source
             actor="payment-gateway" if source == "webhook" else source,
             occurred_at=event.created_at, posting_id=txn_id)
         assert transfer.balance_after == balance_after
+        if decision.action == "credit":
+            assert txn_id is not None
+            await payment_credited(
+                conn, school_id=str(school_id), payment_id=payment_id,
+                reference=event.reference, wallet_id=event.wallet_id, amount=event.amount,
+                currency=event.currency, balance_after=balance_after, posting_id=txn_id)
     return EventOutcome(event.event_id, status, decision.code, flags, balance_after,
                         payment_id, replay=False)
 
@@ -392,6 +399,11 @@ async def credit_held(open_tx: OpenTransaction, *, school_id: str, event_id: str
                                        credited=payments.c.credited + outcome.amount,
                                        credit_txn_id=outcome.posting_id, updated_at=now,
                                        next_check_at=None))
+        await payment_credited(
+            conn, school_id=school_id, payment_id=event.payment_id or event_id,
+            reference=event.reference, wallet_id=wallet_id, amount=outcome.amount,
+            currency=event.currency, balance_after=outcome.balance_after,
+            posting_id=outcome.posting_id)
         if after is not None:
             await after(conn, outcome)
 

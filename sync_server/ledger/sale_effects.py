@@ -15,6 +15,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..notify.producers import sales_applied
 from .judge import BatchEffects, NewSale
 
 
@@ -38,3 +39,5 @@ async def after_write(conn: AsyncConnection, push: AppliedPush) -> None:
     written, before its commit. Each feature adds its own call here."""
     if not push.applied:
         return
+    await sales_applied(conn, school_id=push.school_id, device_id=push.device_id,
+                        sales=push.applied)
