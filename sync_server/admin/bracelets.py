@@ -23,7 +23,7 @@ from ..storage.schema import credential_events, credentials, wallets
 from ..transactions import reading, writing
 from . import auditlog
 from .render import FormError, Refused, page_context, paged, redirect, render, text
-from .scope import admin_of, found, require_write, school_of
+from .scope import admin_of, found, require_issue, require_write, school_of
 
 routes = web.RouteTableDef()
 
@@ -84,9 +84,9 @@ async def bracelet_page(request: web.Request) -> web.StreamResponse:
     return render(request, "bracelet.html", {"b": current, "history": history})
 
 
-@routes.post("/admin/bracelets/assign")
+@routes.post("/admin/bracelets/assign")  # school managers too (require_issue)
 async def assign(request: web.Request) -> web.StreamResponse:
-    require_write(request)
+    require_issue(request)
     school = school_of(request)
     form = await request.post()
     wallet_id = str(form.get("wallet_id", ""))
