@@ -570,3 +570,6 @@ enroll_failures = sa.Table(
 # Issue 16's tables (0010) live in their own module; imported here so that this module's
 # ``metadata`` is the whole database wherever it is used.
 from .schema_people import *  # noqa: E402, F403
+
+# Issue 15's report rollups (0011), likewise.
+from .schema_rollups import *  # noqa: E402, F403
