@@ -26,6 +26,7 @@ from shared.ids import mask_uid, normalize_uid
 SHOWN_QUERY_VALUES = frozenset({"page", "status", "state", "flag", "kind", "action", "from",
                                 "to"})
 HIDDEN = "…"
+LINK_PATH = "/admin/password/reset/"  # one-time set-password links
 
 
 def loggable_target(path_qs: str) -> str:
@@ -36,6 +37,8 @@ def loggable_target(path_qs: str) -> str:
     segment that merely looks like a UID (eight digits) is masked as well, which costs the log
     nothing."""
     path, sep, query = path_qs.partition("?")
+    if unquote(path).startswith(LINK_PATH):  # the token in such a link is the credential
+        path = LINK_PATH + HIDDEN
     masked = "/".join(_segment(s) for s in path.split("/"))
     if not sep:
         return masked

@@ -24,7 +24,6 @@ full snapshot.
 
 from __future__ import annotations
 
-import getpass
 import os
 import re
 import secrets
@@ -329,7 +328,7 @@ async def _after_restore(engine: AsyncEngine, source: Path, revision: str,
                          now_revision: str | None) -> int:
     """New snapshot epochs (module docstring), announced to the event streams of servers still
     running on PostgreSQL, and the audit row, in one transaction."""
-    from .admin.auditlog import record
+    from .cli_audit import record
     from .ledger.versions import announce
     from .storage.schema import schools
 
@@ -339,20 +338,12 @@ async def _after_restore(engine: AsyncEngine, source: Path, revision: str,
             await conn.execute(sa.update(schools).where(schools.c.school_id == school_id)
                                .values(snapshot_epoch=secrets.token_hex(8)))
             await announce(conn, school_id)  # open event streams tell their tills at once
-        await record(conn, None, "database_restored", school_id=None,
-                     actor_email=f"cli:{_os_user()}", target_type="database",
+        await record(conn, "database_restored", school_id=None, target_type="database",
                      after={"backup": source.name, "backup_revision": revision,
                             "schema_revision": now_revision},
                      note=f"restored from {source.name}; every school's terminals get a full "
                           "snapshot and re-send what they hold above their acked_seq")
     return len(ids)
-
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())
 
 
 # ------------------------------------------------------------------------------- files

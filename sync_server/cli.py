@@ -174,14 +174,20 @@ async def _seed_demo(config: ServerConfig, args: argparse.Namespace) -> int:
 
 
 async def _enrollment_code(config: ServerConfig, args: argparse.Namespace) -> int:
+    from . import cli_audit
     from .records import RecordError, create_enrollment_code
 
     async def work(engine: AsyncEngine) -> str:
         async with engine.begin() as conn:
             try:
-                return await create_enrollment_code(conn, args.school, config.enrollment_ttl)
+                code = await create_enrollment_code(conn, args.school, config.enrollment_ttl)
             except RecordError as exc:
                 raise CommandError(str(exc)) from None
+            await cli_audit.record(  # never the code itself
+                conn, "enrollment_code_created", school_id=args.school,
+                target_type="enrollment_code",
+                after={"expires_in_hours": config.enrollment_ttl.total_seconds() / 3600})
+            return code
 
     code = await _with_engine(config, work)
     _emit(args, {"enrollment_code": code}, code)
@@ -191,6 +197,7 @@ async def _enrollment_code(config: ServerConfig, args: argparse.Namespace) -> in
 async def _revoke_device(config: ServerConfig, args: argparse.Namespace) -> int:
     import sqlalchemy as sa
 
+    from . import cli_audit
     from .ledger.versions import announce
     from .records import RecordError, revoke_device
     from .storage.schema import devices
@@ -204,6 +211,9 @@ async def _revoke_device(config: ServerConfig, args: argparse.Namespace) -> int:
             school_id = (await conn.execute(sa.select(devices.c.school_id).where(
                 devices.c.device_id == args.device))).scalar_one()
             await announce(conn, school_id)  # a server's open stream of it ends now
+            await cli_audit.record(conn, "device_revoked", school_id=school_id,
+                                   target_type="device", target_id=args.device,
+                                   after={"status": "revoked"})
 
     await _with_engine(config, work)
     _emit(args, {"device_id": args.device, "status": "revoked"}, f"revoked {args.device}")
@@ -299,6 +309,7 @@ async def _restore(config: ServerConfig, args: argparse.Namespace) -> int:
 async def _create_school(config: ServerConfig, args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+    from . import cli_audit
     from .records import create_school
 
     if not re.fullmatch(r"[A-Z]{3}", args.currency):
@@ -313,7 +324,12 @@ async def _create_school(config: ServerConfig, args: argparse.Namespace) -> int:
 
     async def work(engine: AsyncEngine) -> str:
         async with engine.begin() as conn:
-            return await create_school(conn, name, args.currency, args.timezone)
+            school_id = await create_school(conn, name, args.currency, args.timezone)
+            await cli_audit.record(conn, "school_created", school_id=school_id,
+                                   target_type="school", target_id=school_id,
+                                   after={"name": name, "currency": args.currency,
+                                          "timezone": args.timezone})
+            return school_id
 
     school_id = await _with_engine(config, work)
     _emit(args, {"school_id": school_id, "name": name, "currency": args.currency,
@@ -322,6 +338,7 @@ async def _create_school(config: ServerConfig, args: argparse.Namespace) -> int:
 
 
 async def _create_admin(config: ServerConfig, args: argparse.Namespace) -> int:
+    from . import cli_audit
     from .records import RecordError, create_admin
     from .secrets import new_password
 
@@ -331,10 +348,15 @@ async def _create_admin(config: ServerConfig, args: argparse.Namespace) -> int:
     async def work(engine: AsyncEngine) -> str:
         async with engine.begin() as conn:
             try:
-                return await create_admin(conn, args.email, password, args.role, args.school,
-                                          args.name)
+                user_id = await create_admin(conn, args.email, password, args.role,
+                                             args.school, args.name)
             except RecordError as exc:
                 raise CommandError(str(exc)) from None
+            await cli_audit.record(  # never the password
+                conn, "admin_created", school_id=args.school, target_type="admin_user",
+                target_id=user_id, after={"email": args.email.strip().lower(),
+                                          "role": args.role})
+            return user_id
 
     user_id = await _with_engine(config, work)
     data: dict[str, Any] = {"user_id": user_id, "email": args.email.strip().lower(),

@@ -23,12 +23,15 @@ async def record(conn: AsyncConnection, request: web.Request | None, action: str
                  school_id: str | None, target_type: str | None = None,
                  target_id: str | None = None, before: dict[str, Any] | None = None,
                  after: dict[str, Any] | None = None, note: str | None = None,
-                 admin: Admin | None = None, actor_email: str | None = None) -> None:
+                 admin: Admin | None = None, actor_email: str | None = None,
+                 actor_id: str | None = None) -> None:
+    """``actor_id``/``actor_email`` name an actor that is not a console session (the command
+    line: ``cli_audit.py``; a user setting a password through a link)."""
     if admin is None and request is not None:
         admin = request.get(admin_key)
     await conn.execute(sa.insert(audit_log).values(
         school_id=school_id, at=utcnow(),
-        actor_id=admin.user_id if admin else None,
+        actor_id=admin.user_id if admin else actor_id,
         actor_email=(admin.email if admin else actor_email or None),
         action=action, target_type=target_type, target_id=target_id,
         before=_jsonable(before), after=_jsonable(after),

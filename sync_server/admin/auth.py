@@ -1,8 +1,10 @@
 """Logging in and out, server-side sessions, CSRF checks and login rate limiting.
 
 Sessions are rows keyed by the SHA-256 of a random cookie token (256 bits), so logout and
-deactivating a user take effect at once, and a copy of the database holds nothing that works
-as a cookie. The cookie is HttpOnly, SameSite=Lax and Secure unless ``secure_cookies`` is off.
+deactivating a user take effect at once (deactivation deletes the rows, and a session whose
+user is inactive is refused and deleted here too, whichever worker reads it), and a copy of
+the database holds nothing that works as a cookie. The cookie is HttpOnly, SameSite=Lax and
+Secure unless ``secure_cookies`` is off.
 Every POST under ``/admin`` must carry the session's ``csrf_token`` form field (the login form
 uses a double-submit cookie, as there is no session yet, signed by the server so a cookie
 planted by a neighbouring site does not pass); a foreign ``Origin`` header is refused too.
@@ -54,6 +56,8 @@ LOGIN_CSRF_MAX_AGE = 3600  # seconds a login form stays usable
 # be anything typed into the field: a password, a name, a script).
 UNKNOWN_ACCOUNT = "(no such account)"
 PUBLIC_PATHS = ("/admin/login",)
+# One-time set-password links: the token in the path is the credential (password_links.py).
+PUBLIC_PREFIXES = ("/admin/password/reset/",)
 
 
 _DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
@@ -75,7 +79,7 @@ async def admin_middleware(request: web.Request, handler: Handler) -> web.Stream
     if not (path == "/admin" or path.startswith("/admin/")) or path.startswith("/admin/static/"):
         return await handler(request)
     try:
-        if path in PUBLIC_PATHS:
+        if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
             return await handler(request)
         admin = await _load_session(request)
         if admin is None:

@@ -16,11 +16,15 @@ from aiohttp import hdrs, web
 
 from shared.ids import mask_uid
 
+from .. import parent_contact
 from ..keys import config_key, engine_key, signing_key_key
 from ..signing import load_signing_key
 from . import (
+    account,
     audit,
     auth,
+    bracelet_issue,
+    bracelet_stock,
     bracelets,
     catalog,
     dashboard,
@@ -28,6 +32,7 @@ from . import (
     exceptions,
     formatting,
     language,
+    password_links,
     payments,
     report_pdfs,
     reports,
@@ -36,7 +41,10 @@ from . import (
     sales,
     schools,
     settings,
+    users,
     wallets,
+    webhook_deliveries,
+    webhooks,
     words,
 )
 from .render import FLASH_COOKIE
@@ -61,7 +69,8 @@ def setup_admin(app: web.Application) -> None:
     language.install(env)
     env.filters.update(money=formatting.money, amount=formatting.amount, major=formatting.major,
                        number=formatting.number, when=formatting.when, day=formatting.day,
-                       mask=mask_uid)
+                       mask=mask_uid, mask_email=parent_contact.mask_email,
+                       mask_phone=parent_contact.mask_phone)
     env.globals["lag"] = devices.lag_text
     env.globals["word"] = words.word
     env.globals["new_idem_key"] = new_idem_key
@@ -71,10 +80,16 @@ def setup_admin(app: web.Application) -> None:
     app.on_response_prepare.append(_security_headers)
     app.router.add_static("/admin/static", HERE / "static", name="admin-static")
     app.router.add_get("/admin", _to_dashboard)
+    # bracelet_issue and bracelet_stock before bracelets: /admin/bracelets/{uid} would
+    # otherwise take /admin/bracelets/issue and /admin/bracelets/stock.
     for module in (auth, language, schools, dashboard, sales, exceptions, wallets, roster,
-                   bracelets, devices, catalog, payments, settings, audit, reports,
-                   reports_csv, report_pdfs):
+                   bracelet_issue, bracelet_stock, bracelets, devices, catalog, payments,
+                   settings, audit, reports, reports_csv, report_pdfs):
         app.add_routes(module.routes)
+    for module in (users, password_links, account):
+        app.add_routes(module.routes)
+    app.add_routes(webhook_deliveries.routes)  # outbound webhooks (admins only)
+    app.add_routes(webhooks.routes)
 
 
 async def _signing_key(app: web.Application) -> AsyncIterator[None]:

@@ -77,6 +77,13 @@ WORDS: dict[str, str] = {
     "login": N_("signed in"), "login_failed": N_("sign-in failed"), "logout": N_("signed out"),
     "bracelet_blocked": N_("bracelet blocked"), "bracelet_replaced": N_("bracelet replaced"),
     "bracelet_assigned": N_("bracelet assigned"),
+    # the bracelet inventory: states, history actions, block reasons, audit actions
+    "in_stock": N_("in stock"), "delivered": N_("delivered"), "retired": N_("retired"),
+    "stocked": N_("received into stock"), "lost": N_("lost"), "damaged": N_("damaged"),
+    "replaced": N_("replaced"), "left": N_("student left"), "other": N_("other"),
+    "bracelet_delivered": N_("bracelet delivered"), "bracelet_retired": N_("bracelet retired"),
+    "bracelets_stocked": N_("bracelets received into stock"),
+    "roster_import": N_("import"),
     "cashier_created": N_("cashier added"), "cashier_updated": N_("cashier changed"),
     "conflict_reviewed": N_("conflict reviewed"), "device_revoked": N_("terminal revoked"),
     "enrollment_code_created": N_("enrollment code created"),
@@ -94,6 +101,17 @@ WORDS: dict[str, str] = {
     "product_activated": N_("product activated"), "cashier_pin_reset": N_("cashier PIN reset"),
     "cashier_deactivated": N_("cashier deactivated"),
     "cashier_activated": N_("cashier activated"),
+    # staff and passwords (admin/users.py, admin/account.py, admin/password_links.py) and the
+    # command line (cli_audit.py)
+    "user_created": N_("user added"), "user_role_changed": N_("user's role changed"),
+    "user_deactivated": N_("user deactivated"), "user_reactivated": N_("user reactivated"),
+    "password_reset_created": N_("set-password link made"),
+    "password_set_by_link": N_("password set through a link"),
+    "password_changed": N_("own password changed"),
+    "password_change_failed": N_("own password change refused"),
+    "role": N_("role"), "name": N_("name"),
+    "school_created": N_("school added"), "admin_created": N_("admin account added"),
+    "database_restored": N_("database restored"),
 }
 
 
