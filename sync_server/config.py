@@ -177,6 +177,53 @@ class ServerConfig:
                        "accept http:// webhook endpoints on loopback and private addresses "
                        "(tests, a school's own network); otherwise https:// only"))
 
+    # Email to parents and staff (sync_server/mail/sender.py).
+    smtp_host: str = field(
+        default="",
+        metadata=_meta("POS_SMTP_HOST",
+                       "mail server that sends parent and staff email; empty: no email is "
+                       "sent (it stays queued until one is set)"))
+    smtp_port: int = field(
+        default=587, metadata=_meta("POS_SMTP_PORT", "the mail server's port"))
+    smtp_username: str | None = field(
+        default=None,
+        metadata=_meta("POS_SMTP_USERNAME", "login at the mail server; unset: no login"))
+    smtp_password: str | None = field(
+        default=None, repr=False,
+        metadata=_meta("POS_SMTP_PASSWORD", "password at the mail server (never logged)"))
+    smtp_from: str = field(
+        default="",
+        metadata=_meta("POS_SMTP_FROM",
+                       "From address of the email sent; empty: cafeteria@<smtp_host>"))
+    smtp_tls: str = field(
+        default="starttls",
+        metadata=_meta("POS_SMTP_TLS",
+                       "starttls (upgrade a plain connection, port 587), tls (TLS from the "
+                       "start, port 465) or none (a relay on the same host or network)"))
+    smtp_timeout_seconds: float = field(
+        default=30.0,
+        metadata=_meta("POS_SMTP_TIMEOUT_SECONDS",
+                       "a mail server not done with one email within this time counts as "
+                       "failed and the email is retried"))
+    mail_poll_seconds: float = field(
+        default=10.0,
+        metadata=_meta("POS_MAIL_POLL_SECONDS",
+                       "each server process looks for due email this often (one read; "
+                       "nothing is written while none is due)"))
+    mail_max_attempts: int = field(
+        default=10,
+        metadata=_meta("POS_MAIL_MAX_ATTEMPTS",
+                       "tries of one email before it is marked failed"))
+    mail_retry_base_seconds: float = field(
+        default=60.0,
+        metadata=_meta("POS_MAIL_RETRY_BASE_SECONDS",
+                       "shortest wait before retrying an email the mail server did not take; "
+                       "the n-th retry waits a random time between this and base x 2^n"))
+    mail_retry_max_seconds: float = field(
+        default=3600.0,
+        metadata=_meta("POS_MAIL_RETRY_MAX_SECONDS",
+                       "longest wait between two tries of an email"))
+
     @property
     def payment_policy(self) -> Policy:
         return Policy(hold_above=self.payment_hold_above,
@@ -219,10 +266,14 @@ class ServerConfig:
                      "presence_flush_seconds", "events_ping_seconds", "events_watch_seconds",
                      "events_recheck_seconds", "webhook_timeout_seconds",
                      "webhook_retry_base_seconds", "webhook_retry_max_seconds",
-                     "webhook_max_attempts", "webhook_poll_seconds"):
+                     "webhook_max_attempts", "webhook_poll_seconds", "smtp_port",
+                     "smtp_timeout_seconds", "mail_poll_seconds", "mail_max_attempts",
+                     "mail_retry_base_seconds", "mail_retry_max_seconds"):
             value = getattr(config, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive")
+        if config.smtp_tls not in ("starttls", "tls", "none"):
+            raise ValueError("smtp_tls must be starttls, tls or none")
         if config.log_format not in ("human", "json"):
             raise ValueError("log_format must be human or json")
         if config.stale_terminal_minutes <= 0:
