@@ -166,14 +166,17 @@ class Delivery:
             await asyncio.shield(self._give_back())
 
     async def run_once(self) -> int:
-        """Try every delivery due now (each at most once per call); how many were tried."""
+        """Try every delivery due now (each at most once per call); how many this job tried
+        (those another process claimed first are not counted)."""
         seen: set[str] = set()
+        tried = 0
         while True:
             due = await self._due(exclude=seen)
             if not due:
-                return len(seen)
+                return tried
             claims = await self._claim(due)
             seen.update(due)
+            tried += len(claims)
             if claims:
                 await asyncio.gather(*(self._send(c) for c in claims))
 
