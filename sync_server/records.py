@@ -30,7 +30,6 @@ from .storage.schema import (
     accounts,
     admin_users,
     cashiers,
-    credentials,
     devices,
     enrollment_codes,
     product_prices,
@@ -45,6 +44,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 }
 
 
+# A student who left is ``inactive`` (the roster's word); the wallet terminals see is then
+# ``closed``, so tills refuse sales (docs/admin.md, "Students who leave").
+STUDENT_STATUSES = ("active", "inactive")
 ADMIN_ROLES = ("platform_admin", "school_admin", "school_manager", "school_viewer")
 MIN_PASSWORD_LENGTH = 12  # generated ones are 16 (secrets.new_password)
 
@@ -90,7 +92,11 @@ async def update_settings(conn: AsyncConnection, school_id: str, **settings: int
 async def create_wallet(conn: AsyncConnection, school_id: str, display_name: str, *,
                         daily_limit: int | None = None, status: str = "active",
                         student_number: str | None = None, grade: str | None = None,
-                        homeroom: str | None = None) -> str:
+                        homeroom: str | None = None, student_status: str = "active",
+                        parent_email: str | None = None, parent_phone: str | None = None,
+                        language: str | None = None) -> str:
+    if student_status not in STUDENT_STATUSES:
+        raise RecordError("student status must be active or inactive")
     wallet_id = new_id("wal")
     now = utcnow()
     await conn.execute(sa.insert(accounts).values(
@@ -100,17 +106,22 @@ async def create_wallet(conn: AsyncConnection, school_id: str, display_name: str
         wallet_id=wallet_id, school_id=school_id, display_name=display_name,
         student_number=student_number, grade=grade, homeroom=homeroom, balance=0,
         daily_limit=daily_limit,
-        status=status, version=version, created_at=now, updated_at=now))
+        status=status, version=version, created_at=now, updated_at=now,
+        student_status=student_status, parent_email=parent_email, parent_phone=parent_phone,
+        language=language, left_at=now if student_status == "inactive" else None))
     return wallet_id
 
 
 async def update_wallet(conn: AsyncConnection, school_id: str, wallet_id: str,
                         **changes: Any) -> None:
-    allowed = {"display_name", "daily_limit", "status", "student_number", "grade", "homeroom"}
+    allowed = {"display_name", "daily_limit", "status", "student_number", "grade", "homeroom",
+               "student_status", "parent_email", "parent_phone", "language", "left_at"}
     if set(changes) - allowed:
         raise RecordError(f"cannot change {', '.join(sorted(set(changes) - allowed))}")
     if changes.get("status") not in (None, "active", "frozen", "closed"):
         raise RecordError("status must be active, frozen or closed")
+    if changes.get("student_status") not in (None, *STUDENT_STATUSES):
+        raise RecordError("student status must be active or inactive")
     # Wallet before school: the lock order every sales batch uses (no deadlock between them).
     if not await hold_wallet(conn, school_id, wallet_id):
         raise RecordError("no such wallet in this school")
@@ -124,37 +135,6 @@ def parse_uid(raw: str) -> str:
         return normalize_uid(raw)
     except ValueError as exc:
         raise RecordError(str(exc)) from None
-
-
-async def assign_credential(conn: AsyncConnection, school_id: str, wallet_id: str,
-                            uid: str) -> str:
-    """Give a bracelet to a wallet. An active bracelet belongs to at most one wallet."""
-    uid = parse_uid(uid)
-    found = (await conn.execute(
-        sa.select(wallets.c.wallet_id).where(wallets.c.school_id == school_id,
-                                             wallets.c.wallet_id == wallet_id))).first()
-    if found is None:
-        raise RecordError("no such wallet in this school")
-    current = (await conn.execute(
-        sa.select(credentials.c.wallet_id, credentials.c.status)
-        .where(credentials.c.school_id == school_id, credentials.c.uid == uid))).first()
-    if current is not None and current.status == "active" and current.wallet_id != wallet_id:
-        raise RecordError("this bracelet is active on another wallet; block it first")
-    version = await versions.bump(conn, school_id)
-    values = {"wallet_id": wallet_id, "status": "active", "assigned_at": utcnow(),
-              "blocked_at": None, "version": version}
-    if current is None:
-        await conn.execute(sa.insert(credentials).values(school_id=school_id, uid=uid, **values))
-    else:
-        await conn.execute(sa.update(credentials).where(
-            credentials.c.school_id == school_id, credentials.c.uid == uid).values(**values))
-    return uid
-
-
-async def block_credential(conn: AsyncConnection, school_id: str, uid: str,
-                           at: datetime | None = None) -> None:
-    await _update_one(conn, school_id, credentials, credentials.c.uid == parse_uid(uid),
-                      "bracelet", {"status": "blocked", "blocked_at": at or utcnow()})
 
 
 async def create_product(conn: AsyncConnection, school_id: str, name: str, price: int,
@@ -300,3 +280,28 @@ async def create_admin(conn: AsyncConnection, email: str, password: str, role: s
         password_hash=hash_password(password), role=role, school_id=school_id, active=True,
         created_at=utcnow()))
     return user_id
+
+
+# Bracelets live in their own module (inventory + history); imported last because it uses
+# RecordError and parse_uid from here. Callers keep writing ``records.assign_credential``.
+from .bracelet_inventory import (  # noqa: E402
+    AlreadyAssigned as AlreadyAssigned,
+)
+from .bracelet_inventory import (  # noqa: E402
+    assign_credential as assign_credential,
+)
+from .bracelet_inventory import (  # noqa: E402
+    block_credential as block_credential,
+)
+from .bracelet_inventory import (  # noqa: E402
+    deliver_bracelet as deliver_bracelet,
+)
+from .bracelet_inventory import (  # noqa: E402
+    replace_credential as replace_credential,
+)
+from .bracelet_inventory import (  # noqa: E402
+    retire_bracelet as retire_bracelet,
+)
+from .bracelet_inventory import (  # noqa: E402
+    stock_bracelet as stock_bracelet,
+)
