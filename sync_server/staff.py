@@ -36,8 +36,7 @@ from shared.ids import new_id
 from .i18n import _
 from .records import MIN_PASSWORD_LENGTH, RecordError
 from .secrets import hash_password, token_hash
-from .storage.schema import admin_sessions, admin_users, schools
-from .storage.schema_people import password_resets
+from .storage.schema import admin_sessions, admin_users, password_resets, schools
 
 PLATFORM_ADMIN = "platform_admin"
 SCHOOL_ADMIN = "school_admin"

@@ -205,7 +205,7 @@ async def _make_link(conn: AsyncConnection, request: web.Request,
     token, expires = await staff.new_link(conn, user, created_by=admin_of(request).user_id,
                                           ttl=config.password_reset_ttl)
     link = f"{request.url.origin()}{LINK_PATH}{token}"
-    if not getattr(config, "smtp_host", ""):
+    if not config.smtp_host:
         return link, expires, False
     minutes = config.password_reset_ttl_minutes
     with i18n.language(user.language or i18n.DEFAULT_LANGUAGE):
