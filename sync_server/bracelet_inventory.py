@@ -30,7 +30,7 @@ from shared.ids import mask_uid
 from .i18n import _
 from .ledger import versions
 from .notify import outbox
-from .records import RecordError, parse_uid
+from .record_errors import RecordError, parse_uid
 from .storage.schema import bracelets, credential_events, credentials, wallets
 
 BLOCK_REASONS = ("lost", "damaged", "replaced", "left", "other")

@@ -17,13 +17,25 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.clock import utcnow
-from shared.ids import new_id, normalize_uid
+from shared.ids import new_id
 
 from . import positions
+
+# Bracelets live in their own module (inventory + history); callers keep writing
+# ``records.assign_credential`` and catching ``records.RecordError``.
+from .bracelet_inventory import AlreadyAssigned as AlreadyAssigned
+from .bracelet_inventory import assign_credential as assign_credential
+from .bracelet_inventory import block_credential as block_credential
+from .bracelet_inventory import deliver_bracelet as deliver_bracelet
+from .bracelet_inventory import replace_credential as replace_credential
+from .bracelet_inventory import retire_bracelet as retire_bracelet
+from .bracelet_inventory import stock_bracelet as stock_bracelet
 from .i18n import _
 from .ledger import versions
 from .ledger.accounts import SYSTEM_KINDS, system_account
 from .ledger.locks import hold_wallet
+from .record_errors import RecordError as RecordError
+from .record_errors import parse_uid as parse_uid
 from .restrictions import RestrictionError, parse_allergens
 from .secrets import PIN_DIGITS_DEFAULT, code_hash, hash_password, hash_pin, new_enrollment_code
 from .storage.schema import (
@@ -49,10 +61,6 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 STUDENT_STATUSES = ("active", "inactive")
 ADMIN_ROLES = ("platform_admin", "school_admin", "school_manager", "school_viewer")
 MIN_PASSWORD_LENGTH = 12  # generated ones are 16 (secrets.new_password)
-
-
-class RecordError(ValueError):
-    """A change that would break a rule (e.g. an active bracelet on two wallets)."""
 
 
 async def _update_one(conn: AsyncConnection, school_id: str, table: sa.Table,
@@ -127,14 +135,6 @@ async def update_wallet(conn: AsyncConnection, school_id: str, wallet_id: str,
         raise RecordError("no such wallet in this school")
     await _update_one(conn, school_id, wallets, wallets.c.wallet_id == wallet_id, "wallet",
                       {**changes, "updated_at": utcnow()})
-
-
-def parse_uid(raw: str) -> str:
-    """A bracelet UID as stored (``normalize_uid``), or RecordError saying what is wrong."""
-    try:
-        return normalize_uid(raw)
-    except ValueError as exc:
-        raise RecordError(str(exc)) from None
 
 
 async def create_product(conn: AsyncConnection, school_id: str, name: str, price: int,
@@ -281,27 +281,3 @@ async def create_admin(conn: AsyncConnection, email: str, password: str, role: s
         created_at=utcnow()))
     return user_id
 
-
-# Bracelets live in their own module (inventory + history); imported last because it uses
-# RecordError and parse_uid from here. Callers keep writing ``records.assign_credential``.
-from .bracelet_inventory import (  # noqa: E402
-    AlreadyAssigned as AlreadyAssigned,
-)
-from .bracelet_inventory import (  # noqa: E402
-    assign_credential as assign_credential,
-)
-from .bracelet_inventory import (  # noqa: E402
-    block_credential as block_credential,
-)
-from .bracelet_inventory import (  # noqa: E402
-    deliver_bracelet as deliver_bracelet,
-)
-from .bracelet_inventory import (  # noqa: E402
-    replace_credential as replace_credential,
-)
-from .bracelet_inventory import (  # noqa: E402
-    retire_bracelet as retire_bracelet,
-)
-from .bracelet_inventory import (  # noqa: E402
-    stock_bracelet as stock_bracelet,
-)
