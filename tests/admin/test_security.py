@@ -19,6 +19,7 @@ from sync_server.storage.schema import (
     admin_users,
     credentials,
     devices,
+    password_resets,
     payment_events,
     products,
     wallet_restrictions,
@@ -34,7 +35,12 @@ PAGES = ["/admin/", "/admin/sales", "/admin/sales.csv", "/admin/exceptions", "/a
          "/admin/cashiers", "/admin/payments", "/admin/reports/z.pdf", "/admin/reports",
          "/admin/reports/z", "/admin/reports/z.csv", "/admin/reports/sales",
          "/admin/reports/sales.csv", "/admin/reports/money", "/admin/reports/money.csv",
-         "/admin/reports/balances", "/admin/reports/balances.csv", "/admin/reports/negatives"]
+         "/admin/reports/balances", "/admin/reports/balances.csv", "/admin/reports/negatives",
+         "/admin/account/password"]
+# Pages for admins only (school admin, platform admin): managers and viewers get 403.
+ADMIN_PAGES = ["/admin/audit", "/admin/users", "/admin/users/new", "/admin/bracelets/stock"]
+# What a school manager may do besides reading: bracelets given out and handed over.
+MANAGER_ACTIONS = ("assign", "deliver", "issue")
 
 
 @dataclass
@@ -45,6 +51,7 @@ class World:
     device: list[str]
     ref: list[str]
     held: list[tuple[str, str, str]]  # (event to credit, event to refund, first's payment)
+    users: list[str]  # each school's viewer: the target of the user actions
 
     def ids(self, i: int) -> dict[str, str]:
         s = self.demo["schools"][i]
@@ -53,7 +60,7 @@ class World:
                 "product": s["products"][0]["product_id"],
                 "cashier": s["cashiers"][1]["cashier_id"], "device": self.device[i],
                 "ref": self.ref[i], "held_credit": credit, "held_refund": refund,
-                "payment": payment}
+                "payment": payment, "user": self.users[i]}
 
 
 async def make_world(client: Any, demo: dict[str, Any]) -> World:
@@ -74,7 +81,10 @@ async def make_world(client: Any, demo: dict[str, Any]) -> World:
             events.append(body["event_id"])
         payment = await scalar_of(client, events[0])
         held.append((events[0], events[1], payment))
-    return World(demo, devs, refs, held)
+    url = client.server.app[config_key].db_url
+    users = [str(await scalar(url, sa.select(admin_users.c.user_id).where(
+        admin_users.c.email == s["viewer"]["email"]))) for s in demo["schools"]]
+    return World(demo, devs, refs, held, users)
 
 
 async def scalar_of(client: Any, event_id: str) -> str:
@@ -91,9 +101,14 @@ ACTIONS: list[Action] = [
      lambda i: {"status": "frozen"}),
     ("assign", lambda i: "/admin/bracelets/assign",
      lambda i: {"wallet_id": i["wallet"], "uid": "04AABBCCDDEE01"}),
+    ("deliver", lambda i: f"/admin/bracelets/{i['uid']}/deliver", lambda i: {}),
+    ("issue", lambda i: "/admin/bracelets/issue",
+     lambda i: {"wallet_id": i["wallet"], "uid": "04AABBCCDDEE03", "grade": "",
+                "homeroom": ""}),
     ("block", lambda i: f"/admin/bracelets/{i['uid']}/block", lambda i: {}),
     ("replace", lambda i: f"/admin/bracelets/{i['uid']}/replace",
      lambda i: {"new_uid": "04AABBCCDDEE02"}),
+    ("retire", lambda i: f"/admin/bracelets/{i['uid']}/retire", lambda i: {}),
     ("revoke", lambda i: f"/admin/devices/{i['device']}/revoke", lambda i: {}),
     ("product", lambda i: f"/admin/products/{i['product']}", lambda i: {"price": "9.99"}),
     ("pin", lambda i: f"/admin/cashiers/{i['cashier']}", lambda i: {"pin": "4321"}),
@@ -109,11 +124,18 @@ ACTIONS: list[Action] = [
      lambda i: {"homeroom": "4B"}),
     ("move", lambda i: f"/admin/products/{i['product']}/move", lambda i: {"direction": "down"}),
     ("allergens", lambda i: f"/admin/products/{i['product']}", lambda i: {"allergens": "milk"}),
+    ("user_role", lambda i: f"/admin/users/{i['user']}/role",
+     lambda i: {"role": "school_manager"}),
+    ("user_deactivate", lambda i: f"/admin/users/{i['user']}/deactivate", lambda i: {}),
+    ("user_reactivate", lambda i: f"/admin/users/{i['user']}/reactivate", lambda i: {}),
+    ("user_reset", lambda i: f"/admin/users/{i['user']}/reset", lambda i: {}),
 ]
 CREATES: list[tuple[str, dict[str, str]]] = [
     ("/admin/products", {"name": "Tea", "category": "Drinks", "price": "2.00"}),
     ("/admin/cashiers", {"name": "New cashier", "pin": "1234"}),
     ("/admin/devices/enrollment-codes", {}),
+    ("/admin/bracelets/stock", {"uids": "uid\n04AABBCCDDEE07"}),
+    ("/admin/users", {"email": "new.staff@school.example", "role": "school_viewer"}),
 ]
 
 
@@ -135,7 +157,13 @@ async def state(db_url: str, ids: dict[str, str]) -> tuple[Any, ...]:
     pr = await query(db_url, sa.select(products.c.position, products.c.allergens,
                                        products.c.version)
                      .where(products.c.product_id == ids["product"]))
-    return tuple(w), tuple(sorted(c)), d, tuple(p), tuple(sorted(r)), tuple(pr)
+    u = await query(db_url, sa.select(admin_users.c.role, admin_users.c.active,
+                                      admin_users.c.password_hash,
+                                      sa.select(sa.func.count()).where(
+                                          password_resets.c.user_id == ids["user"])
+                                      .scalar_subquery())
+                    .where(admin_users.c.user_id == ids["user"]))
+    return tuple(w), tuple(sorted(c)), d, tuple(p), tuple(sorted(r)), tuple(pr), tuple(u)
 
 
 async def test_viewer_reads_every_page_but_changes_nothing(client: Any, demo: dict[str, Any],
@@ -148,7 +176,8 @@ async def test_viewer_reads_every_page_but_changes_nothing(client: Any, demo: di
                  f"/admin/wallets/{ids['wallet']}/statement",
                  f"/admin/wallets/{ids['wallet']}/statement.pdf"]:
         assert (await viewer.get(path)).status == 200, path
-    assert (await viewer.get("/admin/audit")).status == 403
+    for path in ADMIN_PAGES:
+        assert (await viewer.get(path)).status == 403, path
     assert (await viewer.get("/admin/schools")).status == 403
     before = await state(db_url, ids)
     for name, path, data in ACTIONS:
@@ -165,13 +194,65 @@ async def test_viewer_reads_every_page_but_changes_nothing(client: Any, demo: di
     assert "/money" not in page and "/block" not in page
 
 
+async def test_manager_reads_every_page_and_only_assigns_bracelets(
+        client: Any, demo: dict[str, Any], db_url: str) -> None:
+    """A school manager reads what a viewer reads (with full UIDs) and, of the actions, only
+    assigns bracelets: everything else is 403 and changes nothing."""
+    world = await make_world(client, demo)
+    ids = world.ids(0)
+    manager = await as_role(client, demo, "manager")
+    for path in [*PAGES, f"/admin/wallets/{ids['wallet']}", f"/admin/sales/{ids['ref']}",
+                 f"/admin/bracelets/{ids['uid']}", f"/admin/payments/{ids['payment']}",
+                 f"/admin/wallets/{ids['wallet']}/statement",
+                 f"/admin/wallets/{ids['wallet']}/statement.pdf"]:
+        assert (await manager.get(path)).status == 200, path
+    for path in [*ADMIN_PAGES, f"/admin/users/{ids['user']}", "/admin/schools"]:
+        assert (await manager.get(path)).status == 403, path
+    assert ids["uid"] in await manager.page(f"/admin/wallets/{ids['wallet']}")
+    before = await state(db_url, ids)
+    for name, path, data in ACTIONS:
+        if name not in MANAGER_ACTIONS:
+            assert (await manager.post(path(ids), data(ids))).status == 403, name
+    for path, data in CREATES:
+        assert (await manager.post(path, data)).status == 403, path
+    assert await state(db_url, ids) == before
+    assert "bracelet_assigned" not in await audit_actions(db_url)
+    name, path, data = next(a for a in ACTIONS if a[0] == "assign")
+    resp = await manager.post(path(ids), data(ids))
+    assert resp.status == 303 and not resp.cookies["pos_flash"].value.startswith("err")
+    assert "bracelet_assigned" in await audit_actions(db_url, demo["schools"][0]["school_id"])
+    # Another school's student stays out of reach.
+    theirs = world.ids(1)
+    resp = await manager.post(path(theirs), {**data(theirs), "uid": "04AABBCCDDEE09"})
+    assert resp.status == 404
+
+
+async def test_viewers_see_bracelet_uids_masked(client: Any, demo: dict[str, Any]) -> None:
+    """On the student and sale pages (the bracelet pages have their own test), a viewer sees
+    a masked UID and no link made of the full one; admins see it whole."""
+    from shared.ids import mask_uid
+
+    world = await make_world(client, demo)
+    school = demo["schools"][0]
+    wallet = school["wallets"][11]  # the demo sale of make_world was on this student
+    viewer = await as_role(client, demo, "viewer")
+    for path in (f"/admin/wallets/{wallet['wallet_id']}", f"/admin/sales/{world.ref[0]}"):
+        page = await viewer.page(path)
+        assert wallet["credential_uid"] not in page, path
+        assert mask_uid(wallet["credential_uid"]) in page, path
+    admin = await as_role(client, demo, "admin")
+    for path in (f"/admin/wallets/{wallet['wallet_id']}", f"/admin/sales/{world.ref[0]}"):
+        assert wallet["credential_uid"] in await admin.page(path), path
+
+
 @pytest.mark.parametrize("role", ["admin", "platform"])
 async def test_admin_roles_may_do_every_action_in_their_school(
         client: Any, demo: dict[str, Any], db_url: str, role: str) -> None:
     world = await make_world(client, demo)
     ids = world.ids(0)
     session = await as_role(client, demo, role)
-    for path in [*PAGES, "/admin/audit", f"/admin/wallets/{ids['wallet']}",
+    for path in [*PAGES, *ADMIN_PAGES, f"/admin/wallets/{ids['wallet']}",
+                 f"/admin/users/{ids['user']}",
                  f"/admin/payments/{ids['payment']}", f"/admin/wallets/{ids['wallet']}/statement",
                  f"/admin/wallets/{ids['wallet']}/statement.pdf"]:
         assert (await session.get(path)).status == 200, path
@@ -188,7 +269,8 @@ async def test_admin_roles_may_do_every_action_in_their_school(
                      "sale_reversed", "product_created", "cashier_created",
                      "enrollment_code_created", "payment_credited",
                      "payment_refund_requested", "wallet_restrictions_set", "wallet_updated",
-                     "products_reordered"):
+                     "products_reordered", "user_role_changed", "user_deactivated",
+                     "user_reactivated", "password_reset_created", "user_created"):
         assert expected in actions, expected
 
 
@@ -201,7 +283,8 @@ async def test_other_schools_ids_are_not_found_and_untouched(
     for path in (f"/admin/wallets/{theirs['wallet']}", f"/admin/sales/{theirs['ref']}",
                  f"/admin/bracelets/{theirs['uid']}", f"/admin/payments/{theirs['payment']}",
                  f"/admin/wallets/{theirs['wallet']}/statement",
-                 f"/admin/wallets/{theirs['wallet']}/statement.pdf"):
+                 f"/admin/wallets/{theirs['wallet']}/statement.pdf",
+                 f"/admin/users/{theirs['user']}"):
         assert (await session.get(path)).status == 404, path
     csv = await (await session.get(f"/admin/sales.csv?wallet={theirs['wallet']}")).text()
     assert theirs["ref"] not in csv and len(csv.strip().splitlines()) == 1
@@ -254,7 +337,7 @@ async def test_posts_without_a_valid_csrf_token_are_refused(client: Any, demo: d
 
 
 async def test_pages_without_session_redirect_to_login(client: Any, demo: dict[str, Any]) -> None:
-    for path in [*PAGES, "/admin/audit", "/admin/schools"]:
+    for path in [*PAGES, *ADMIN_PAGES, "/admin/schools"]:
         resp = await client.get(path, allow_redirects=False)
         assert resp.status == 303, path
         assert resp.headers["Location"].startswith("/admin/login"), path
