@@ -112,6 +112,15 @@ WORDS: dict[str, str] = {
     "role": N_("role"), "name": N_("name"),
     "school_created": N_("school added"), "admin_created": N_("admin account added"),
     "database_restored": N_("database restored"),
+    # outbound webhooks (admin/webhooks.py, admin/webhook_deliveries.py)
+    "webhook_endpoint": N_("webhook endpoint"), "webhook_delivery": N_("webhook delivery"),
+    "webhook_endpoint_created": N_("webhook endpoint added"),
+    "webhook_endpoint_updated": N_("webhook endpoint changed"),
+    "webhook_endpoint_activated": N_("webhook endpoint activated"),
+    "webhook_endpoint_deactivated": N_("webhook endpoint deactivated"),
+    "webhook_secret_rotated": N_("webhook signing secret replaced"),
+    "webhook_test_sent": N_("webhook test event sent"),
+    "webhook_redelivered": N_("webhook delivery sent again"),
 }
 
 
