@@ -8,6 +8,13 @@ it alone. The file may be UTF-8 or Arabic Windows text (:mod:`.csv_text`). A row
 another school in ``school_id`` is refused, as is a second row with the same student number in
 one file. Valid rows are applied in one transaction through :mod:`sync_server.records`, so
 terminals get the changes with their next snapshot delta.
+
+Issue 16 columns: ``status`` also takes ``inactive`` (the student left: the wallet closes, as
+on the student form, :mod:`.students`); ``parent_email``, ``parent_phone`` and ``language``
+(checked by :mod:`sync_server.parent_contact`); ``bracelet_uid`` gives the student that
+bracelet through the inventory (a UID active on another wallet, in any school, is a row
+error). Every import, applied or refused, leaves a ``roster_imports`` row with its row report
+(:mod:`.imports`), written in the import's own transaction.
 """
 
 from __future__ import annotations
@@ -21,13 +28,14 @@ import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.web_request import FileField
 
+from shared.clock import utcnow
 from shared.money import format_minor, parse_major
 
-from .. import records, restrictions
+from .. import bracelet_inventory, parent_contact, records, restrictions
 from ..i18n import _
-from ..storage.schema import wallets
+from ..storage.schema import credentials, wallets
 from ..transactions import reading, writing
-from . import auditlog
+from . import auditlog, imports
 from .csv_text import EncodingRefused, decode_upload
 from .render import MAX_AMOUNT, amount_problem, render
 from .scope import School, admin_key, require_write, school_of
@@ -37,7 +45,10 @@ routes = web.RouteTableDef()
 MAX_BYTES = 2 * 1024 * 1024
 MAX_ROWS = 20_000
 COLUMNS = ("student_number", "name", "grade", "daily_limit", "status", "school_id",
-           "homeroom", "blocked_categories", "blocked_products", "allergens")
+           "homeroom", "blocked_categories", "blocked_products", "allergens",
+           "parent_email", "parent_phone", "language", "bracelet_uid")
+# ``status`` cells: a wallet status, or a student's (inactive: left; active also reopens).
+STATUSES = ("active", "inactive", "frozen", "closed")
 REQUIRED = ("student_number", "name")
 # Lists inside a cell are separated by ";" or the Arabic semicolon (never by a comma, which
 # product and category names may hold).
@@ -116,6 +127,7 @@ class ParsedRow:
     values: dict[str, Any]
     # Restrictions the row sets, by kind (only the kinds whose column the file has).
     restrict: dict[str, frozenset[str]] = field(default_factory=dict)
+    bracelet_uid: str | None = None
 
 
 @routes.get("/admin/roster")
@@ -142,6 +154,7 @@ def parse_rows(data: str, school: School, catalog: Catalog | None = None,
     good: list[ParsedRow] = []
     refused: list[RowOutcome] = []
     seen: dict[str, int] = {}
+    seen_uids: dict[str, int] = {}
     for raw in reader:
         line = reader.line_num
         if len(good) + len(refused) >= MAX_ROWS:
@@ -206,15 +219,46 @@ def parse_rows(data: str, school: School, catalog: Catalog | None = None,
             else:
                 values["daily_limit"] = None
         if row.get("status"):
-            if row["status"] not in ("active", "frozen", "closed"):
-                reasons.append(_("status must be active, frozen or closed"))
-            values["status"] = row["status"]
+            if row["status"] not in STATUSES:
+                reasons.append(_("status must be active, inactive, frozen or closed"))
+            elif row["status"] in ("active", "inactive"):
+                values["student_status"] = row["status"]
+                values["status"] = "active" if row["status"] == "active" else "closed"
+            else:
+                values["status"] = row["status"]
+        reasons.extend(_contact_cells(row, values))
+        uid = None
+        if row.get("bracelet_uid"):
+            try:
+                uid = records.parse_uid(row["bracelet_uid"])
+            except records.RecordError as exc:
+                reasons.append(f"bracelet_uid: {exc}")
+            else:
+                if uid in seen_uids:
+                    reasons.append(_("bracelet_uid repeats line %(line)s", line=seen_uids[uid]))
         if reasons:
             refused.append(RowOutcome(line, number, name, "refused", reasons))
         else:
             seen[number] = line
-            good.append(ParsedRow(line, number, values, restrict))
+            if uid:
+                seen_uids[uid] = line
+            good.append(ParsedRow(line, number, values, restrict, uid))
     return good, refused
+
+
+def _contact_cells(row: dict[str, str], values: dict[str, Any]) -> list[str]:
+    """Parent email, phone and language cells into ``values`` (an empty cell clears that
+    field; an absent column leaves it); the reasons a cell is refused."""
+    reasons = []
+    for column, parse in (("parent_email", parent_contact.parse_email),
+                          ("parent_phone", parent_contact.parse_phone),
+                          ("language", parent_contact.parse_language)):
+        if column in row:
+            try:
+                values[column] = parse(row[column])
+            except parent_contact.ContactError as exc:
+                reasons.append(str(exc))
+    return reasons
 
 
 @routes.post("/admin/roster")
@@ -241,6 +285,9 @@ async def roster_import(request: web.Request) -> web.StreamResponse:
             catalog = Catalog.of(await restrictions.school_products(conn, school.school_id))
         good, refused = parse_rows(data, school, catalog)
     except (ValueError, csv.Error) as exc:
+        async with writing(request.app) as conn:
+            await imports.record_import(conn, request, school.school_id, "students", filename,
+                                        [imports.file_refusal(str(exc))], applied=False)
         return render(request, "roster.html", {"report": None, "columns": COLUMNS,
                                                "error": str(exc)}, status=400)
 
@@ -256,16 +303,28 @@ async def roster_import(request: web.Request) -> web.StreamResponse:
         for row in good:
             current = existing.get(row.student_number)
             name = row.values["display_name"]
+            if row.bracelet_uid and (problem := await _bracelet_problem(
+                    conn, school.school_id, current, row.bracelet_uid)):
+                refused.append(RowOutcome(row.line, row.student_number, name, "refused",
+                                          [f"bracelet_uid: {problem}"]))
+                continue
             if current is None:
                 wallet_id = await records.create_wallet(
                     conn, school.school_id, name, student_number=row.student_number,
                     daily_limit=row.values.get("daily_limit"),
                     grade=row.values.get("grade"), homeroom=row.values.get("homeroom"),
-                    status=row.values.get("status", "active"))
+                    status=row.values.get("status", "active"),
+                    **{k: row.values[k] for k in ("student_status", "parent_email",
+                                                  "parent_phone", "language")
+                       if k in row.values})
                 await _restrict(conn, request, school, wallet_id, row, restrictions.empty())
-                accepted.append(RowOutcome(row.line, row.student_number, name, "created"))
+                said = await _give_bracelet(conn, request, school, wallet_id, row)
+                accepted.append(RowOutcome(row.line, row.student_number, name, "created", said))
                 continue
             changes = {k: v for k, v in row.values.items() if current._mapping[k] != v}
+            if "student_status" in changes:
+                changes["left_at"] = utcnow() if changes["student_status"] == "inactive" \
+                    else None
             if changes:
                 await records.update_wallet(conn, school.school_id, current.wallet_id,
                                             **changes)
@@ -273,20 +332,71 @@ async def roster_import(request: web.Request) -> web.StreamResponse:
             if await _restrict(conn, request, school, current.wallet_id, row,
                                in_force.get(current.wallet_id, restrictions.empty())):
                 said.append(_("restrictions changed"))
+            said.extend(await _give_bracelet(conn, request, school, current.wallet_id, row))
             accepted.append(RowOutcome(row.line, row.student_number, name,
                                        "updated" if said else "unchanged", said))
         counts = {k: sum(1 for a in accepted if a.outcome == k)
                   for k in ("created", "updated", "unchanged")}
         counts["refused"] = len(refused)
+        report = sorted(accepted + refused, key=lambda r: r.line)
+        import_id = await imports.record_import(
+            conn, request, school.school_id, "students", filename,
+            [imports.report_row(r.line, _REPORT_STATUS[r.outcome], "; ".join(r.reasons)
+                                or word(r.outcome), r.student_number, name=r.name,
+                                outcome=r.outcome) for r in report], applied=True)
         await auditlog.record(
             conn, request, "roster_imported", school_id=school.school_id,
             target_type="roster", target_id=str(filename)[:64], after=counts,
             note="; ".join(f"line {r.line}: {', '.join(r.reasons)}" for r in refused[:20])
             or None)
-    report = sorted(accepted + refused, key=lambda r: r.line)
     return render(request, "roster.html", {"report": report, "counts": counts,
                                            "columns": COLUMNS, "error": None,
-                                           "encoding": encoding})
+                                           "encoding": encoding, "import_id": import_id})
+
+
+# A report row's status in the import history: changed, untouched, or refused.
+_REPORT_STATUS = {"created": "ok", "updated": "ok", "unchanged": "skipped", "refused": "error"}
+
+
+async def _bracelet_problem(conn: Any, school_id: str, current: Any, uid: str) -> str | None:
+    """Why ``uid`` cannot go to this row's student, read before the row changes anything
+    (the inventory's own checks run again when it is given): active on another wallet in
+    this school or any other, or blocked or retired here. None when it may be given, or is
+    already this student's."""
+    wallet_id = current.wallet_id if current is not None else None
+    held = (await conn.execute(sa.select(credentials.c.wallet_id, credentials.c.status).where(
+        credentials.c.school_id == school_id, credentials.c.uid == uid))).first()
+    if held is not None and held.status == "active":
+        return None if held.wallet_id == wallet_id else _(
+            "this bracelet is active on another student; block it first")
+    item = await bracelet_inventory.bracelet_of(conn, school_id, uid)
+    if (held is not None and held.status == "blocked") or (
+            item is not None and item.state in ("blocked", "retired")):
+        return _("this bracelet was blocked; a blocked bracelet is not given out again")
+    if item is not None and item.state != "in_stock":
+        return _("this bracelet is %(state)s", state=item.state)
+    if await bracelet_inventory.active_elsewhere(conn, school_id, uid):
+        return _("this bracelet is active in another school")
+    return None
+
+
+async def _give_bracelet(conn: Any, request: web.Request, school: School, wallet_id: str,
+                         row: ParsedRow) -> list[str]:
+    """Give the row's bracelet (checked by :func:`_bracelet_problem`); what the report says."""
+    if not row.bracelet_uid:
+        return []
+    admin = request.get(admin_key)
+    try:
+        await records.assign_credential(conn, school.school_id, wallet_id, row.bracelet_uid,
+                                        actor=admin.user_id if admin else None,
+                                        note=f"roster import, line {row.line}")
+    except records.AlreadyAssigned:
+        return []
+    await auditlog.record(conn, request, "bracelet_assigned", school_id=school.school_id,
+                          target_type="bracelet", target_id=row.bracelet_uid,
+                          after={"wallet_id": wallet_id},
+                          note=f"roster import, line {row.line}")
+    return [_("bracelet assigned")]
 
 
 async def _restrict(conn: Any, request: web.Request, school: School, wallet_id: str,

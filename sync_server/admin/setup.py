@@ -31,6 +31,7 @@ from . import (
     devices,
     exceptions,
     formatting,
+    imports,
     language,
     password_links,
     payments,
@@ -41,11 +42,13 @@ from . import (
     sales,
     schools,
     settings,
+    students,
     users,
     wallets,
     webhook_deliveries,
     webhooks,
     words,
+    year_end,
 )
 from .render import FLASH_COOKIE
 
@@ -82,7 +85,9 @@ def setup_admin(app: web.Application) -> None:
     app.router.add_get("/admin", _to_dashboard)
     # bracelet_issue and bracelet_stock before bracelets: /admin/bracelets/{uid} would
     # otherwise take /admin/bracelets/issue and /admin/bracelets/stock.
-    for module in (auth, language, schools, dashboard, sales, exceptions, wallets, roster,
+    # students before wallets: /admin/wallets/new is a page, not a wallet ID.
+    for module in (auth, language, schools, dashboard, sales, exceptions, students, wallets,
+                   roster, imports, year_end,
                    bracelet_issue, bracelet_stock, bracelets, devices, catalog, payments,
                    settings, audit, reports, reports_csv, report_pdfs):
         app.add_routes(module.routes)

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shared.clock import utcnow
 from shared.ids import new_id
 
+from ..reports import rollup_writes
 from ..storage.schema import money_ops, sale_refunds, sales
 from . import bounds
 from .accounts import ADJUSTMENTS, REVENUE, TOPUP_CLEARING
@@ -33,11 +34,16 @@ from .transfers import move
 
 OpenTransaction = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
 
-# Which system account each kind moves money against.
+# Which system account each kind moves money against. A ``refund`` gives a leaver's money
+# back (it leaves the school the way top-ups came in); a ``transfer`` is one half of a move
+# between two wallets (a leaver's balance to a sibling, :mod:`.leavers`), the pair netting to
+# zero on the adjustments account.
 COUNTER = {"topup": TOPUP_CLEARING, "adjustment": ADJUSTMENTS, "reversal": REVENUE,
-           "payment_credit": TOPUP_CLEARING, "opening": TOPUP_CLEARING}
+           "payment_credit": TOPUP_CLEARING, "opening": TOPUP_CLEARING,
+           "refund": TOPUP_CLEARING, "transfer": ADJUSTMENTS}
 # A top-up, a reversal and a credited payment only ever add money to the wallet.
 CREDIT_ONLY = ("topup", "reversal", "payment_credit", "opening")
+DEBIT_ONLY = ("refund",)
 
 
 class OpRefused(Exception):
@@ -102,6 +108,8 @@ async def apply_in(conn: AsyncConnection, op: MoneyOp, *, before: BeforeHook | N
         raise OpRefused("zero_amount", "the amount must not be zero")
     if op.kind in CREDIT_ONLY and op.amount < 0:
         raise OpRefused("negative_credit", f"a {op.kind} only adds money")
+    if op.kind in DEBIT_ONLY and op.amount > 0:
+        raise OpRefused("positive_debit", f"a {op.kind} only takes money off")
     digest = op.digest()
     if (replay := await _replay(conn, op, digest)) is not None:
         return replay
@@ -165,6 +173,7 @@ async def _apply(conn: AsyncConnection, op: MoneyOp, digest: str,
         await conn.execute(sa.insert(sale_refunds).values(
             school_id=op.school_id, sale_ref=op.sale_ref, kind="reversal", op_id=op_id,
             amount=amount, refunded_at=now))
+        await rollup_writes.sale_reversed(conn, op.school_id, str(op.sale_ref), now)
     transfer = await move(
         conn, school_id=op.school_id, wallet_id=op.wallet_id, amount=amount,
         counter_kind=COUNTER[op.kind], kind=op.kind, memo=_memo(op), actor=op.actor,
@@ -200,7 +209,8 @@ def _memo(op: MoneyOp) -> str:
     what = {"topup": "manual top-up", "adjustment": "manual adjustment",
             "reversal": f"reversal of sale {op.sale_ref}",
             "payment_credit": f"held payment {op.payment_event_id} credited",
-            "opening": "opening balance"}[op.kind]
+            "opening": "opening balance", "refund": "balance refunded",
+            "transfer": "transfer between wallets"}[op.kind]
     return f"{what}: {op.reason}"[:500] if op.reason else what
 
 

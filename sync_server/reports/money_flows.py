@@ -27,7 +27,8 @@ from .periods import Period
 # What a row is, in the report's words: gateway event types and console operation kinds.
 GATEWAY = "gateway"
 CONSOLE = "console"
-CONSOLE_KINDS = ("topup", "adjustment", "payment_credit", "opening")
+# A leaver's refund is money out (a refund row); a transfer to a sibling stays among wallets.
+CONSOLE_KINDS = ("topup", "adjustment", "payment_credit", "opening", "refund")
 SORTS = ("at", "amount", "kind", "reference")
 
 
