@@ -1,7 +1,8 @@
 """Re-deriving every balance from the postings (``pos-server audit-ledger``).
 
 Balances and sums here; that every posting belongs to one business event and that refunds
-and payments obey their rules, in :mod:`.audit_events`.
+and payments obey their rules, in :mod:`.audit_events`; that the report rollups equal what
+they summarise, in :mod:`.audit_rollups`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..storage.schema import accounts, devices, postings, schools, wallets
-from . import audit_events, seqs
+from . import audit_events, audit_rollups, seqs
 
 GAPS_SQL = sa.text("""
 SELECT prev + 1 AS gap_start, seq - 1 AS gap_end FROM (
@@ -86,6 +87,7 @@ async def _audit_school(conn: AsyncConnection, school_id: str) -> dict[str, Any]
         if gaps:
             missing[device_id] = gaps[:limit]
     events = await audit_events.check(conn, school_id)
+    events.update(await audit_rollups.check(conn, school_id))
     ok = (int(total) == 0 and not mismatches and not stray and not posted_twice
           and not any(events.values()))
     return {"school_id": school_id, "ok": ok, "postings_sum": int(total), "wallets": len(rows),

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import UpdateBase
 
+from ..reports import rollup_writes
 from ..storage.bulk import RowShape, insert_shape, statement_shape
 from ..storage.schema import Money, postings, wallets
 
@@ -84,8 +85,10 @@ async def write(conn: AsyncConnection, rows: list[tuple[Any, ...]], deltas: dict
     """Insert encoded postings (from :meth:`Posting.encoded`) and move wallet balances by
     ``deltas``, which must be exactly what those postings do to the wallets (the sales push
     sums them while judging). With ``version``, the same UPDATE stamps the wallets for the
-    next snapshot delta (one pass, not two)."""
+    next snapshot delta (one pass, not two). The wallets' per-day nets (a report rollup)
+    move in the same call."""
     await shape(conn.dialect).execute(conn, rows)
+    await rollup_writes.postings_written(conn, rows, deltas)
     changed = [(w, d) for w, d in sorted(deltas.items()) if d]
     if not changed:
         return

@@ -10,12 +10,14 @@ on every push) and must not fail a sale for a reason of its own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..mail import low_balance
 from ..notify.producers import sales_applied
+from ..reports import rollup_writes
 from .judge import BatchEffects, NewSale
 
 
@@ -28,16 +30,25 @@ class AppliedPush:
     applied: list[NewSale]            # sales and voids with a posting, in batch order
     balances_before: dict[str, int]   # wallet -> balance when the push locked it
     now: datetime
+    # Every sale and void recorded applied, a total of 0 (no posting) included: what sold.
+    recorded: list[NewSale] = field(default_factory=list)
 
 
 def applied_of(fx: BatchEffects) -> list[NewSale]:
     return [new for new in fx.new_sales.values() if new.posted]
 
 
+def recorded_of(fx: BatchEffects) -> list[NewSale]:
+    return [new for new in fx.new_sales.values() if new.status == "applied"]
+
+
 async def after_write(conn: AsyncConnection, push: AppliedPush) -> None:
     """Called by :func:`sync_server.ledger.sales._apply_once` after the push's rows are
     written, before its commit. Each feature adds its own call here."""
+    await rollup_writes.sales_recorded(conn, push.school_id, push.recorded)
     if not push.applied:
         return
     await sales_applied(conn, school_id=push.school_id, device_id=push.device_id,
                         sales=push.applied)
+    await low_balance.after_sales(conn, push.school_id, push.applied, push.balances_before,
+                                  push.now)

@@ -278,6 +278,7 @@ async def _apply_once(engine: AsyncEngine, school_id: str, device_id: str, work:
             batch = [p.sale for p in work.prepared]
             work = _encode(conn.dialect, school_id, device_id, batch,
                            [p.digest for p in work.prepared], calendar, now, clock_skew)
+        before = {w: state.balance for w, state in ctx.wallets.items()}  # judging moves them
         results, effects = judge_batch(ctx, work.prepared)
         # The school row's lock is taken here, late, so batches of one school only queue for
         # the write phase; wallets are stamped with this version by the balance UPDATE.
@@ -285,7 +286,8 @@ async def _apply_once(engine: AsyncEngine, school_id: str, device_id: str, work:
         await _write(conn, school_id, device_id, work, effects, version, now)
         await sale_effects.after_write(conn, sale_effects.AppliedPush(
             school_id, device_id, sale_effects.applied_of(effects),
-            {w: state.balance for w, state in ctx.wallets.items()}, now))
+            before, now,
+            sale_effects.recorded_of(effects)))
 
         acked, missing = seqs.advance(
             int(device.acked_seq), await seqs.stored_above(conn, device_id, device.acked_seq))

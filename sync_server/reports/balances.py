@@ -16,6 +16,10 @@ instead of the school's whole history; an earlier date is replayed forwards from
 posting. Both are the ledger (``audit-ledger`` checks that
 the cached balance is the postings' sum), and the tests hold both to a replay of the postings.
 
+The replay reads the ``wallet_day_nets`` rollup (each wallet's net per school-local day of
+``posted_at``, kept by the ledger in the postings' own transaction and checked by
+``audit-ledger``): a month-end of a year-old school sums a wallet's days, not its postings.
+
 Sums are grouped in the database; the page's rows and the list's totals (over every matching
 wallet, not only the page) come from one query with window sums.
 """
@@ -30,6 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..storage.schema import postings, wallets
+from ..storage.schema_rollups import wallet_day_nets
 from .periods import day_period
 
 SORTS = {"name": wallets.c.display_name, "student_number": wallets.c.student_number,
@@ -60,16 +65,12 @@ class Balances:
 
 
 def ledger_sums(school_id: str, window: sa.ColumnElement[bool]) -> sa.Subquery:
-    """Per account: received minus sent over the school's postings in ``window``."""
-    moves = sa.union_all(
-        sa.select(postings.c.to_account.label("account"), postings.c.amount.label("delta"))
-        .where(postings.c.school_id == school_id, window),
-        sa.select(postings.c.from_account.label("account"),
-                  (-postings.c.amount).label("delta"))
-        .where(postings.c.school_id == school_id, window),
-    ).subquery("m")
-    return (sa.select(moves.c.account, sa.func.sum(moves.c.delta).label("delta"))
-            .group_by(moves.c.account).subquery("b"))
+    """Per wallet: the sum of its daily nets (``wallet_day_nets``) over the days in
+    ``window``."""
+    n = wallet_day_nets
+    return (sa.select(n.c.wallet_id.label("account"), sa.func.sum(n.c.net).label("delta"))
+            .where(n.c.school_id == school_id, window)
+            .group_by(n.c.wallet_id).subquery("b"))
 
 
 def backwards(as_of: datetime, first: datetime, last: datetime) -> bool:
@@ -110,7 +111,10 @@ def listing(school_id: str, day: date | None, timezone: str, *, negative_only: b
         as_of = None
     else:
         as_of = day_period(day, timezone).end
-        window = postings.c.posted_at >= as_of if backward else postings.c.posted_at < as_of
+        # Posted before the end of the school day <=> posted on a school day up to it.
+        last = day.isoformat()
+        window = (wallet_day_nets.c.day > last if backward
+                  else wallet_day_nets.c.day <= last)
         b = ledger_sums(school_id, window)
         later_or_before = sa.func.coalesce(b.c.delta, 0)
         balance = wallets.c.balance - later_or_before if backward else later_or_before

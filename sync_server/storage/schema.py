@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-metadata = sa.MetaData()
+metadata: sa.MetaData = sa.MetaData()  # annotated: schema_people and schema_rollups import it back
 
 Money = sa.BigInteger
 
@@ -420,7 +420,7 @@ money_ops = sa.Table(
     sa.Column("school_id", sa.String(64), nullable=False),
     sa.Column("idem_key", sa.String(100), nullable=False),
     sa.Column("content_hash", sa.String(64), nullable=False),
-    # topup|adjustment|reversal|payment_credit|opening
+    # topup|adjustment|reversal|payment_credit|opening|refund|transfer (refund, transfer: 16)
     sa.Column("kind", sa.String(20), nullable=False),
     sa.Column("wallet_id", sa.String(64), nullable=False),
     sa.Column("amount", Money, nullable=False),  # signed, as seen from the wallet
