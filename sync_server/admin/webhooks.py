@@ -100,10 +100,10 @@ async def endpoint_list(request: web.Request) -> web.StreamResponse:
         rows = (await conn.execute(
             sa.select(webhook_endpoints).where(webhook_endpoints.c.school_id == school.school_id)
             .order_by(webhook_endpoints.c.created_at, webhook_endpoints.c.endpoint_id))).all()
-        counts: dict[str, int] = dict((await conn.execute(
+        counts = {str(state): int(n) for state, n in (await conn.execute(
             sa.select(webhook_deliveries.c.state, sa.func.count())
             .where(webhook_deliveries.c.school_id == school.school_id)
-            .group_by(webhook_deliveries.c.state))).tuples().all())
+            .group_by(webhook_deliveries.c.state))).all()}
     return render(request, "webhooks.html", {
         "endpoints": rows, "event_types": EVENT_TYPES, "counts": counts,
         "allow_http": request.app[config_key].webhooks_allow_http})

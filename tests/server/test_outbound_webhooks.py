@@ -74,7 +74,7 @@ async def top_up(client: Any, school: dict[str, Any], n: int = 1, amount: int = 
                  currency=school["currency"], reference=f"ref-top-{n}")
     resp = await deliver(client, body)
     assert resp.status == 200, await resp.text()
-    return body["reference"]
+    return str(body["reference"])
 
 
 async def test_fails_times_out_then_succeeds_signed_and_spaced(
