@@ -279,3 +279,12 @@ async def test_the_link_is_emailed_in_the_users_language_when_smtp_is_set(
     assert mail.kind == "password_reset" and mail.to_address == "arabic@school.example"
     assert mail.language == "ar" and re.search("[\u0600-\u06ff]", mail.subject)
     assert link in mail.body_text
+
+
+def test_access_logs_never_hold_a_set_password_token() -> None:
+    from sync_server.access_log import loggable_target, loggable_url
+
+    token = "Abc_-" + "x" * 38
+    for path in (f"/admin/password/reset/{token}", f"/admin/%70assword/reset/{token}?a=1"):
+        assert token not in loggable_target(path), path
+    assert token not in loggable_url(f"https://pos.example/admin/password/reset/{token}")
