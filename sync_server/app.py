@@ -37,6 +37,7 @@ from .keys import (
     write_lock_key,
 )
 from .logs import JsonAccessLogger, request_ids
+from .mail.sender import mailing
 from .metrics import setup_metrics
 from .notify.delivery import delivering
 from .presence import Presence
@@ -86,6 +87,7 @@ def create_app(config: ServerConfig) -> web.Application:
     if config.gateway_url:  # after the database: stopped before the engine is disposed
         app.cleanup_ctx.append(reconciling)
     app.cleanup_ctx.append(delivering)  # outbound webhooks; after the database, as above
+    app.cleanup_ctx.append(mailing)  # email, only with smtp_host; after the database, as above
     app.middlewares.insert(0, request_ids)  # outermost: every answer echoes its ID
     setup_events(app)  # after the database: the hub reads with its engine
     app.add_routes(device_routes)

@@ -3,7 +3,9 @@
 A school's log shipper (journald -> Loki, Vector, Filebeat) reads JSON without regexes; a
 person at a terminal reads the human line. Both carry the same facts and hide the same
 things: every request line goes through :func:`~.access_log.loggable_target`, so a bracelet
-UID in a path is masked the same way in both formats, and bodies are never logged.
+UID in a path is masked the same way in both formats, and bodies are never logged. Parents'
+email addresses and phone numbers are masked in every record of every handler
+(:mod:`.log_masking`), whichever logger wrote it.
 
 Requests get an ID: a sane incoming ``X-Request-ID`` (what a proxy assigned) is kept, any
 other is replaced by a new one; the response echoes it, and the JSON access line carries it
@@ -24,6 +26,7 @@ from aiohttp.web_request import BaseRequest
 from pythonjsonlogger.json import JsonFormatter
 
 from .access_log import MaskedAccessLogger, loggable_target
+from .log_masking import mask_handlers
 
 HUMAN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -50,6 +53,7 @@ def configure(log_format: str, stream: Any = None) -> logging.Handler:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    mask_handlers(root)
     return handler
 
 

@@ -18,6 +18,7 @@ from aiohttp import web
 from gunicorn.app.base import BaseApplication
 
 from .connections import GuardedRunner, listen_backlog
+from .log_masking import mask_handlers
 
 GRACEFUL_SECONDS = 30
 
@@ -50,6 +51,9 @@ def serve(host: str, port: int, workers: int, access_log_format: str,
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     async def make_runner() -> web.AppRunner:
+        # In the worker, after gunicorn set up its own handlers: contacts masked there too.
+        mask_handlers(logging.getLogger(), logging.getLogger("gunicorn.error"),
+                      logging.getLogger("gunicorn.access"))
         return GuardedRunner(
             make_app(), max_connections=max_connections, retry_after=retry_after,
             open_files=open_files, keepalive_timeout=header_timeout,
