@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from shared.clock import utcnow
 from sync_server.keys import config_key
+from sync_server.storage.engine import create_engine
 from sync_server.storage.schema import (
     admin_users,
     credentials,
@@ -24,6 +26,9 @@ from sync_server.storage.schema import (
     products,
     wallet_restrictions,
     wallets,
+    webhook_deliveries,
+    webhook_endpoints,
+    webhook_events,
 )
 from tests.server.helpers import enroll, push, sale
 
@@ -36,9 +41,11 @@ PAGES = ["/admin/", "/admin/sales", "/admin/sales.csv", "/admin/exceptions", "/a
          "/admin/reports/z", "/admin/reports/z.csv", "/admin/reports/sales",
          "/admin/reports/sales.csv", "/admin/reports/money", "/admin/reports/money.csv",
          "/admin/reports/balances", "/admin/reports/balances.csv", "/admin/reports/negatives",
-         "/admin/account/password"]
+         "/admin/account/password", "/admin/imports"]
 # Pages for admins only (school admin, platform admin): managers and viewers get 403.
-ADMIN_PAGES = ["/admin/audit", "/admin/users", "/admin/users/new", "/admin/bracelets/stock"]
+ADMIN_PAGES = ["/admin/audit", "/admin/users", "/admin/users/new", "/admin/bracelets/stock",
+               "/admin/webhooks", "/admin/webhooks/deliveries", "/admin/wallets/new",
+               "/admin/year-end"]
 # What a school manager may do besides reading: bracelets given out and handed over.
 MANAGER_ACTIONS = ("assign", "deliver", "issue")
 
@@ -52,6 +59,7 @@ class World:
     ref: list[str]
     held: list[tuple[str, str, str]]  # (event to credit, event to refund, first's payment)
     users: list[str]  # each school's viewer: the target of the user actions
+    hooks: list[tuple[str, str]] = field(default_factory=list)  # (webhook endpoint, delivery)
 
     def ids(self, i: int) -> dict[str, str]:
         s = self.demo["schools"][i]
@@ -60,7 +68,8 @@ class World:
                 "product": s["products"][0]["product_id"],
                 "cashier": s["cashiers"][1]["cashier_id"], "device": self.device[i],
                 "ref": self.ref[i], "held_credit": credit, "held_refund": refund,
-                "payment": payment, "user": self.users[i]}
+                "payment": payment, "user": self.users[i],
+                "endpoint": self.hooks[i][0], "delivery": self.hooks[i][1]}
 
 
 async def make_world(client: Any, demo: dict[str, Any]) -> World:
@@ -84,7 +93,30 @@ async def make_world(client: Any, demo: dict[str, Any]) -> World:
     url = client.server.app[config_key].db_url
     users = [str(await scalar(url, sa.select(admin_users.c.user_id).where(
         admin_users.c.email == s["viewer"]["email"]))) for s in demo["schools"]]
-    return World(demo, devs, refs, held, users)
+    hooks = [await failed_delivery(url, s["school_id"]) for s in demo["schools"]]
+    return World(demo, devs, refs, held, users, hooks)
+
+
+async def failed_delivery(db_url: str, school_id: str) -> tuple[str, str]:
+    """A webhook endpoint of the school and a failed delivery to it (to redeliver)."""
+    from tests.server.webhook_receiver import add_endpoint
+
+    endpoint_id, _ = await add_endpoint(db_url, school_id, "https://hooks.example.invalid/x")
+    delivery_id = f"whd_{endpoint_id[4:]}"
+    engine = create_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            now = utcnow()
+            await conn.execute(sa.insert(webhook_events).values(
+                event_id=f"evt_{endpoint_id[4:]}", school_id=school_id,
+                event_type="bracelet.blocked", data={}, created_at=now))
+            await conn.execute(sa.insert(webhook_deliveries).values(
+                delivery_id=delivery_id, event_id=f"evt_{endpoint_id[4:]}",
+                endpoint_id=endpoint_id, school_id=school_id, state="failed", attempts=15,
+                created_at=now))
+    finally:
+        await engine.dispose()
+    return endpoint_id, delivery_id
 
 
 async def scalar_of(client: Any, event_id: str) -> str:
@@ -129,6 +161,20 @@ ACTIONS: list[Action] = [
     ("user_deactivate", lambda i: f"/admin/users/{i['user']}/deactivate", lambda i: {}),
     ("user_reactivate", lambda i: f"/admin/users/{i['user']}/reactivate", lambda i: {}),
     ("user_reset", lambda i: f"/admin/users/{i['user']}/reset", lambda i: {}),
+    ("webhook_edit", lambda i: f"/admin/webhooks/{i['endpoint']}",
+     lambda i: {"event_type": "sale.applied", "description": "edited"}),
+    ("webhook_off", lambda i: f"/admin/webhooks/{i['endpoint']}/active",
+     lambda i: {"active": "0"}),
+    ("webhook_rotate", lambda i: f"/admin/webhooks/{i['endpoint']}/rotate", lambda i: {}),
+    ("webhook_test", lambda i: f"/admin/webhooks/{i['endpoint']}/test", lambda i: {}),
+    ("redeliver", lambda i: f"/admin/webhooks/deliveries/{i['delivery']}/redeliver",
+     lambda i: {}),
+    ("student_edit", lambda i: f"/admin/wallets/{i['wallet']}/edit",
+     lambda i: {"display_name": "Renamed pupil", "grade": "Grade 9",
+                "student_status": "active", "parent_phone": "+966 50 000 0000"}),
+    # Last: it empties the wallet, blocks its bracelets and makes the student inactive.
+    ("year_end", lambda i: "/admin/year-end/apply",
+     lambda i: {"run_id": "ye_" + "0" * 32, "wallet": i["wallet"]}),
 ]
 CREATES: list[tuple[str, dict[str, str]]] = [
     ("/admin/products", {"name": "Tea", "category": "Drinks", "price": "2.00"}),
@@ -136,6 +182,10 @@ CREATES: list[tuple[str, dict[str, str]]] = [
     ("/admin/devices/enrollment-codes", {}),
     ("/admin/bracelets/stock", {"uids": "uid\n04AABBCCDDEE07"}),
     ("/admin/users", {"email": "new.staff@school.example", "role": "school_viewer"}),
+    ("/admin/webhooks", {"url": "https://hooks.example.invalid/new",
+                         "event_type": "payment.credited"}),
+    ("/admin/wallets/new", {"display_name": "New pupil", "student_number": "NEW-1"}),
+    ("/admin/year-end/preview", {"grade": "Grade 1"}),
 ]
 
 
@@ -163,7 +213,16 @@ async def state(db_url: str, ids: dict[str, str]) -> tuple[Any, ...]:
                                           password_resets.c.user_id == ids["user"])
                                       .scalar_subquery())
                     .where(admin_users.c.user_id == ids["user"]))
-    return tuple(w), tuple(sorted(c)), d, tuple(p), tuple(sorted(r)), tuple(pr), tuple(u)
+    wh = await query(db_url, sa.select(
+        webhook_endpoints.c.secret, webhook_endpoints.c.event_types, webhook_endpoints.c.active,
+        webhook_endpoints.c.description, webhook_deliveries.c.state,
+        webhook_deliveries.c.attempts, sa.select(sa.func.count()).where(
+            webhook_deliveries.c.endpoint_id == ids["endpoint"]).scalar_subquery())
+        .join(webhook_deliveries, webhook_deliveries.c.endpoint_id
+              == webhook_endpoints.c.endpoint_id)
+        .where(webhook_deliveries.c.delivery_id == ids["delivery"]))
+    return (tuple(w), tuple(sorted(c)), d, tuple(p), tuple(sorted(r)), tuple(pr), tuple(u),
+            tuple(wh))
 
 
 async def test_viewer_reads_every_page_but_changes_nothing(client: Any, demo: dict[str, Any],
@@ -270,7 +329,11 @@ async def test_admin_roles_may_do_every_action_in_their_school(
                      "enrollment_code_created", "payment_credited",
                      "payment_refund_requested", "wallet_restrictions_set", "wallet_updated",
                      "products_reordered", "user_role_changed", "user_deactivated",
-                     "user_reactivated", "password_reset_created", "user_created"):
+                     "user_reactivated", "password_reset_created", "user_created",
+                     "webhook_endpoint_updated", "webhook_endpoint_deactivated",
+                     "webhook_secret_rotated", "webhook_test_sent", "webhook_redelivered",
+                     "webhook_endpoint_created", "student_updated", "student_left",
+                     "student_created"):
         assert expected in actions, expected
 
 
@@ -284,7 +347,8 @@ async def test_other_schools_ids_are_not_found_and_untouched(
                  f"/admin/bracelets/{theirs['uid']}", f"/admin/payments/{theirs['payment']}",
                  f"/admin/wallets/{theirs['wallet']}/statement",
                  f"/admin/wallets/{theirs['wallet']}/statement.pdf",
-                 f"/admin/users/{theirs['user']}"):
+                 f"/admin/users/{theirs['user']}", f"/admin/webhooks/{theirs['endpoint']}",
+                 f"/admin/webhooks/deliveries/{theirs['delivery']}"):
         assert (await session.get(path)).status == 404, path
     csv = await (await session.get(f"/admin/sales.csv?wallet={theirs['wallet']}")).text()
     assert theirs["ref"] not in csv and len(csv.strip().splitlines()) == 1
