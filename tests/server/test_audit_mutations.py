@@ -26,6 +26,7 @@ from sync_server.ledger.payments import Policy, apply_event
 from sync_server.storage.engine import create_engine
 from sync_server.storage.schema import money_ops as money_ops_table
 from sync_server.storage.schema import payment_events, postings, sale_refunds, sales, wallets
+from sync_server.storage.schema_rollups import sales_item_days, wallet_day_nets
 
 from .helpers import enroll, push, sale, void_of
 
@@ -133,7 +134,29 @@ async def _link_without_refund(conn: AsyncConnection, f: dict[str, Any]) -> None
         amount=f["kept"]["total"], refunded_at=datetime.now(UTC)))
 
 
+async def _rollup_edited(conn: AsyncConnection, f: dict[str, Any]) -> None:
+    """A breakdown rollup row off by one item (the reports would show it)."""
+    await conn.execute(sa.update(sales_item_days).where(
+        sales_item_days.c.school_id == f["school_id"])
+        .values(quantity=sales_item_days.c.quantity + 1))
+
+
+async def _rollup_lost(conn: AsyncConnection, f: dict[str, Any]) -> None:
+    """A wallet's day net gone: its balances at past dates would be wrong."""
+    await conn.execute(sa.delete(wallet_day_nets).where(
+        wallet_day_nets.c.wallet_id == f["wallet"]))
+
+
+async def _rollup_invented(conn: AsyncConnection, f: dict[str, Any]) -> None:
+    """A day net no posting explains."""
+    await conn.execute(sa.insert(wallet_day_nets).values(
+        wallet_id=f["paid_wallet"], day="2001-01-01", school_id=f["school_id"], net=700))
+
+
 @pytest.mark.parametrize(("plant", "check"), [
+    (_rollup_edited, "rollup_missing"),
+    (_rollup_lost, "rollup_missing"),
+    (_rollup_invented, "rollup_extra"),
     (_second_reversal, "refund_faults"),
     (_link_without_refund, "refund_faults"),
     (_unowned, "unowned_postings"),
