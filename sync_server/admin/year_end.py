@@ -140,13 +140,21 @@ async def year_end_apply(request: web.Request) -> web.StreamResponse:
             WALLET_ID.match(w) for w in chosen):
         return render(request, "year_end.html", {"grades": [], "error": _(
             "the year-end form is incomplete: start again from the preview")}, status=400)
+    targets = {w: str(form.get(f"to_{w}", REFUND)) for w in chosen}
+    async with reading(request.app) as conn:
+        # Another school's student, or one typed in, anywhere in the form: 404, nothing done.
+        named = set(chosen) | {t for t in targets.values() if t != REFUND}
+        mine = set((await conn.execute(sa.select(wallets.c.wallet_id).where(
+            wallets.c.school_id == school.school_id,
+            wallets.c.wallet_id.in_(named)))).scalars())
+    if named - mine:
+        raise web.HTTPNotFound(text=_("not found in this school"))
     results = []
     for wallet_id in chosen:
-        target = str(form.get(f"to_{wallet_id}", REFUND))
-        sibling = None if target == REFUND else target
-        if sibling is not None and (sibling in chosen or not WALLET_ID.match(sibling)):
+        sibling = None if targets[wallet_id] == REFUND else targets[wallet_id]
+        if sibling is not None and sibling in chosen:
             results.append(_result(wallet_id, "error", _(
-                "the sibling chosen is leaving too, or unknown: refund or choose another")))
+                "the sibling chosen is leaving too: refund or choose another")))
             continue
         results.append(await _settle_one(request, school, admin.user_id, run_id, wallet_id,
                                          sibling))

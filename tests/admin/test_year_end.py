@@ -105,9 +105,12 @@ async def test_year_end_refund_sibling_transfer_and_resubmit(
     # Another school's wallet: not found, nothing changed.
     foreign = demo["schools"][1]["wallets"][0]["wallet_id"]
     foreign_was = await balance(db_url, foreign)
-    resp = await admin.post("/admin/year-end/apply", {"run_id": run_id, "wallet": [foreign]})
-    assert 'data-code="error"' in await resp.text()
+    for form in ({"run_id": run_id, "wallet": [foreign]},
+                 {"run_id": run_id, "wallet": [sibling], f"to_{sibling}": foreign}):
+        resp = await admin.post("/admin/year-end/apply", form)
+        assert resp.status == 404
     assert await balance(db_url, foreign) == foreign_was
+    assert await balance(db_url, sibling) == before[sibling] + before[leaver]
 
     await _set(db_url, owing, balance=owing_was)
     assert await ledger_ok(db_url)
