@@ -50,6 +50,15 @@ DAY = "2026-11-20"
 LINE = [{"product_id": "prd_mig", "name": "Water 330ml", "quantity": 2, "unit_price": 150}]
 
 
+# Every applied sale and the void are at 12:xx Riyadh on DAY: 2 + 1 - 1 + 1 waters.
+ROLLUP_ITEM = {"quantity": 3, "amount": 300 + 150 - 150 + 200}
+
+
+def rollup_nets(rev: str) -> dict[str, int]:
+    """Each wallet's net on DAY (all postings are on it): its balance."""
+    return {W1: 4700, W2: 1300 if rev >= "0002" else 800}
+
+
 def _before(rev: str) -> str | None:
     i = REVISIONS.index(rev)
     return REVISIONS[i - 1] if i else None
@@ -237,6 +246,12 @@ def fill(c: sa.Connection, rev: str) -> None:
                                 "to_address": "parent@mig.test", "subject": "Low balance",
                                 "body_text": "...", "language": "ar", "state": "pending",
                                 "created_at": at(9)})
+    if rev >= "0011":  # the report rollups as the ledger kept them (what 0011 backfills)
+        put("sales_item_days", {"school_id": S, "business_day": DAY, "hour": 12,
+                                "product_id": "prd_mig", "name": "Water 330ml",
+                                **ROLLUP_ITEM})
+        put("wallet_day_nets", *({"wallet_id": w, "day": DAY, "school_id": S, "net": n}
+                                 for w, n in rollup_nets(rev).items()))
 
 
 def head_counts(rev: str) -> dict[str, int]:
@@ -258,6 +273,8 @@ def head_counts(rev: str) -> dict[str, int]:
     # "assigned" event; filled at 0010 itself, the rows were written as that schema has them.
     counts["credential_events"] = 2
     counts["bracelets"] = 3 if rev >= "0010" else 2
+    # 0011 derives its rollups from the sales and postings, whatever revision wrote them.
+    counts["sales_item_days"], counts["wallet_day_nets"] = 1, 2
     return counts
 
 
@@ -281,6 +298,12 @@ def _sales_and_money(c: sa.Connection, rev: str) -> None:
     kept = c.execute(sa.text("SELECT grade, daily_limit, student_number FROM wallets"
                              " WHERE wallet_id = :w"), {"w": W1}).one()
     assert tuple(kept) == ("Grade 3", 1500, "N1")
+    item = c.execute(sa.text("SELECT business_day, hour, product_id, name, quantity, amount"
+                             " FROM sales_item_days")).one()
+    assert tuple(item) == (DAY, 12, "prd_mig", "Water 330ml", *ROLLUP_ITEM.values())
+    nets = {r.wallet_id: (r.day, r.net) for r in c.execute(sa.text(
+        "SELECT wallet_id, day, net FROM wallet_day_nets"))}
+    assert nets == {w: (DAY, n) for w, n in rollup_nets(rev).items()}
 
 
 def _at_head(c: sa.Connection, rev: str) -> None:
@@ -410,5 +433,5 @@ def test_migrations_keep_the_data_of_each_revision(rev: str, empty_db: str) -> N
 def test_every_revision_is_covered() -> None:
     """A new migration joins REVISIONS by itself; its tables need rows in :func:`fill` (and
     counts in :func:`head_counts`), or this fails: docs/upgrading.md."""
-    assert HEAD == "0010", ("a migration after 0010: give its tables rows in fill() and "
+    assert HEAD == "0011", ("a migration after 0011: give its tables rows in fill() and "
                             "head_counts(), then move this line to the new head")
