@@ -55,6 +55,7 @@ WORDS: dict[str, str] = {
     "offline_max_unsynced_total": N_("cap on unsynced sales per terminal"),
     "offline_max_hours": N_("hours a terminal may sell without syncing"),
     "overdraft_limit": N_("overdraft allowed per wallet"),
+    "low_balance_threshold": N_("low-balance alert below"),
     "amount": N_("amount"), "reason": N_("reason"), "name": N_("name"), "note": N_("note"),
     "price": N_("price"), "category": N_("category"), "pin": N_("PIN"),
     "allergen": N_("allergen"), "allergens": N_("allergens"),
@@ -64,6 +65,13 @@ WORDS: dict[str, str] = {
     "grade": N_("grade"), "homeroom": N_("homeroom"), "flags": N_("flags"), "seq": N_("seq"),
     "txn_id": N_("transaction"), "op_id": N_("operation"), "active_flag": N_("active"),
     "expires_in_hours": N_("expires in (hours)"), "student_number": N_("student number"),
+    # the roster's fields and year-end (issue 16)
+    "student_status": N_("student status"), "parent_email": N_("parent email"),
+    "parent_phone": N_("parent phone"), "language": N_("language"), "left_at": N_("left on"),
+    "transfer": N_("transfer"), "transferred": N_("moved to a sibling"),
+    "to_wallet": N_("to student"), "bracelets_blocked": N_("bracelets blocked"),
+    "student_created": N_("student added"), "student_updated": N_("student edited"),
+    "student_left": N_("student left (year-end)"),
     # audit target types
     "wallet": N_("student"), "device": N_("terminal"), "school": N_("school"),
     "product": N_("product"), "cashier": N_("cashier"), "roster": N_("roster"),
