@@ -255,11 +255,20 @@ async def test_escalation_and_self_harm_are_refused(client: Any, demo: dict[str,
     assert not refused(resp)
     assert await scalar(db_url, sa.select(admin_users.c.role)
                         .where(admin_users.c.user_id == me)) == "school_viewer"
-    # The platform admin sees the platform section, and cannot deactivate the last one.
+    # The platform admin sees the platform section and adds platform admins there, whom a
+    # school admin can neither see nor touch.
     page = await boss.page("/admin/users")
     assert demo["platform_admin"]["email"] in page
+    await add_user(boss, "ops2@vendor.example", "platform_admin")
+    ops2 = await user_id(db_url, "ops2@vendor.example")
+    assert await scalar(db_url, sa.select(admin_users.c.school_id)
+                        .where(admin_users.c.user_id == ops2)) is None
+    assert "ops2@vendor.example" in await boss.page("/admin/users")
+    other_admin = await login(client, other["admin"]["email"], other["admin"]["password"])
+    assert (await other_admin.get(f"/admin/users/{ops2}")).status == 404
+    assert (await other_admin.post(f"/admin/users/{ops2}/deactivate")).status == 404
     actions = [r[0] for r in await query(db_url, sa.select(audit_log.c.action))]
-    assert "user_role_changed" in actions and actions.count("user_created") == 1
+    assert "user_role_changed" in actions and actions.count("user_created") == 2
 
 
 async def test_the_link_is_emailed_in_the_users_language_when_smtp_is_set(
