@@ -162,3 +162,28 @@ async def test_managers_and_viewers_see_no_webhook_page(client: Any, demo: dict[
     for path in (f"/admin/webhooks/{endpoint_id}/rotate", f"/admin/webhooks/{endpoint_id}/test",
                  "/admin/webhooks"):
         assert (await session.post(path, {"url": "https://x.example"})).status == 403, path
+
+
+async def test_an_admin_crediting_a_held_payment_tells_payment_credited_once(
+        client: Any, demo: dict[str, Any], db_url: str, receiver: Receiver) -> None:
+    from .test_webhook import deliver, event
+
+    school = demo["schools"][0]
+    wallet_id = school["wallets"][3]["wallet_id"]
+    session = await as_role(client, demo, "admin")
+    html = await (await add(session, receiver.url, "payment.credited")).text()
+    secret = secret_in(html)
+    body = event(wallet_id, "evt_big", amount=600_000, currency=school["currency"],
+                 reference="big-1")
+    assert (await deliver(client, body)).status == 202  # above the ceiling: held
+    form = {"wallet_id": wallet_id, "reason": "parent confirmed", "idem_key": "k" * 20}
+    for _ in range(2):  # the second click replays: nothing more is told
+        resp = await session.post("/admin/payments/events/evt_big/credit", form)
+        assert resp.status == 303 and not resp.cookies["pos_flash"].value.startswith("err")
+    await wait_for(db_url, states("payment.credited"), [("delivered", 1)])
+    (call,) = receiver.calls
+    assert call.signed_by(secret)
+    data = call.json["data"]
+    assert data["amount"] == 600_000 and data["wallet_id"] == wallet_id
+    assert data["reference"] == "big-1" and data["currency"] == school["currency"]
+    assert data["payment_id"].startswith("pay") and isinstance(data["balance_after"], int)
