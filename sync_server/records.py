@@ -97,6 +97,16 @@ async def update_settings(conn: AsyncConnection, school_id: str, **settings: int
                        .values(**settings, settings_version=version))
 
 
+async def set_low_balance_threshold(conn: AsyncConnection, school_id: str,
+                                    threshold: int | None) -> None:
+    """Parents are told when a balance falls below ``threshold`` (None: never). Server-side
+    only, so terminals' settings version is not bumped (they would fetch nothing new)."""
+    if threshold is not None and threshold < 0:
+        raise RecordError("the low-balance threshold must be zero or more")
+    await conn.execute(sa.update(schools).where(schools.c.school_id == school_id)
+                       .values(low_balance_threshold=threshold))
+
+
 async def create_wallet(conn: AsyncConnection, school_id: str, display_name: str, *,
                         daily_limit: int | None = None, status: str = "active",
                         student_number: str | None = None, grade: str | None = None,

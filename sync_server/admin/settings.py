@@ -7,6 +7,10 @@ through (``sale_cap_exceeded``). The page labels it as it works.
 These bound how much a school can lose while terminals sell offline (DESIGN.md: per-sale and
 total offline caps, like Stripe Terminal and Square). A change goes through
 :func:`records.update_settings`, so it reaches every terminal with the next snapshot delta.
+
+The low-balance threshold is the server's alone (parents are emailed, and ``wallet.low_balance``
+told, when a balance falls below it: ``mail/low_balance.py``); empty turns it off. A form
+posted without the field (a script of the older page) leaves it as it is.
 """
 
 from __future__ import annotations
@@ -27,19 +31,20 @@ from .words import word
 
 routes = web.RouteTableDef()
 MONEY_FIELDS = ("offline_max_sale", "offline_max_unsynced_total", "overdraft_limit")
+THRESHOLD = "low_balance_threshold"
 MAX_OFFLINE_HOURS = 24 * 30
 
 
-async def _current(conn: Any, school_id: str) -> dict[str, int]:
+async def _current(conn: Any, school_id: str) -> dict[str, int | None]:
     row = (await conn.execute(sa.select(
         schools.c.offline_max_sale, schools.c.offline_max_unsynced_total,
-        schools.c.offline_max_hours, schools.c.overdraft_limit)
+        schools.c.offline_max_hours, schools.c.overdraft_limit, schools.c.low_balance_threshold)
         .where(schools.c.school_id == school_id))).one()
-    return {k: int(v) for k, v in row._mapping.items()}
+    return {k: None if v is None else int(v) for k, v in row._mapping.items()}
 
 
-def _parse(form: Any, school: School) -> dict[str, int]:
-    values: dict[str, int] = {}
+def _parse(form: Any, school: School) -> dict[str, int | None]:
+    values: dict[str, int | None] = {}
     for name in MONEY_FIELDS:
         values[name] = money(form, name, school.currency, max_len=20, prefixed=True,
                              error=_("%(field)s must be zero or more", field=word(name)))
@@ -49,8 +54,13 @@ def _parse(form: Any, school: School) -> dict[str, int]:
         raise FormError(_("offline hours must be a whole number from 1 to %(most)d",
                           most=MAX_OFFLINE_HOURS))
     values["offline_max_hours"] = hours
-    if values["offline_max_sale"] > values["offline_max_unsynced_total"]:
+    if int(values["offline_max_sale"] or 0) > int(values["offline_max_unsynced_total"] or 0):
         raise FormError(_("the largest single sale cannot exceed the cap on unsynced sales"))
+    if THRESHOLD in form:
+        typed = text(form, THRESHOLD, max_len=20, required=False)
+        values[THRESHOLD] = None if not typed else money(
+            form, THRESHOLD, school.currency, max_len=20, prefixed=True,
+            error=_("%(field)s must be zero or more", field=word(THRESHOLD)))
     return values
 
 
@@ -76,7 +86,11 @@ async def settings_update(request: web.Request) -> web.StreamResponse:
         changes = {k: v for k, v in wanted.items() if before[k] != v}
         if not changes:
             raise Refused("/admin/settings", _("Nothing changed."))
-        await records.update_settings(conn, school.school_id, **changes)
+        terminals = {k: int(v or 0) for k, v in changes.items() if k != THRESHOLD}
+        if terminals:
+            await records.update_settings(conn, school.school_id, **terminals)
+        if THRESHOLD in changes:
+            await records.set_low_balance_threshold(conn, school.school_id, changes[THRESHOLD])
         await auditlog.record(conn, request, "settings_updated", school_id=school.school_id,
                               target_type="school", target_id=school.school_id,
                               before={k: before[k] for k in changes}, after=changes)
