@@ -87,11 +87,22 @@ async def _import(request: web.Request) -> Any:
             roster_imports.c.import_id == request.match_info["import_id"]))).first())
 
 
+# Statuses some reports spell in their own words (a bracelet batch's), read as the common ones.
+SAME_STATUS = {"stocked": "ok", "created": "ok", "updated": "ok", "refused": "error",
+               "unchanged": "skipped"}
+
+
 def _shown_rows(request: web.Request, report: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The report as the asker may see it: UIDs masked for viewers."""
-    if admin_of(request).sees_full_uids:
-        return report
-    return [{**r, "uid": mask_uid(r["uid"])} if r.get("uid") else r for r in report]
+    """The report as the asker may see it: statuses in the common words, UIDs masked for
+    viewers."""
+    masked = not admin_of(request).sees_full_uids
+    shown = []
+    for r in report:
+        r = {**r, "status": SAME_STATUS.get(str(r.get("status")), r.get("status"))}
+        if masked and r.get("uid"):
+            r["uid"] = mask_uid(str(r["uid"]))
+        shown.append(r)
+    return shown
 
 
 @routes.get("/admin/imports/{import_id}")

@@ -177,3 +177,25 @@ async def test_import_new_columns_bracelets_and_history(client: Any, demo: dict[
     other_admin = await as_role(client, demo, "admin", school=1)
     assert (await other_admin.get(f"/admin/imports/{first.import_id}")).status == 404
     assert (await other_admin.get(f"/admin/imports/{first.import_id}/report.csv")).status == 404
+
+
+async def test_history_shows_bracelet_batches_with_uids_masked_for_viewers(
+        client: Any, demo: dict[str, Any], db_url: str) -> None:
+    from shared.ids import mask_uid
+
+    school = demo["schools"][0]
+    admin = await as_role(client, demo, "admin")
+    resp = await admin.post("/admin/bracelets/stock", {"uids": "uid\n04AABBCCDDEE07\nnope\n"})
+    assert resp.status in (200, 303), await resp.text()
+    batch = (await query(db_url, sa.select(roster_imports).where(
+        roster_imports.c.school_id == school["school_id"],
+        roster_imports.c.kind == "bracelets")))[0]
+    page = await admin.page(f"/admin/imports/{batch.import_id}")
+    assert "04AABBCCDDEE07" in page and 'data-code="error"' in page
+    assert 'data-code="ok"' in page
+    viewer = await as_role(client, demo, "viewer")
+    page = await viewer.page(f"/admin/imports/{batch.import_id}")
+    assert "04AABBCCDDEE07" not in page and mask_uid("04AABBCCDDEE07") in page
+    body = await (await viewer.get(f"/admin/imports/{batch.import_id}/report.csv")).text()
+    assert "04AABBCCDDEE07" not in body
+    assert "bracelets" in await viewer.page("/admin/imports?kind=bracelets")
