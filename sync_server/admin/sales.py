@@ -12,14 +12,11 @@ rejected ones, so that column sums to the net the dashboard and the list's total
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any, get_args
 
 import sqlalchemy as sa
 from aiohttp import web
 
-from shared.money import format_minor
 from shared.protocol import SaleFlag
 
 from ..storage.schema import (
@@ -31,17 +28,19 @@ from ..storage.schema import (
     wallets,
 )
 from ..transactions import reading
-from .csv_cells import safe_cell
+from . import sales_csv
 from .exceptions import restricted_items
 from .ledgerview import sale_entries
 from .render import page_context, paged, parse_day, query_with, render
-from .scope import School, found, school_of
+from .scope import found, school_of
 from .sorting import Sorting, ordered, sorting
 
 routes = web.RouteTableDef()
 EXPORT_LIMIT = 200_000
 TOTALS_CAP = 10_000  # past this many matching rows the list asks for dates instead of totals
-CSV_BOM = "\ufeff".encode()
+CSV_BOM = sales_csv.CSV_BOM  # reports_csv and imports write it too
+items_text = sales_csv.items_text
+NAME_SORTS = ("student", "terminal", "cashier")  # sorts that need the joined names
 STATUSES = ("applied", "rejected", "voided", "reversed")
 FLAGS: tuple[str, ...] = get_args(SaleFlag)  # every flag a sale can carry, one list
 
@@ -61,9 +60,10 @@ def sort_of(request: web.Request) -> Sorting:
     return sorting(request, tuple(SORT_COLUMNS), "received", descending=True)
 
 
-def sorted_listing(school_id: str, request: web.Request) -> sa.Select[Any]:
-    return ordered(listing(school_id, request.query), sort_of(request), SORT_COLUMNS,
-                   sales.c.ref.desc())
+def sorted_listing(school_id: str, request: web.Request, *,
+                   names: bool = True) -> sa.Select[Any]:
+    return ordered(listing(school_id, request.query, names=names), sort_of(request),
+                   SORT_COLUMNS, sales.c.ref.desc())
 
 
 def flag_clause(flag: str) -> sa.ColumnElement[bool]:
@@ -75,10 +75,23 @@ def has_flags() -> sa.ColumnElement[bool]:
     return sa.cast(sales.c.flags, sa.String).notin_(["[]", ""])
 
 
-def listing(school_id: str, q: Any) -> sa.Select[Any]:
-    """The filtered sales of one school, newest received first, with display names."""
+def listing(school_id: str, q: Any, *, names: bool = True) -> sa.Select[Any]:
+    """The filtered sales of one school, newest received first, with display names (without
+    them when ``names`` is false: the CSV export reads a school's names once, not per row)."""
     w, d, c = wallets.alias("w"), devices.alias("d"), cashiers.alias("c")
     f = sale_refunds
+    joined: Any = sales
+    named: list[Any] = []
+    if names:
+        joined = (sales
+                  .outerjoin(w, sa.and_(w.c.wallet_id == sales.c.wallet_id,
+                                        w.c.school_id == school_id))
+                  .outerjoin(d, sa.and_(d.c.device_id == sales.c.device_id,
+                                        d.c.school_id == school_id))
+                  .outerjoin(c, sa.and_(c.c.cashier_id == sales.c.cashier_id,
+                                        c.c.school_id == school_id)))
+        named = [w.c.display_name, w.c.student_number, d.c.name.label("device_name"),
+                 c.c.name.label("cashier_name")]
     stmt = (
         sa.select(sales.c.ref, sales.c.seq, sales.c.kind, sales.c.created_at,
                   sales.c.received_at, sales.c.total, sales.c.status, sales.c.code,
@@ -86,18 +99,9 @@ def listing(school_id: str, q: Any) -> sa.Select[Any]:
                   f.c.kind.label("refund_kind"), sa.func.coalesce(f.c.void_ref, f.c.op_id)
                   .label("refund_ref"),
                   sales.c.wallet_id, sales.c.device_id, sales.c.cashier_id,
-                  sales.c.business_day, sales.c.reviewed_at, sales.c.lines,
-                  w.c.display_name, w.c.student_number, d.c.name.label("device_name"),
-                  c.c.name.label("cashier_name"))
-        .select_from(sales
-                     .outerjoin(w, sa.and_(w.c.wallet_id == sales.c.wallet_id,
-                                           w.c.school_id == school_id))
-                     .outerjoin(d, sa.and_(d.c.device_id == sales.c.device_id,
-                                           d.c.school_id == school_id))
-                     .outerjoin(c, sa.and_(c.c.cashier_id == sales.c.cashier_id,
-                                           c.c.school_id == school_id))
-                     .outerjoin(f, sa.and_(f.c.school_id == sales.c.school_id,
-                                           f.c.sale_ref == sales.c.ref)))
+                  sales.c.business_day, sales.c.reviewed_at, sales.c.lines, *named)
+        .select_from(joined.outerjoin(f, sa.and_(f.c.school_id == sales.c.school_id,
+                                                 f.c.sale_ref == sales.c.ref)))
         .where(sales.c.school_id == school_id)
     )
     if day := parse_day(q.get("from")):
@@ -175,58 +179,9 @@ async def sale_list(request: web.Request) -> web.StreamResponse:
 @routes.get("/admin/sales.csv")
 async def export_csv(request: web.Request) -> web.StreamResponse:
     school = school_of(request)
-    stmt = sorted_listing(school.school_id, request).limit(EXPORT_LIMIT)
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/csv; charset=utf-8",
-        "Content-Disposition": 'attachment; filename="sales.csv"'})
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    async with reading(request.app) as conn:
-        # The query runs before the 200 goes out: a filter the database refuses is an error
-        # page, never a CSV cut off after its header.
-        chunks = (await conn.stream(stmt)).partitions(500)
-        chunk = await anext(chunks, None)
-        await response.prepare(request)
-        # A UTF-8 BOM first: Excel reads a CSV without one in the Windows code page, which
-        # turns Arabic names into mojibake; with it, every spreadsheet reads UTF-8.
-        await response.write(CSV_BOM)
-        writer.writerow(["ref", "received_at", "created_at", "business_day", "terminal", "seq",
-                         "kind", "cashier", "student_number", "student", "wallet_id", "total",
-                         "currency", "status", "code", "flags", "balance_after", "offline",
-                         "refund", "refund_ref", "items", "net"])
-        while chunk is not None:
-            for r in chunk:
-                writer.writerow([safe_cell(v) for v in (
-                    r.ref, r.received_at.isoformat(), r.created_at.isoformat(), r.business_day,
-                    r.device_name, r.seq, r.kind, r.cashier_name, r.student_number,
-                    r.display_name, r.wallet_id, _major(signed(r), school), school.currency,
-                    r.status, r.code, " ".join(r.flags or []), _major(r.balance_after, school),
-                    "yes" if r.offline else "no", r.refund_kind, r.refund_ref,
-                    items_text(r.lines),
-                    _major(signed(r) if r.status == "applied" else 0, school))])
-            await response.write(buf.getvalue().encode())
-            buf.seek(0)
-            buf.truncate()
-            chunk = await anext(chunks, None)
-    await response.write(buf.getvalue().encode())
-    await response.write_eof()
-    return response
-
-
-def signed(row: Any) -> int:
-    """A row's total as it counts toward the net: a void gives money back."""
-    return -int(row.total) if row.kind == "void" else int(row.total)
-
-
-def items_text(lines: list[dict[str, Any]] | None) -> str:
-    """``2 x Water 330ml; 1 x Lunch``: what was sold, for people (the amounts have their own
-    machine-readable columns)."""
-    return "; ".join(f"{ln['quantity']} x {ln['name']}" for ln in lines or [])
-
-
-def _major(amount: int | None, school: School) -> str:
-    return "" if amount is None else format_minor(int(amount), school.currency,
-                                                  with_code=False).replace(",", "")
+    names = sort_of(request).key in NAME_SORTS
+    stmt = sorted_listing(school.school_id, request, names=names).limit(EXPORT_LIMIT)
+    return await sales_csv.stream(request, school, stmt)
 
 
 @routes.get("/admin/sales/{ref}")
