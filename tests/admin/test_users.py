@@ -297,3 +297,50 @@ def test_access_logs_never_hold_a_set_password_token() -> None:
     for path in (f"/admin/password/reset/{token}", f"/admin/%70assword/reset/{token}?a=1"):
         assert token not in loggable_target(path), path
     assert token not in loggable_url(f"https://pos.example/admin/password/reset/{token}")
+
+
+async def test_two_admins_deactivating_each_other_at_once_leave_one(
+        db_url: str, demo: dict[str, Any]) -> None:
+    """The rows are locked before they are counted: the second transaction waits for the
+    first and then sees one admin fewer (without the lock, on PostgreSQL both would pass)."""
+    import asyncio
+
+    from sync_server import staff
+    from sync_server.records import RecordError
+
+    school_id = demo["schools"][0]["school_id"]
+    engine = create_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            second = await staff.create_user(conn, email="second@school.example", name="",
+                                             role="school_admin", school_id=school_id,
+                                             unusable_hash="x")
+        first = await user_id(db_url, demo["schools"][0]["admin"]["email"])
+        locked = asyncio.Event()
+        outcomes: list[str] = []
+
+        async def deactivate(target: str, hold: bool) -> None:
+            try:
+                async with engine.begin() as conn:
+                    user = await staff.get_user(conn, target)
+                    assert user is not None
+                    await staff.set_active(conn, user, False)
+                    if hold:
+                        locked.set()
+                        await asyncio.sleep(0.3)  # the other one starts meanwhile
+                outcomes.append("done")
+            except RecordError:
+                outcomes.append("refused")
+
+        async def after_lock() -> None:
+            await locked.wait()
+            await deactivate(first, hold=False)
+
+        await asyncio.gather(deactivate(second.user_id, hold=True), after_lock())
+    finally:
+        await engine.dispose()
+    assert sorted(outcomes) == ["done", "refused"]
+    active = await scalar(db_url, sa.select(sa.func.count()).select_from(admin_users).where(
+        admin_users.c.school_id == school_id, admin_users.c.role == "school_admin",
+        admin_users.c.active))
+    assert active == 1
