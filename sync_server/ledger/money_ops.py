@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shared.clock import utcnow
 from shared.ids import new_id
 
+from ..mail import low_balance
 from ..reports import rollup_writes
 from ..storage.schema import money_ops, sale_refunds, sales
 from . import bounds
@@ -179,6 +180,9 @@ async def _apply(conn: AsyncConnection, op: MoneyOp, digest: str,
         counter_kind=COUNTER[op.kind], kind=op.kind, memo=_memo(op), actor=op.actor,
         sale_ref=op.sale_ref, posting_id=posting_id)
     assert transfer.balance_after == balance_before + amount
+    if amount < 0:  # a debit may take the wallet below the school's low-balance threshold
+        await low_balance.tell(conn, op.school_id, {op.wallet_id: balance_before},
+                               {op.wallet_id: transfer.balance_after}, now)
     return OpOutcome(op_id, posting_id, amount, balance_before, transfer.balance_after,
                      replay=False)
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..admin.formatting import money
-
 LANGUAGES = ("ar", "en")
 # Schools that keep these currencies write to parents in Arabic unless a student's language
 # says otherwise; any other school writes in English.
@@ -55,6 +53,9 @@ _LOW_BALANCE = {
 def low_balance(language: str, *, student: str, school: str, balance: int, threshold: int,
                 currency: str) -> Letter:
     """The low-balance email in ``language`` (``ar`` or ``en``)."""
+    # Imported here: the ledger imports this module, and the console package imports the ledger.
+    from ..admin.formatting import money
+
     letter = _LOW_BALANCE[language if language in _LOW_BALANCE else "en"]
     values = {"student": student, "school": school,
               "balance": money(balance, currency, language),

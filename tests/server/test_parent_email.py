@@ -221,3 +221,26 @@ async def test_a_sent_password_reset_keeps_no_link(
 
     rows = await until(cleared)
     assert rows[0].body_text == SENT_BODY
+
+
+async def test_an_admins_debit_adjustment_that_crosses_tells_the_parent(
+        client: Any, demo: dict[str, Any], db_url: str, smtp: SmtpServer) -> None:
+    from tests.admin.conftest import as_role
+
+    smtp.start()
+    school = demo["schools"][0]
+    wallet_id = school["wallets"][1]["wallet_id"]
+    await parent(db_url, school, 1, email="umm.ahmad@example.org", language="en")
+    admin = await as_role(client, demo, "admin")
+    credit = await admin.post(f"/admin/wallets/{wallet_id}/money",
+                              {"kind": "adjustment", "amount": "0.50", "reason": "correction"})
+    assert credit.status == 303
+    assert await read(db_url, emails()) == []  # a credit never tells
+    debit = await admin.post(f"/admin/wallets/{wallet_id}/money",
+                             {"kind": "adjustment", "amount": "-1.00", "reason": "correction"})
+    assert debit.status == 303
+    await until(lambda: asyncio.sleep(0, len(smtp.messages) == 1))
+    assert "Dear parent" in body_of(smtp.messages[0])
+    events = await read(db_url, sa.select(webhook_events.c.event_type)
+                        .where(webhook_events.c.event_type == "wallet.low_balance"))
+    assert len(events) == 1
