@@ -344,3 +344,15 @@ async def test_two_admins_deactivating_each_other_at_once_leave_one(
         admin_users.c.school_id == school_id, admin_users.c.role == "school_admin",
         admin_users.c.active))
     assert active == 1
+
+
+async def test_an_address_trying_made_up_links_waits(client: Any, browser: Any) -> None:
+    from sync_server.admin.password_links import UNKNOWN_PER_MINUTE
+
+    for n in range(UNKNOWN_PER_MINUTE):
+        assert (await browser.get(f"/admin/password/reset/{n:043d}")).status == 404
+    limited = await browser.get("/admin/password/reset/" + "B" * 43)
+    assert limited.status == 429
+    posted = await browser.post("/admin/password/reset/" + "C" * 43,
+                                data={"password": "x" * 20, "password_again": "x" * 20})
+    assert posted.status == 429
