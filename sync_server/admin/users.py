@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -108,6 +109,15 @@ async def create_user(request: web.Request) -> web.StreamResponse:
     except FormError as exc:
         return redirect("/admin/users/new", _("Not created: %(why)s.", why=exc), error=True)
     unusable = await staff.unusable_hash()
+    try:
+        return await _create(request, email, name, role, language, school_id, unusable)
+    except sa.exc.IntegrityError:  # the same email added by someone else at the same moment
+        return redirect("/admin/users/new", _("Not created: %(why)s.", why=_(
+            "a user with this email already exists")), error=True)
+
+
+async def _create(request: web.Request, email: str, name: str, role: str, language: object,
+                  school_id: str | None, unusable: str) -> web.StreamResponse:
     async with writing(request.app) as conn:
         try:
             user = await staff.create_user(

@@ -82,6 +82,9 @@ async def test_new_user_sets_a_password_through_the_link_then_signs_in(
     link = await add_user(admin, "Cook@School.Example", "school_manager")
     token = link.rsplit("/", 1)[1]
     uid = await user_id(db_url, "cook@school.example")
+    twice = await admin.post("/admin/users", {"email": "cook@school.example",
+                                              "role": "school_viewer"})
+    assert refused(twice)
     # Only the token's hash is stored, and no row or audit text holds the token.
     stored = await query(db_url, sa.select(password_resets.c.token_hash)
                          .where(password_resets.c.user_id == uid))
