@@ -31,11 +31,11 @@ from aiohttp.web_request import FileField
 from shared.clock import utcnow
 from shared.money import format_minor, parse_major
 
-from .. import bracelet_inventory, parent_contact, records, restrictions
+from .. import parent_contact, records, restrictions
 from ..i18n import _
-from ..storage.schema import credentials, wallets
+from ..storage.schema import wallets
 from ..transactions import reading, writing
-from . import auditlog, imports
+from . import auditlog, imports, roster_bracelets
 from .csv_text import EncodingRefused, decode_upload
 from .render import MAX_AMOUNT, amount_problem, render
 from .scope import School, admin_key, require_write, school_of
@@ -303,7 +303,7 @@ async def roster_import(request: web.Request) -> web.StreamResponse:
         for row in good:
             current = existing.get(row.student_number)
             name = row.values["display_name"]
-            if row.bracelet_uid and (problem := await _bracelet_problem(
+            if row.bracelet_uid and (problem := await roster_bracelets.problem(
                     conn, school.school_id, current, row.bracelet_uid)):
                 refused.append(RowOutcome(row.line, row.student_number, name, "refused",
                                           [f"bracelet_uid: {problem}"]))
@@ -318,7 +318,8 @@ async def roster_import(request: web.Request) -> web.StreamResponse:
                                                   "parent_phone", "language")
                        if k in row.values})
                 await _restrict(conn, request, school, wallet_id, row, restrictions.empty())
-                said = await _give_bracelet(conn, request, school, wallet_id, row)
+                said = await roster_bracelets.give(conn, request, school, wallet_id,
+                                                   row.bracelet_uid, row.line)
                 accepted.append(RowOutcome(row.line, row.student_number, name, "created", said))
                 continue
             changes = {k: v for k, v in row.values.items() if current._mapping[k] != v}
@@ -332,7 +333,8 @@ async def roster_import(request: web.Request) -> web.StreamResponse:
             if await _restrict(conn, request, school, current.wallet_id, row,
                                in_force.get(current.wallet_id, restrictions.empty())):
                 said.append(_("restrictions changed"))
-            said.extend(await _give_bracelet(conn, request, school, current.wallet_id, row))
+            said.extend(await roster_bracelets.give(
+                conn, request, school, current.wallet_id, row.bracelet_uid, row.line))
             accepted.append(RowOutcome(row.line, row.student_number, name,
                                        "updated" if said else "unchanged", said))
         counts = {k: sum(1 for a in accepted if a.outcome == k)
@@ -356,47 +358,6 @@ async def roster_import(request: web.Request) -> web.StreamResponse:
 
 # A report row's status in the import history: changed, untouched, or refused.
 _REPORT_STATUS = {"created": "ok", "updated": "ok", "unchanged": "skipped", "refused": "error"}
-
-
-async def _bracelet_problem(conn: Any, school_id: str, current: Any, uid: str) -> str | None:
-    """Why ``uid`` cannot go to this row's student, read before the row changes anything
-    (the inventory's own checks run again when it is given): active on another wallet in
-    this school or any other, or blocked or retired here. None when it may be given, or is
-    already this student's."""
-    wallet_id = current.wallet_id if current is not None else None
-    held = (await conn.execute(sa.select(credentials.c.wallet_id, credentials.c.status).where(
-        credentials.c.school_id == school_id, credentials.c.uid == uid))).first()
-    if held is not None and held.status == "active":
-        return None if held.wallet_id == wallet_id else _(
-            "this bracelet is active on another student; block it first")
-    item = await bracelet_inventory.bracelet_of(conn, school_id, uid)
-    if (held is not None and held.status == "blocked") or (
-            item is not None and item.state in ("blocked", "retired")):
-        return _("this bracelet was blocked; a blocked bracelet is not given out again")
-    if item is not None and item.state != "in_stock":
-        return _("this bracelet is %(state)s", state=item.state)
-    if await bracelet_inventory.active_elsewhere(conn, school_id, uid):
-        return _("this bracelet is active in another school")
-    return None
-
-
-async def _give_bracelet(conn: Any, request: web.Request, school: School, wallet_id: str,
-                         row: ParsedRow) -> list[str]:
-    """Give the row's bracelet (checked by :func:`_bracelet_problem`); what the report says."""
-    if not row.bracelet_uid:
-        return []
-    admin = request.get(admin_key)
-    try:
-        await records.assign_credential(conn, school.school_id, wallet_id, row.bracelet_uid,
-                                        actor=admin.user_id if admin else None,
-                                        note=f"roster import, line {row.line}")
-    except records.AlreadyAssigned:
-        return []
-    await auditlog.record(conn, request, "bracelet_assigned", school_id=school.school_id,
-                          target_type="bracelet", target_id=row.bracelet_uid,
-                          after={"wallet_id": wallet_id},
-                          note=f"roster import, line {row.line}")
-    return [_("bracelet assigned")]
 
 
 async def _restrict(conn: Any, request: web.Request, school: School, wallet_id: str,
