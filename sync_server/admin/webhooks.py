@@ -60,6 +60,8 @@ def check_url(raw: str, allow_http: bool) -> str:
         raise FormError(_("This is not a URL.")) from None
     if parts.scheme not in ("https", "http") or not host or parts.username or parts.password:
         raise FormError(_("Enter a full https:// URL, without a user name or password."))
+    if _never(host):
+        raise FormError(_("This address cannot receive webhooks."))
     if parts.scheme == "http":
         if not allow_http:
             raise FormError(_("Only https:// URLs are accepted."))
@@ -67,6 +69,16 @@ def check_url(raw: str, allow_http: bool) -> str:
             raise FormError(_("http:// is accepted only for loopback and private addresses; "
                               "use https://."))
     return raw
+
+
+def _never(host: str) -> bool:
+    """Link-local (cloud metadata services live there), unspecified and multicast addresses,
+    typed as such; a name is not resolved for this check."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_link_local or address.is_unspecified or address.is_multicast
 
 
 def _local(host: str) -> bool:

@@ -114,7 +114,8 @@ async def test_add_test_rotate_deactivate_redeliver(client: Any, demo: dict[str,
 
 @pytest.mark.parametrize("url", ["http://example.com/hook", "ftp://127.0.0.1/x",
                                  "https://user:pw@example.com/hook", "not a url",
-                                 "http://8.8.8.8/hook", "https://example.com:99999/"])
+                                 "http://8.8.8.8/hook", "https://example.com:99999/",
+                                 "https://169.254.169.254/latest", "https://0.0.0.0/x"])
 async def test_bad_urls_are_refused_and_nothing_is_added(client: Any, demo: dict[str, Any],
                                                          db_url: str, url: str) -> None:
     session = await as_role(client, demo, "admin")
@@ -145,6 +146,8 @@ async def test_http_endpoints_need_the_setting(aiohttp_client: Any, demo: dict[s
     assert resp.cookies["pos_flash"].value.startswith("err")
     assert await query(db_url, sa.select(webhook_endpoints)) == []
     assert (await add(session, "https://hooks.example.com/x")).status == 200
+    arabic = await session.page("/admin/webhooks?lang=ar")
+    assert 'dir="rtl"' in arabic and "إضافة نقطة استقبال" in arabic
 
 
 @pytest.mark.parametrize("role", ["manager", "viewer"])
