@@ -85,12 +85,16 @@ async def year_end_preview(request: web.Request) -> web.StreamResponse:
         chosen = await _chosen(conn, school, numbers, grade)
         leavers_ = await _with_siblings(conn, school, chosen)
     known = {w.student_number for w in chosen}
-    active = [lv for lv in leavers_ if lv.wallet.student_status == "active"]
+    # An inactive student still holding money (made inactive on the student form) is
+    # settled too; one already inactive and empty has nothing left to do.
+    active = [lv for lv in leavers_
+              if lv.wallet.student_status == "active" or int(lv.wallet.balance) != 0]
+    done = {lv.wallet.wallet_id for lv in active}
     return render(request, "year_end_preview.html", {
         "run_id": new_id("ye"), "grade": grade,
         "settle": [lv for lv in active if int(lv.wallet.balance) >= 0],
         "owing": [lv for lv in active if int(lv.wallet.balance) < 0],
-        "already": [lv.wallet for lv in leavers_ if lv.wallet.student_status != "active"],
+        "already": [lv.wallet for lv in leavers_ if lv.wallet.wallet_id not in done],
         "unknown": [n for n in numbers if n not in known],
         "total": sum(int(lv.wallet.balance) for lv in active if int(lv.wallet.balance) > 0)})
 
