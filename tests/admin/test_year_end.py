@@ -119,3 +119,21 @@ async def test_year_end_refund_sibling_transfer_and_resubmit(
 async def audit_count(db_url: str, action: str) -> int:
     return int(await scalar(db_url, sa.select(sa.func.count()).select_from(audit_log)
                             .where(audit_log.c.action == action)))
+
+
+async def test_year_end_and_student_pages_in_arabic(client: Any, demo: dict[str, Any]) -> None:
+    """The new pages are drawn right to left with Arabic words, not English left behind."""
+    admin = await as_role(client, demo, "admin")
+    switched = await admin.post("/admin/language", {"lang": "ar", "next": "/admin/year-end"})
+    assert switched.status == 303
+    wallet = demo["schools"][0]["wallets"][1]["wallet_id"]
+    for path, arabic in (("/admin/year-end", "نهاية العام: الطلاب المغادرون"),
+                         ("/admin/wallets/new", "إضافة طالب"),
+                         (f"/admin/wallets/{wallet}/edit", "تعديل الطالب"),
+                         ("/admin/imports", "سجل الاستيراد"),
+                         (f"/admin/wallets/{wallet}", "هاتف ولي الأمر")):
+        page = await admin.page(path)
+        assert 'dir="rtl"' in page and arabic in page, path
+    resp = await admin.post("/admin/year-end/preview", {"grade": "Grade 2"})
+    page = await resp.text()
+    assert resp.status == 200 and "معاينة نهاية العام" in page and "يُسترد للأسرة" in page
