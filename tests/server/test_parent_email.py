@@ -244,3 +244,36 @@ async def test_an_admins_debit_adjustment_that_crosses_tells_the_parent(
     events = await read(db_url, sa.select(webhook_events.c.event_type)
                         .where(webhook_events.c.event_type == "wallet.low_balance"))
     assert len(events) == 1
+
+
+async def test_two_senders_on_one_database_send_each_email_once(
+        db_url: str, smtp: SmtpServer, smtp_port: int) -> None:
+    """Two processes' jobs at once (two engines, as two hosts would have): every email is
+    claimed by exactly one of them."""
+    from sync_server.mail.sender import MailServer, Sender
+    from sync_server.notify.delivery import Schedule
+
+    smtp.start()
+    setup = create_engine(db_url, pool_size=1)
+    try:
+        async with setup.begin() as conn:
+            for n in range(12):
+                await enqueue(conn, school_id=None, kind="low_balance",
+                              to_address=f"parent{n}@example.org", subject=f"n{n}",
+                              body_text="low", language="en", dedupe_key=f"t:{n}")
+    finally:
+        await setup.dispose()
+    server = MailServer(host="127.0.0.1", port=smtp_port, tls="none", timeout=5.0,
+                        sender="cafeteria@school.test")
+    engines = [create_engine(db_url, pool_size=2) for _ in range(2)]
+    try:
+        jobs = [Sender(e.begin, e.connect, server, Schedule(max_attempts=3), parallel=3)
+                for e in engines]
+        tried = await asyncio.gather(*(job.run_once() for job in jobs))
+    finally:
+        for e in engines:
+            await e.dispose()
+    assert sum(tried) == 12
+    assert sorted(m["Subject"] for m in smtp.messages) == sorted(f"n{n}" for n in range(12))
+    rows = await read(db_url, emails())
+    assert {(r.state, r.attempts) for r in rows} == {("sent", 1)}
