@@ -84,6 +84,8 @@ def school_pages(w: World, pg: Any) -> dict[str, str]:
     """Every page a school admin opens (the router's GET pages), by name."""
     pg.goto(f"{w.server.url}/admin/payments")
     payment = pg.locator("#payments a[href^='/admin/payments/']").first.get_attribute("href")
+    pg.goto(f"{w.server.url}/admin/users")
+    user = pg.locator("#users a[href^='/admin/users/']").first.get_attribute("href")
     return {
         "dashboard": "/admin/", "sales": "/admin/sales",
         "sale": f"/admin/sales/{w.overdraft['ref']}", "exceptions": "/admin/exceptions",
@@ -93,6 +95,8 @@ def school_pages(w: World, pg: Any) -> dict[str, str]:
         "devices": "/admin/devices", "products": "/admin/products",
         "cashiers": "/admin/cashiers", "roster": "/admin/roster", "payments": "/admin/payments",
         "payment": str(payment), "settings": "/admin/settings", "audit": "/admin/audit",
+        "users": "/admin/users", "user": str(user), "user_new": "/admin/users/new",
+        "account_password": "/admin/account/password",
         "error": "/admin/no-such-page",
     }
 
