@@ -62,6 +62,8 @@ SSE_EVENTS = Counter("pos_sse_events_sent", "snapshot events sent on event strea
 OUTBOUND_WEBHOOKS = Counter("pos_outbound_webhook_tries", "outbound webhook tries, by event "
                             "type and outcome (delivered, retry, failed)",
                             ["event_type", "outcome"], registry=EVENTS)
+OUTBOUND_EMAILS = Counter("pos_outbound_email_tries", "email sending tries, by kind and outcome "
+                          "(sent, retry, failed)", ["kind", "outcome"], registry=EVENTS)
 
 def count_push(results: Iterable[dict[str, object]], seconds: float) -> None:
     PUSHES.labels("200").inc()
@@ -83,6 +85,11 @@ def count_webhook(event_type: str | None, outcome: str) -> None:
 def count_outbound_webhook(event_type: str, outcome: str) -> None:
     """``event_type`` is one of notify.outbox.EVENT_TYPES (or webhook.test): a small set."""
     OUTBOUND_WEBHOOKS.labels(event_type, outcome).inc()
+
+
+def count_outbound_email(kind: str, outcome: str) -> None:
+    """``kind`` is one of outbound_emails' kinds (low_balance, password_reset): a small set."""
+    OUTBOUND_EMAILS.labels(kind, outcome).inc()
 
 
 def allowed(remote: str | None, allow: str) -> bool:

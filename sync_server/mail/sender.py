@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.clock import utcnow
 
+from .. import metrics
 from ..config import ServerConfig
 from ..keys import config_key
 from ..log_masking import mask_email
@@ -231,6 +232,7 @@ class Sender:
                 .where(outbound_emails.c.email_id == claim.email_id,
                        outbound_emails.c.lease_until == claim.lease_until)
                 .values(**values))
+        metrics.count_outbound_email(claim.kind, outcome)
         # The address masked (the log filter would too), never the subject or the body.
         log.info("email %s %s to %s: %s, try %d, %s%s", claim.kind, claim.email_id,
                  mask_email(claim.to_address), error or "accepted", tries, outcome,

@@ -198,6 +198,10 @@ async def test_smtp_down_never_blocks_a_sale_and_the_email_follows_when_it_is_up
     rows = await until(sent)
     assert rows[0].attempts >= 3 and rows[0].last_error is None
     assert len(smtp.messages) == 1 and "ولي الأمر" in body_of(smtp.messages[0])
+    scraped = await (await client.get("/metrics")).text()
+    for outcome in ("retry", "sent"):
+        assert f'pos_outbound_email_tries_total{{kind="low_balance",outcome="{outcome}"}}' \
+            in scraped
 
 
 async def test_a_sent_password_reset_keeps_no_link(
