@@ -92,11 +92,17 @@ def school_pages(w: World, pg: Any) -> dict[str, str]:
         "wallets": "/admin/wallets", "wallet": f"/admin/wallets/{w.wallet['wallet_id']}",
         "bracelets": "/admin/bracelets",
         "bracelet": f"/admin/bracelets/{w.wallet['credential_uid']}",
+        "bracelet_issue": "/admin/bracelets/issue",
+        "bracelet_issue_class": "/admin/bracelets/issue?grade=Grade%201&homeroom=1A",
+        "bracelet_stock": "/admin/bracelets/stock",
         "devices": "/admin/devices", "products": "/admin/products",
         "cashiers": "/admin/cashiers", "roster": "/admin/roster", "payments": "/admin/payments",
         "payment": str(payment), "settings": "/admin/settings", "audit": "/admin/audit",
         "users": "/admin/users", "user": str(user), "user_new": "/admin/users/new",
         "account_password": "/admin/account/password",
+        "student_new": "/admin/wallets/new",
+        "student_edit": f"/admin/wallets/{w.wallet['wallet_id']}/edit",
+        "imports": "/admin/imports", "year_end": "/admin/year-end",
         "error": "/admin/no-such-page",
     }
 
