@@ -71,6 +71,16 @@ def test_a_class_of_30_issued_through_the_wedge_field(
         pg.fill("input[name=homeroom]", CLASS[1])
         with pg.expect_navigation():
             pg.click("#pick-class button[type=submit]")
+        # In Arabic the page is right to left, the UID field stays left to right and focused.
+        class_url = pg.url
+        pg.goto(class_url + "&lang=ar")
+        assert pg.locator("html").get_attribute("dir") == "rtl"
+        assert pg.locator("#issue-uid").get_attribute("dir") == "ltr"
+        assert pg.evaluate("document.activeElement.id") == "issue-uid"
+        shot(pg, "07-wedge-issue-ar")
+        pg.goto(class_url + "&lang=en")
+        assert pg.locator("html").get_attribute("dir") == "ltr"
+        shot(pg, "07-wedge-issue")
         shown: list[str] = []
         started = time.monotonic()
         for uid in UIDS:
