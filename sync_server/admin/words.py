@@ -117,7 +117,7 @@ WORDS: dict[str, str] = {
     "password_set_by_link": N_("password set through a link"),
     "password_changed": N_("own password changed"),
     "password_change_failed": N_("own password change refused"),
-    "role": N_("role"), "name": N_("name"),
+    "role": N_("role"),
     "school_created": N_("school added"), "admin_created": N_("admin account added"),
     "database_restored": N_("database restored"),
     # outbound webhooks (admin/webhooks.py, admin/webhook_deliveries.py)
