@@ -175,22 +175,24 @@ class Terminal:
                            | report.changed)
         return Enrollment(answer.device_id, answer.school_id, report)
 
-    def sync_once(self, *, pull_only: bool = False) -> SyncReport:
+    def sync_once(self, *, pull_only: bool = False, push_only: bool = False) -> SyncReport:
         """One push of the whole queue plus one snapshot pull. Never raises for network
         trouble: the report says what happened (the worker and the CLI decide what to do).
-        ``pull_only``: an event said the snapshot changed; an empty push is skipped."""
-        report = self._sync(pull_only)
+        ``pull_only``: an event said the snapshot changed; an empty push is skipped.
+        ``push_only``: the event stream is live and will say when to pull."""
+        report = self._sync(pull_only, push_only)
         self._changes.emit(report.changed | Change.SYNC)
         return report
 
-    def _sync(self, pull_only: bool = False) -> SyncReport:
+    def _sync(self, pull_only: bool = False, push_only: bool = False) -> SyncReport:
         from terminal.sync.client import SyncClient
         from terminal.sync.cycle import run_cycle
 
         device = self._device()
         with self._sync_lock, SyncClient(device.server_url, device.device_token,
                                          **self._client_options()) as client:
-            return run_cycle(self.db, client, self._clock, pull_only=pull_only)
+            return run_cycle(self.db, client, self._clock, pull_only=pull_only,
+                             push_only=push_only)
 
     def set_live_updates(self, live: bool) -> None:
         """The sync worker holds the server's event stream (updates arrive live) or not

@@ -57,15 +57,24 @@ class SyncReport:
 
 
 def run_cycle(db: Database, client: SyncClient, clock: Callable[[], datetime],
-              batch_size: int = MAX_SALES_PER_PUSH, *, pull_only: bool = False) -> SyncReport:
+              batch_size: int = MAX_SALES_PER_PUSH, *, pull_only: bool = False,
+              push_only: bool = False) -> SyncReport:
     """``pull_only``: the server announced a change on the event stream, so the point is the
     delta. The push is then left out when nothing is queued; the empty push it would have
-    been only asks for ``acked_seq``, which the regular poll keeps asking."""
+    been only asks for ``acked_seq``, which the regular poll keeps asking.
+
+    ``push_only``: the event stream is live, so the pull is left out: a push that changed
+    anything makes the server announce a new version on the stream, and the pull that event
+    brings carries it (and whatever else changed meanwhile). Pulling here as well cost the
+    server a second pull per sale at lunch rush (benchmarks/fleet.py). The balance estimate
+    needs no pull in between: a sale applied after the wallet rows were pulled is still
+    subtracted from them (see terminal/store/outbox.py)."""
     report = SyncReport()
     try:
         if not pull_only or outbox.queue_stats(db.conn).queued:
             _push_queue(db, client, clock, batch_size, report)
-        _pull_snapshot(db, client, clock, report)
+        if not push_only:
+            _pull_snapshot(db, client, clock, report)
         state.record_synced(db, clock())
         report.completed = True
         _prune_daily(db, clock())

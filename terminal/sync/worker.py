@@ -101,6 +101,8 @@ class SyncWorker:
             while not self._stop.is_set():
                 with self._cond:
                     by_event = self._event and not self._woken
+                    # a wake with no event pending since the last cycle
+                    push_only = self._woken and not self._event
                     self._event = self._woken = False
                 if by_event:
                     # a burst of events: what arrives during this gap joins this one pull
@@ -112,7 +114,10 @@ class SyncWorker:
                         self._event = self._woken = False
                     last_event_cycle = time.monotonic()
                     self.event_cycles += by_event
-                report = self._cycle(pull_only=by_event)
+                # A sale (or "sync now") while the stream is live: push only. Its event, and
+                # any other change's, brings the pull; a timer's cycle still does both.
+                report = self._cycle(pull_only=by_event,
+                                     push_only=push_only and self._live())
                 self.cycles += 1
                 if self._on_report is not None:
                     self._on_report(report)
@@ -131,12 +136,12 @@ class SyncWorker:
             self._terminal.set_live_updates(False)
             self._terminal.close_thread_store()
 
-    def _cycle(self, *, pull_only: bool) -> SyncReport:
+    def _cycle(self, *, pull_only: bool, push_only: bool = False) -> SyncReport:
         """One sync cycle; an error nobody expected (a disk full, a bug) is logged and treated
         like an unreachable server, so the thread backs off and tries again instead of dying
         and leaving the till's queue unsent until someone restarts the app."""
         try:
-            return self._terminal.sync_once(pull_only=pull_only)
+            return self._terminal.sync_once(pull_only=pull_only, push_only=push_only)
         except Exception as exc:
             log.exception("sync cycle failed; trying again after a pause")
             return SyncReport(error=f"sync failed: {type(exc).__name__}", unreachable=True)
