@@ -15,12 +15,15 @@ left as they are.
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from aiohttp import web
+from aiohttp.web_request import FileField
 from multidict import MultiDictProxy
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -34,11 +37,13 @@ from ..ledger.money_ops import OpRefused
 from ..storage.schema import credentials, wallets
 from ..transactions import reading, writing
 from . import auditlog
+from .csv_text import EncodingRefused, decode_upload
 from .render import render
 from .scope import School, admin_of, require_write, school_of
 
 routes = web.RouteTableDef()
 MAX_STUDENTS = 5000
+MAX_FILE = 2 * 1024 * 1024
 RUN_ID = re.compile(r"^ye_[0-9a-f]{32}$")
 WALLET_ID = re.compile(r"^[a-z]{3}_[0-9a-f]{32}$")
 REFUND = "refund"
@@ -64,9 +69,28 @@ async def year_end_form(request: web.Request) -> web.StreamResponse:
 
 
 def _numbers(form: MultiDictProxy[Any]) -> list[str]:
-    """Student numbers pasted one a line, or separated by commas, semicolons or spaces."""
+    """Student numbers pasted one a line, or separated by commas, semicolons or spaces; and
+    those of an uploaded file: its ``student_number`` column when its header names one (a
+    roster export), else every cell. ValueError for a file that cannot be read."""
     raw = str(form.get("numbers", ""))[:200_000]
-    return list(dict.fromkeys(n for n in re.split(r"[\s,;\u061b\u060c]+", raw) if n))
+    numbers = [n for n in re.split(r"[\s,;\u061b\u060c]+", raw) if n]
+    upload = form.get("file")
+    if isinstance(upload, FileField):
+        blob = upload.file.read(MAX_FILE + 1)
+        if len(blob) > MAX_FILE:
+            raise ValueError(_("the file is larger than 2 MiB: split it"))
+        try:
+            text, _encoding = decode_upload(blob)
+        except EncodingRefused as exc:
+            raise ValueError(str(exc)) from None
+        rows = list(csv.reader(io.StringIO(text)))
+        header = [h.strip().lower() for h in rows[0]] if rows else []
+        if "student_number" in header:
+            at = header.index("student_number")
+            numbers += [r[at].strip() for r in rows[1:] if len(r) > at and r[at].strip()]
+        else:
+            numbers += [c.strip() for r in rows for c in r if c.strip()]
+    return list(dict.fromkeys(numbers))
 
 
 @routes.post("/admin/year-end/preview")
@@ -74,7 +98,10 @@ async def year_end_preview(request: web.Request) -> web.StreamResponse:
     require_write(request)
     school = school_of(request)
     form = await request.post()
-    numbers, grade = _numbers(form), str(form.get("grade", "")).strip()[:40]
+    try:
+        numbers, grade = _numbers(form), str(form.get("grade", "")).strip()[:40]
+    except (ValueError, csv.Error) as exc:
+        return render(request, "year_end.html", {"grades": [], "error": str(exc)}, status=400)
     if not numbers and not grade:
         return render(request, "year_end.html", {"grades": [], "error": _(
             "paste student numbers or choose a grade")}, status=400)

@@ -137,3 +137,28 @@ async def test_year_end_and_student_pages_in_arabic(client: Any, demo: dict[str,
     resp = await admin.post("/admin/year-end/preview", {"grade": "Grade 2"})
     page = await resp.text()
     assert resp.status == 200 and "معاينة نهاية العام" in page and "يُسترد للأسرة" in page
+
+
+async def test_year_end_preview_reads_an_uploaded_list(client: Any, demo: dict[str, Any],
+                                                       db_url: str) -> None:
+    import aiohttp
+
+    school = demo["schools"][0]
+    chosen = [w["wallet_id"] for w in school["wallets"][5:8]]
+    numbers = [n for (n,) in await query(db_url, sa.select(wallets.c.student_number).where(
+        wallets.c.wallet_id.in_(chosen)))]
+    admin = await as_role(client, demo, "admin")
+    form = aiohttp.FormData()
+    form.add_field("csrf_token", admin.csrf)
+    body = "name,student_number\n" + "".join(f"Someone,{n}\n" for n in numbers)
+    form.add_field("file", body.encode(), filename="leavers.csv", content_type="text/csv")
+    resp = await client.post("/admin/year-end/preview", data=form)
+    page = await resp.text()
+    assert resp.status == 200, page
+    assert 'id="leaver-count">3<' in page and "Someone" not in page
+    assert all(f'data-wallet="{w}"' in page for w in chosen)
+    bad = aiohttp.FormData()
+    bad.add_field("csrf_token", admin.csrf)
+    bad.add_field("file", "José".encode("latin-1"), filename="x.csv")
+    resp = await client.post("/admin/year-end/preview", data=bad)
+    assert resp.status == 400
