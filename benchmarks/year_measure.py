@@ -191,6 +191,8 @@ async def find_year(db_url: str) -> str | None:
 
 
 SALES = "SELECT count(*) FROM sales WHERE school_id = :school"
+# The breakdowns and balances at a date read the rollups (0011): their baselines count those.
+ITEM_DAYS = "SELECT count(*) FROM sales_item_days WHERE school_id = :school"
 BY_NAME = ("SELECT count(*) FROM sales JOIN wallets w ON w.wallet_id = sales.wallet_id "
            "WHERE sales.school_id = :school AND (lower(w.display_name) LIKE {0} "
            "OR lower(w.student_number) LIKE {0})")
@@ -252,23 +254,24 @@ def pages(p: dict[str, Any]) -> list[Page]:
              SALES + " AND business_day = :last_day", pdf=True),
         Page("sales by product per day (a month)",
              f"/admin/reports/sales?period=custom&{month}&by=product&per=day",
-             SALES + " AND business_day BETWEEN :month_from AND :month_to"),
+             ITEM_DAYS + " AND business_day BETWEEN :month_from AND :month_to"),
         Page("sales by category per hour (a month)",
              f"/admin/reports/sales?period=custom&{month}&by=category&per=hour",
-             SALES + " AND business_day BETWEEN :month_from AND :month_to"),
+             ITEM_DAYS + " AND business_day BETWEEN :month_from AND :month_to"),
         Page("sales by category per day (the year)",
              f"/admin/reports/sales?period=custom&from={p['first_day']}&to={p['last_day']}"
-             "&by=category&per=day", SALES),
+             "&by=category&per=day", ITEM_DAYS),
         Page("money flows (this month: every top-up)", "/admin/reports/money?period=this_month",
              "SELECT count(*) FROM money_ops WHERE school_id = :school"),
         Page("balances now", "/admin/reports/balances",
              "SELECT count(*) FROM wallets WHERE school_id = :school"),
         Page("balances at a month end", "/admin/reports/balances?day=2026-01-31",
-             "SELECT count(*) FROM postings WHERE school_id = :school "
-             "AND posted_at < :jan_end"),
+             "SELECT count(*) FROM wallet_day_nets WHERE school_id = :school "
+             "AND day <= '2026-01-31'"),
         Page("negative balances", "/admin/reports/negatives",
              "SELECT count(*) FROM wallets WHERE school_id = :school AND balance < 0"),
     ]
+
 
 
 def report_baseline(path: str) -> str:
