@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,16 +19,18 @@ import pytest
 from tests.conftest import DatabaseFactory, LiveServer
 from tests.server.helpers import sale
 
-pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("admin_browser")]  # one Chromium
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "admin"
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 860}
+from .browser_support import (
+    DESKTOP,
+    PHONE,
+    chromium,
+    need_chromium,
+    shot,
+    sign_in,
+)
 
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("admin_browser")]  # one Chromium
+
+need_chromium()
 
 
 class Data:
@@ -70,15 +71,8 @@ def data(sqlite_factory: DatabaseFactory) -> Iterator[Data]:
 @pytest.fixture(scope="module")
 def browser(data: Data) -> Iterator[Any]:
     """Depends on ``data`` so the data is made before Playwright's loop owns this thread."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--headless", "--no-sandbox", "--disable-gpu",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"])
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -92,22 +86,9 @@ def page(browser: Any, data: Data) -> Iterator[Any]:
 
 
 def login(pg: Any, data: Data, who: dict[str, str]) -> None:
-    pg.goto(f"{data.server.url}/admin/sales")
-    assert "/admin/login" in pg.url  # no session: sent to the login page
-    pg.fill("input[name=email]", who["email"])
-    pg.fill("input[name=password]", who["password"])
-    pg.click("button[type=submit]")
-    pg.wait_for_url("**/admin/sales")
+    sign_in(pg, data.server.url, who)
 
 
-def shot(pg: Any, name: str, *, phone: bool = False) -> Path:
-    if phone:
-        pg.set_viewport_size(PHONE)
-    path = ARTIFACTS / f"{name}{'-phone' if phone else ''}.png"
-    pg.screenshot(path=str(path), full_page=True)
-    if phone:
-        pg.set_viewport_size(DESKTOP)
-    return path
 
 
 def no_horizontal_overflow(pg: Any) -> None:

@@ -10,7 +10,6 @@ go to test-artifacts/admin/i18n-*.png (the paths are printed).
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -23,13 +22,11 @@ import pytest
 from sync_server.api.webhooks import sign
 from tests.conftest import WEBHOOK_SECRET, DatabaseFactory, LiveServer
 
-from .test_browser import ARTIFACTS, CHROMIUM, DESKTOP, PHONE, Data
+from .browser_support import ARTIFACTS, DESKTOP, PHONE, chromium, need_chromium
+from .test_browser import Data
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("admin_browser_i18n")]  # one Chromium
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+need_chromium()
 axe_sync = pytest.importorskip("axe_playwright_python.sync_playwright",
                                reason="pip install axe-playwright-python (the dev extra)")
 
@@ -69,15 +66,8 @@ def world(sqlite_factory: DatabaseFactory) -> Iterator[World]:
 
 @pytest.fixture(scope="module")
 def browser(world: World) -> Iterator[Any]:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--headless", "--no-sandbox", "--disable-gpu",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"])
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def school_pages(w: World, pg: Any) -> dict[str, str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -30,18 +29,15 @@ from shared.ids import new_ref
 from tests.conftest import DatabaseFactory, LiveServer
 from tests.server.helpers import void_of
 
+from .browser_support import ARTIFACTS, DESKTOP, chromium, need_chromium
 from .conftest import csrf_of
-from .test_browser import ARTIFACTS, CHROMIUM, DESKTOP
 from .test_browser_i18n import World, check_page, login, serious_violations
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("admin_browser_reports")]
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)",
-                allow_module_level=True)
+need_chromium()
 if not (shutil.which("pdftoppm") and shutil.which("pdftotext")):
     pytest.skip("the PDF checks need poppler's pdftoppm and pdftotext: apt-get install "
                 "poppler-utils (packaging/dev installs it)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 
 # The report pages of sync_server/admin/reports.py; the period pages have preset links.
 REPORT_PAGES = {"index": "/admin/reports", "z": "/admin/reports/z",
@@ -86,15 +82,8 @@ def world(sqlite_factory: DatabaseFactory) -> Iterator[Reports]:
 
 @pytest.fixture(scope="module")
 def browser(world: Reports) -> Iterator[Any]:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--headless", "--no-sandbox", "--disable-gpu",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"])
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
