@@ -13,7 +13,7 @@ processes or hosts on one database never send one email twice at once:
   if the lease is still ours;
 - a refused or failed send is retried after a random wait between ``base`` and
   ``min(longest, base x 2^n)`` until ``max_attempts`` tries failed, then ``failed``;
-- a sent ``password_reset`` keeps no body: it held a one-time link.
+- a ``password_reset`` keeps no body once sent or given up on: it held a one-time link.
 
 Without ``smtp_host`` no job runs and queued mail waits, to be sent once one is set.
 """
@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 PARALLEL = 4  # emails claimed and sent at once, per process
 ERROR_LENGTH = 300  # outbound_emails.last_error
 SENT_BODY = "[sent]"  # what a sent one-time link's row keeps instead of the link
+FAILED_BODY = "[not sent]"  # ... and one that was given up on (the admin has the link)
 CLEARED_KINDS = frozenset({"password_reset"})
 
 OpenTransaction = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
@@ -223,6 +224,8 @@ class Sender:
         elif tries >= self._schedule.max_attempts:
             outcome = "failed"
             values.update(state="failed", next_attempt_at=None)
+            if claim.kind in CLEARED_KINDS:
+                values["body_text"] = FAILED_BODY
         else:
             outcome = "retry"
             values["next_attempt_at"] = now + self._schedule.delay(tries, self._rand())

@@ -281,3 +281,26 @@ async def test_two_senders_on_one_database_send_each_email_once(
     assert sorted(m["Subject"] for m in smtp.messages) == sorted(f"n{n}" for n in range(12))
     rows = await read(db_url, emails())
     assert {(r.state, r.attempts) for r in rows} == {("sent", 1)}
+
+
+async def test_a_password_reset_given_up_on_keeps_no_link(db_url: str, smtp_port: int) -> None:
+    """Nothing listens on the port: after the last try the row is failed and the link gone."""
+    from sync_server.mail.sender import FAILED_BODY, MailServer, Sender
+    from sync_server.notify.delivery import Schedule
+
+    engine = create_engine(db_url, pool_size=2)
+    try:
+        async with engine.begin() as conn:
+            await enqueue(conn, school_id=None, kind="password_reset",
+                          to_address="staff@school.test", subject="Set your password",
+                          body_text="Open https://pos.school.test/admin/password/reset/tok",
+                          language="en")
+        job = Sender(engine.begin, engine.connect,
+                     MailServer(host="127.0.0.1", port=smtp_port, tls="none", timeout=2.0),
+                     Schedule(max_attempts=1))
+        assert await job.run_once() == 1
+    finally:
+        await engine.dispose()
+    rows = await read(db_url, emails())
+    assert [(r.state, r.attempts, r.body_text) for r in rows] == [("failed", 1, FAILED_BODY)]
+    assert rows[0].last_error
