@@ -54,6 +54,8 @@ async def wallet_list(request: web.Request) -> web.StreamResponse:
                                  sa.func.lower(wallets.c.student_number).like(f"%{search}%")))
     if request.query.get("status") in ("active", "frozen", "closed"):
         stmt = stmt.where(wallets.c.status == request.query["status"])
+    elif request.query.get("status") == "inactive":  # students who left (roster status)
+        stmt = stmt.where(wallets.c.student_status == "inactive")
     order = sorting(request, tuple(WALLET_SORTS), "name")
     async with reading(request.app) as conn:
         rows = (await conn.execute(paged(ordered(stmt, order, WALLET_SORTS, wallets.c.wallet_id),

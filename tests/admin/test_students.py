@@ -199,3 +199,20 @@ async def test_history_shows_bracelet_batches_with_uids_masked_for_viewers(
     body = await (await viewer.get(f"/admin/imports/{batch.import_id}/report.csv")).text()
     assert "04AABBCCDDEE07" not in body
     assert "bracelets" in await viewer.page("/admin/imports?kind=bracelets")
+
+
+async def test_wallet_list_filters_students_who_left(client: Any, demo: dict[str, Any],
+                                                     db_url: str) -> None:
+    school = demo["schools"][0]
+    leaver, staying = school["wallets"][3], school["wallets"][4]
+    admin = await as_role(client, demo, "admin")
+    page = await admin.page(f"/admin/wallets/{leaver['wallet_id']}/edit")
+    assert 'name="display_name"' in page
+    row = (await query(db_url, sa.select(wallets).where(
+        wallets.c.wallet_id == leaver["wallet_id"])))[0]
+    resp = await admin.post(f"/admin/wallets/{leaver['wallet_id']}/edit", {
+        "display_name": row.display_name, "student_number": row.student_number,
+        "grade": row.grade, "homeroom": row.homeroom, "student_status": "inactive"})
+    assert resp.status == 303
+    listing = await admin.page("/admin/wallets?status=inactive")
+    assert leaver["wallet_id"] in listing and staying["wallet_id"] not in listing
