@@ -247,7 +247,8 @@ async def _settle_in(conn: AsyncConnection, request: web.Request, school: School
         await records.block_credential(conn, school.school_id, uid, reason="left",
                                        actor=actor, note=f"year-end {run_id}")
         blocked.append(uid)
-    if done.replay and not blocked and wallet.student_status == "inactive":
+    # Nothing done now (a resubmit, or a student already settled by an earlier run).
+    if (done.replay or done.amount == 0) and not blocked and wallet.student_status == "inactive":
         return _result(wallet_id, "already", _("already done by this year-end run"), wallet,
                        amount=done.amount, sibling=sibling)
     await auditlog.record(
