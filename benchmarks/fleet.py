@@ -96,6 +96,21 @@ def cpu_seconds(server: psutil.Process) -> float:
     return total
 
 
+def postgres_cpu_seconds(db_url: str) -> float:
+    """CPU time used so far by PostgreSQL's backends serving the benchmark's database (they
+    share the two cores with the server and the load generator)."""
+    name = db_url.rsplit("/", 1)[1]
+    total = 0.0
+    for p in psutil.process_iter(["name", "cmdline"]):
+        try:
+            if p.info["name"] == "postgres" and name in " ".join(p.info["cmdline"] or []):
+                times = p.cpu_times()
+                total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
+
+
 def rss_mb(server: psutil.Process) -> float:
     total = 0
     for p in [server, *server.children(recursive=True)]:
@@ -306,15 +321,18 @@ class Result:
     lag_p99_ms: float
     lag_max_ms: float
     server_cores: float   # server CPU seconds per second of selling
+    pg_cores: float       # PostgreSQL's backends for the benchmark's database, the same
     client_cores: float
     pulls: int
     events: int
     topups: int
     blocks: int
+    load: float           # the machine's 1-minute load average as selling ended
 
 
 async def drive(url: str, server: psutil.Process, district: list[School], mode: str,
-                args: argparse.Namespace) -> tuple[Stats, Watcher, dict[str, float]]:
+                args: argparse.Namespace,
+                db_url: str) -> tuple[Stats, Watcher, dict[str, float]]:
     rng = random.Random(1)
     stats = Stats()
     tills_of: dict[str, list[int]] = {}
@@ -380,7 +398,7 @@ async def drive(url: str, server: psutil.Process, district: list[School], mode: 
     tasks.append(asyncio.create_task(sample()))
     started = time.monotonic()
     me = psutil.Process()
-    cpu_before = (cpu_seconds(server), sum(me.cpu_times()[:2]))
+    cpu_before = (cpu_seconds(server), sum(me.cpu_times()[:2]), postgres_cpu_seconds(db_url))
     until = started + args.duration
     sellers = [asyncio.create_task(t.selling(args.sale_interval, until)) for t in tills]
     admin_schools = [s for s in district if s.admin is not None]
@@ -392,6 +410,7 @@ async def drive(url: str, server: psutil.Process, district: list[School], mode: 
     done = await asyncio.gather(*background)
     selling_s = time.monotonic() - started
     server_cores = (cpu_seconds(server) - cpu_before[0]) / selling_s
+    pg_cores = (postgres_cpu_seconds(db_url) - cpu_before[2]) / selling_s
     client_cores = (sum(me.cpu_times()[:2]) - cpu_before[1]) / selling_s
     # Drain: every queue pushed, every change shown everywhere (or given up after a while).
     drain_until = time.monotonic() + max(30, 2 * args.poll_interval)
@@ -412,6 +431,7 @@ async def drive(url: str, server: psutil.Process, district: list[School], mode: 
                             "lag_p99": pct(samples["lag"], 99),
                             "lag_max": max(samples["lag"], default=0.0),
                             "server_cores": server_cores, "client_cores": client_cores,
+                            "pg_cores": pg_cores, "load": os.getloadavg()[0],
                             "blocks": float(done[1])}
 
 
@@ -447,7 +467,8 @@ def run(terminals: int, mode: str, args: argparse.Namespace) -> Result:
                                              args.tills_per_school, min(8, schools)))
         print(f"  seeded {schools} schools in {time.monotonic() - t0:.0f} s", flush=True)
         with fleet_server(db_url, args.workers) as (url, server):
-            stats, watcher, extra = asyncio.run(drive(url, server, district, mode, args))
+            stats, watcher, extra = asyncio.run(drive(url, server, district, mode, args,
+                                                          db_url))
         lost, doubled, applied = asyncio.run(on_server(db_url, stats.pushed))
         ok = audit_ok(db_url)
     propagation = [x for e in watcher.all if e.kind == "balance" and e.started is not None
@@ -459,10 +480,10 @@ def run(terminals: int, mode: str, args: argparse.Namespace) -> Result:
     return Result(terminals, mode, schools, propagation, block, stats.push_ms,
                   applied / extra["selling_s"], extra["rss_peak"], stats.errors, lost, doubled,
                   int(extra["unsent"]), ok, unseen, extra["lag_p99"], extra["lag_max"],
-                  extra["server_cores"], extra["client_cores"],
+                  extra["server_cores"], extra["pg_cores"], extra["client_cores"],
                   stats.pulls, stats.events,
                   sum(1 for e in watcher.all if e.kind == "balance" and e.started),  # credited
-                  int(extra["blocks"]))
+                  int(extra["blocks"]), extra["load"])
 
 
 HEADER = (f"{'tills':>5} {'mode':<6} {'top-up p50/p99 s':>16} {'block p99 s':>11} "
@@ -483,7 +504,8 @@ def print_row(r: Result) -> bool:
     print(f"{'':>12} {r.schools} schools; {r.topups} top-ups, {r.blocks} blocks, "
           f"{len(r.push_ms)} pushes, {r.events} events; {r.unsent} sales still queued at "
           f"the end of the drain; CPU while selling: server "
-          f"{r.server_cores:.2f} cores, load generator {r.client_cores:.2f}; client lag max "
+          f"{r.server_cores:.2f} cores, PostgreSQL {r.pg_cores:.2f}, load generator "
+          f"{r.client_cores:.2f}; machine load {r.load:.1f}; client lag max "
           f"{r.lag_max_ms:.0f} ms"
           + (f"; errors: {dict(sorted(r.errors.items()))}" if r.errors else ""), flush=True)
     # Sales still queued at a till are not lost (they go at its next sync), but a row whose

@@ -2,9 +2,9 @@
 
 Schools and admins go through ``sync_server.records``; products, cashiers, wallets, their
 bracelets, opening balances and enrollment codes are written in bulk, in the rows those
-functions write (an opening balance as a posting and the money operation that owns it, so
-``audit-ledger`` holds), because 250 schools through one call per row took minutes on a busy
-machine before every run.
+functions write (an opening balance as a posting, the money operation that owns it and the
+wallet's day net, so ``audit-ledger`` holds), because 250 schools through one call per row
+took minutes on a busy machine before every run.
 
 Each school's wallets have three uses, kept apart so each measurement is exact: the first
 ``TOPUP_WALLETS`` only receive top-ups (no till sells to them, so the balance a till must show
@@ -105,6 +105,7 @@ async def _fill(conn: Any, school_id: str, pin_hash: str | None, cashier: str | 
         products,
     )
     from sync_server.storage.schema import wallets as wallet_table
+    from sync_server.storage.schema_rollups import wallet_day_nets
 
     now = datetime.now(UTC)
     items = [(new_id("prd"), name, price) for name, price in PRODUCTS]
@@ -143,6 +144,11 @@ async def _fill(conn: Any, school_id: str, pin_hash: str | None, cashier: str | 
          "content_hash": "fleet", "kind": "opening", "wallet_id": w,
          "amount": OPENING_BALANCE, "posting_id": pid, "balance_after": OPENING_BALANCE,
          "actor": "benchmark", "created_at": now} for w, pid in opening])
+    # The rollup postings.write keeps beside each posting (audit-ledger compares them); the
+    # schools are on UTC, so the business day is today's UTC date.
+    await conn.execute(sa.insert(wallet_day_nets), [
+        {"wallet_id": w, "day": now.date().isoformat(), "school_id": school_id,
+         "net": OPENING_BALANCE} for w in ids])
     codes = [new_enrollment_code() for _ in range(tills)]
     await conn.execute(sa.insert(enrollment_codes), [
         {"code_hash": code_hash(c), "school_id": school_id, "created_at": now,

@@ -1,11 +1,14 @@
 """One simulated till of the fleet benchmark: what a real till sends, without its screen.
 
 A till holds its own device token, seq counter and delta cursor, and mirrors its school's
-wallets and bracelets from the snapshot. Like the real sync worker it runs one sync cycle at a
-time (push what is queued, then pull the delta with its cursor) and coalesces triggers: a sale,
-an event from its stream, or (polling) its timer. A sale never waits for the network: it goes
-to the queue and the cycle pushes it; a push that fails leaves it queued for the next cycle, so
-nothing is lost and a retry is a replay the server answers ``duplicate``.
+wallets and bracelets from the snapshot. Like the real sync worker (terminal/sync/worker.py)
+it runs one sync cycle at a time and coalesces triggers: a sale, an event from its stream, or
+(polling) its timer. A sale's cycle pushes and pulls, except while the stream is held: then it
+only pushes, and the event that push causes brings the pull. An event's cycle pulls (and pushes
+only what is queued), at least ``MIN_PULL_GAP_S`` after the previous event's cycle. A sale
+never waits for the network: it goes to the queue and the cycle pushes it; a push that fails
+leaves it queued for the next cycle, so nothing is lost and a retry is a replay the server
+answers ``duplicate``.
 
 The watcher (``Watch``) is told when this till's snapshot first shows what a measurement
 waits for: a top-up wallet's new balance, or a bracelet blocked.
@@ -26,6 +29,7 @@ from httpx_sse import aconnect_sse
 
 from benchmarks.fleet_seed import School
 from shared.ids import new_ref
+from terminal.settings import STREAM_MIN_PULL_GAP_S as MIN_PULL_GAP_S
 
 
 @dataclass
@@ -62,6 +66,9 @@ class Till:
         self.queue: list[dict[str, Any]] = []
         self.blocked: set[str] = set()
         self._wake = asyncio.Event()
+        self._woken = False     # by a sale (or the drain)
+        self._evented = False   # by an event
+        self.live = False       # the stream is held
 
     # ------------------------------------------------------------------ selling
 
@@ -78,7 +85,7 @@ class Till:
             "lines": [{"product_id": product_id, "name": "item", "quantity": qty,
                        "unit_price": price}],
             "total": qty * price, "offline": False})
-        self._wake.set()
+        self.wake()
 
     async def selling(self, interval: float, until: float) -> None:
         """A lunch-rush line: sales ``interval`` seconds apart on average (exponential gaps,
@@ -91,10 +98,16 @@ class Till:
     # ------------------------------------------------------------------ the sync cycle
 
     def wake(self) -> None:
+        self._woken = True
+        self._wake.set()
+
+    def _event(self) -> None:
+        self._evented = True
         self._wake.set()
 
     async def syncing(self, poll_interval: float | None) -> None:
         """Cycles until cancelled: on a wake, or every ``poll_interval`` seconds if given."""
+        last_event = -MIN_PULL_GAP_S
         while True:
             try:
                 # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a
@@ -104,17 +117,28 @@ class Till:
             except TimeoutError:
                 pass
             self._wake.clear()
-            await self.cycle()
+            by_event = self._evented and not self._woken
+            push_only = self._woken and not self._evented and self.live
+            self._evented = self._woken = False
+            if by_event:  # what arrives during the gap joins this pull
+                await asyncio.sleep(max(0.0, last_event + MIN_PULL_GAP_S - time.monotonic()))
+                push_only = False
+                self._wake.clear()
+                self._evented = self._woken = False
+                last_event = time.monotonic()
+            await self.cycle(push_only=push_only)
 
-    async def cycle(self) -> None:
+    async def cycle(self, *, push_only: bool = False) -> None:
         try:
             if self.queue:
                 await self.push()
-            await self.pull()
+            if not push_only:
+                await self.pull()
         except httpx.HTTPError as exc:
             self.stats.error(type(exc).__name__)
         if self.queue:  # the push failed: try again shortly, as the till's backoff does
             await asyncio.sleep(0.5 + self.rng.random())
+            self._woken = False  # a full cycle: the failed push may have missed its event
             self._wake.set()
 
     async def push(self) -> None:
@@ -170,10 +194,14 @@ class Till:
                         self.stats.error(f"stream {source.response.status_code}")
                     else:
                         self.stats.stream_connects += 1
+                        self.live = True
                         async for event in source.aiter_sse():
                             if event.event == "snapshot":
                                 self.stats.events += 1
-                                self._wake.set()
+                                self._event()
             except httpx.HTTPError as exc:
                 self.stats.error(f"stream {type(exc).__name__}")
+            if self.live:  # back to full cycles at once: an event may have been missed
+                self.live = False
+                self.wake()
             await asyncio.sleep(1 + self.rng.random())
