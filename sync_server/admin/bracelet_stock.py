@@ -30,6 +30,7 @@ from ..storage.schema import roster_imports
 from ..transactions import writing
 from . import auditlog
 from .csv_text import EncodingRefused, decode_upload
+from .imports import file_refusal, report_row
 from .render import FormError, redirect, render, text
 from .scope import School, admin_of, require_write, school_of
 
@@ -72,36 +73,36 @@ async def stock_rows(conn: AsyncConnection, school_id: str, rows: list[tuple[int
     report: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     for line, raw in rows:
-        entry: dict[str, Any] = {"row": line, "uid": raw.strip()[:40]}
+        uid = raw.strip()[:40]
         try:
             uid = records.parse_uid(raw)
-            entry["uid"] = uid
             if uid in seen:
                 raise records.RecordError(_("twice in this file (first on line %(line)d)",
                                             line=seen[uid]))
             seen[uid] = line
             await records.stock_bracelet(conn, school_id, uid, actor=actor, batch_id=batch_id)
         except records.RecordError as exc:
-            report.append({**entry, "status": "refused", "message": str(exc)})
+            report.append(report_row(line, "error", str(exc), uid=uid))
         else:
-            report.append({**entry, "status": "stocked", "message": ""})
+            report.append(report_row(line, "ok", "", uid=uid))
     return report
 
 
 async def _keep(conn: AsyncConnection, request: web.Request, school: School, import_id: str,
                 filename: str, report: list[dict[str, Any]], applied: bool) -> None:
-    ok = sum(1 for r in report if r["status"] == "stocked")
+    """Counted as ``imports.record_import`` counts (row 0 is a whole-file refusal); the ID
+    is made before the rows are stocked, since each bracelet names its batch."""
+    rows = [r for r in report if r["row"] > 0]
+    ok = sum(1 for r in rows if r["status"] == "ok")
+    failed = sum(1 for r in report if r["status"] == "error")
     admin = admin_of(request)
     await conn.execute(sa.insert(roster_imports).values(
         import_id=import_id, school_id=school.school_id, kind="bracelets", at=utcnow(),
         actor_id=admin.user_id, actor_email=admin.email, filename=filename[:200],
-        rows_total=len(report), rows_ok=ok if applied else 0,
-        rows_failed=len(report) - ok if applied else len(report), applied=applied,
-        report=report))
+        rows_total=len(rows), rows_ok=ok, rows_failed=failed, applied=applied, report=report))
     await auditlog.record(conn, request, "bracelets_stocked", school_id=school.school_id,
                           target_type="roster_import", target_id=import_id,
-                          after={"stocked": ok if applied else 0,
-                                 "refused": len(report) - ok, "applied": applied})
+                          after={"stocked": ok, "refused": failed, "applied": applied})
 
 
 def _page(request: web.Request, **context: Any) -> web.Response:
@@ -148,14 +149,13 @@ async def stock_import(request: web.Request) -> web.StreamResponse:
     except (ValueError, csv.Error) as exc:
         async with writing(request.app) as conn:
             await _keep(conn, request, school, import_id, filename,
-                        [{"row": 0, "uid": "", "status": "refused", "message": str(exc)}],
-                        applied=False)
+                        [file_refusal(str(exc))], applied=False)
         return _page(request, error=str(exc))
     async with writing(request.app) as conn:
         report = await stock_rows(conn, school.school_id, rows,
                                   actor=admin_of(request).user_id, batch_id=import_id)
         await _keep(conn, request, school, import_id, filename, report, applied=True)
-    stocked = sum(1 for r in report if r["status"] == "stocked")
+    stocked = sum(1 for r in report if r["status"] == "ok")
     return _page(request, report=report, import_id=import_id,
                  counts={"stocked": stocked, "refused": len(report) - stocked})
 

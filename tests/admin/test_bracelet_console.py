@@ -144,14 +144,19 @@ async def test_stock_import_report_is_kept(client: Any, demo: dict[str, Any],
         roster_imports.c.kind == "bracelets")))[0]
     assert kept.import_id == stocked[0].batch_id and kept.applied
     assert (kept.rows_total, kept.rows_ok, kept.rows_failed) == (6, 2, 4)
-    assert [r["status"] for r in kept.report] == ["stocked", "stocked", "refused", "refused",
-                                                  "refused", "refused"]
+    assert [r["status"] for r in kept.report] == ["ok", "ok", "error", "error", "error",
+                                                  "error"]
+    assert kept.report[3]["uid"] == "zz" and "not a bracelet UID" in kept.report[3]["message"]
     # A file refused as a whole changes nothing and is kept as not applied.
     resp = await admin.post("/admin/bracelets/stock", {"uids": "colour,size\nred,M\n"})
     assert resp.status == 400 and "no UID column" in await resp.text()
-    refused = await query(db_url, sa.select(roster_imports.c.applied).where(
+    refused = await query(db_url, sa.select(roster_imports.c.applied,
+                                            roster_imports.c.rows_failed).where(
         roster_imports.c.kind == "bracelets"))
-    assert sorted(r.applied for r in refused) == [False, True]
+    assert sorted((r.applied, r.rows_failed) for r in refused) == [(False, 1), (True, 4)]
+    # Both are in the import history.
+    history = await admin.page("/admin/imports")
+    assert history.count("/admin/imports/imp_") >= 2
     assert await scalar(db_url, sa.select(sa.func.count()).where(
         bracelets.c.uid.like("0FBB%"))) == 2
     # A bare list and a tap.
