@@ -105,6 +105,8 @@ async def test_issuing_a_class_by_tapping(client: Any, demo: dict[str, Any],
     history = await query(db_url, sa.select(credential_events.c.action).where(
         credential_events.c.uid == rows[0].uid).order_by(credential_events.c.event_id))
     assert [h.action for h in history] == ["assigned", "delivered"]
+    page = await manager.page(f"/admin/bracelets/{rows[0].uid}")
+    assert "issued by tapping on a reader" in page and 'data-code="delivered"' in page
 
 
 async def test_skip_leaves_an_absent_student_for_later(client: Any, demo: dict[str, Any],
