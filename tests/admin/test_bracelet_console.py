@@ -257,3 +257,28 @@ async def test_viewers_see_uids_masked_on_bracelet_pages(client: Any, demo: dict
     assert school["blocked_credential_uid"] in listing and uid not in listing
     page = await admin.page(f"/admin/bracelets/{uid}")
     assert uid in page and 'data-code="assigned"' in page
+
+
+async def test_history_rows_written_by_the_upgrade_are_shown(client: Any, demo: dict[str, Any],
+                                                            db_url: str) -> None:
+    """Bracelets that existed before 0010 got an 'assigned' row noted by the upgrade."""
+    from shared.clock import utcnow
+    from sync_server.storage.engine import create_engine
+
+    school = demo["schools"][0]
+    uid = school["wallets"][7]["credential_uid"]
+    engine = create_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.delete(credential_events).where(credential_events.c.uid == uid))
+            await conn.execute(sa.insert(credential_events).values(
+                school_id=school["school_id"], uid=uid,
+                wallet_id=school["wallets"][7]["wallet_id"], action="assigned", at=utcnow(),
+                note="recorded by upgrade 0010"))
+    finally:
+        await engine.dispose()
+    admin = await as_role(client, demo, "admin")
+    page = await admin.page(f"/admin/bracelets/{uid}")
+    assert "recorded by upgrade 0010" in page
+    page = await admin.page(f"/admin/bracelets/{uid}?lang=ar")
+    assert "سجّلته الترقية 0010" in page
