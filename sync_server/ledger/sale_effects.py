@@ -32,6 +32,7 @@ class AppliedPush:
     now: datetime
     # Every sale and void recorded applied, a total of 0 (no posting) included: what sold.
     recorded: list[NewSale] = field(default_factory=list)
+    low_balance_threshold: int | None = None  # the school's, read with its other settings
 
 
 def applied_of(fx: BatchEffects) -> list[NewSale]:
@@ -50,5 +51,7 @@ async def after_write(conn: AsyncConnection, push: AppliedPush) -> None:
         return
     await sales_applied(conn, school_id=push.school_id, device_id=push.device_id,
                         sales=push.applied)
-    await low_balance.after_sales(conn, push.school_id, push.applied, push.balances_before,
-                                  push.now)
+    if push.low_balance_threshold is not None:
+        await low_balance.after_sales(conn, push.school_id, push.applied,
+                                      push.balances_before, push.low_balance_threshold,
+                                      push.now)

@@ -273,7 +273,8 @@ async def _apply_once(engine: AsyncEngine, school_id: str, device_id: str, work:
         )).one()
         if device.status != "active":
             raise DeviceNotActive(device_id)
-        ctx, calendar = await _load_context(conn, school_id, work.prepared, recorded)
+        ctx, calendar, threshold = await _load_context(conn, school_id, work.prepared,
+                                                       recorded)
         if calendar != work.calendar:  # changed since it was read before the lock: redo days
             batch = [p.sale for p in work.prepared]
             work = _encode(conn.dialect, school_id, device_id, batch,
@@ -287,7 +288,7 @@ async def _apply_once(engine: AsyncEngine, school_id: str, device_id: str, work:
         await sale_effects.after_write(conn, sale_effects.AppliedPush(
             school_id, device_id, sale_effects.applied_of(effects),
             before, now,
-            sale_effects.recorded_of(effects)))
+            sale_effects.recorded_of(effects), low_balance_threshold=threshold))
 
         acked, missing = seqs.advance(
             int(device.acked_seq), await seqs.stored_above(conn, device_id, device.acked_seq))
@@ -299,7 +300,9 @@ async def _apply_once(engine: AsyncEngine, school_id: str, device_id: str, work:
 
 
 async def _load_context(conn: AsyncConnection, school_id: str, batch: list[PreparedSale],
-                        recorded: _Recorded) -> tuple[BatchContext, _Calendar]:
+                        recorded: _Recorded) -> tuple[BatchContext, _Calendar, int | None]:
+    """The judge's context, the school's calendar, and its low-balance threshold (read with
+    the other settings so that telling parents costs the push no query of its own)."""
     wallet_ids = {p.sale.wallet_id for p in batch}
     locked = await lock_wallets(conn, school_id, wallet_ids)
     unknown = wallet_ids - set(locked)
@@ -307,7 +310,7 @@ async def _load_context(conn: AsyncConnection, school_id: str, batch: list[Prepa
 
     school = (await conn.execute(
         sa.select(schools.c.timezone, schools.c.offline_max_hours, schools.c.overdraft_limit,
-                  schools.c.offline_max_sale)
+                  schools.c.offline_max_sale, schools.c.low_balance_threshold)
         .where(schools.c.school_id == school_id))).one()
 
     # Void targets are read now, under the wallets' locks: whether one is already voided is
@@ -348,7 +351,9 @@ async def _load_context(conn: AsyncConnection, school_id: str, batch: list[Prepa
         day_spend=await spend.day_spend(conn, school_id, days),
         restrictions=spans, catalog=items,
     )
-    return ctx, _Calendar(str(school.timezone), int(school.offline_max_hours))
+    threshold = school.low_balance_threshold
+    return (ctx, _Calendar(str(school.timezone), int(school.offline_max_hours)),
+            None if threshold is None else int(threshold))
 
 
 async def _prices(conn: AsyncConnection, school_id: str,

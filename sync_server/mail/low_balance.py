@@ -8,9 +8,10 @@ is below it after. Both are keyed ``low_balance:<wallet>:<school-local day>`` wi
 writes, so a wallet tells at most once a day, across every process and host, and a second
 crossing the same day writes nothing and fails nothing.
 
-Cost on the push path: nothing unless a wallet's balance went down; then one primary-key read
-of the school (its threshold), and only for a crossing the wallet and school rows for the
-letter. No network: the mail and webhook jobs send later, in their own transactions.
+Cost on the push path: no query of its own. The push reads the threshold with the school's
+other settings (``ledger.sales._load_context``); only a crossing reads the school's name and
+the wallet's contact for the letter. No network: the mail and webhook jobs send later, in
+their own transactions.
 """
 
 from __future__ import annotations
@@ -51,33 +52,41 @@ def dedupe_key(wallet_id: str, now: datetime, timezone: str) -> str:
 
 
 async def after_sales(conn: AsyncConnection, school_id: str, applied: Iterable[NewSale],
-                      balances_before: Mapping[str, int], now: datetime) -> int:
-    """From a push: each applied sale or void (``judge.NewSale``) carries its wallet's balance
-    after it; the last one per wallet is where the push left it. How many wallets crossed."""
+                      balances_before: Mapping[str, int], threshold: int,
+                      now: datetime) -> int:
+    """From a push, with the school's ``threshold``: each applied sale or void
+    (``judge.NewSale``) carries its wallet's balance after it; the last one per wallet is
+    where the push left it. How many wallets crossed."""
     after: dict[str, int] = {}
     for new in applied:
         if new.balance_after is not None:
             after[new.prepared.sale.wallet_id] = int(new.balance_after)
-    fell = {w: b for w, b in after.items() if w in balances_before and b < balances_before[w]}
-    if not fell:
+    crossed = crossings(balances_before, after, threshold)
+    if not crossed:
         return 0
-    return await tell(conn, school_id, balances_before, fell, now)
+    return await _tell(conn, school_id, crossed, after, threshold, now)
 
 
 async def tell(conn: AsyncConnection, school_id: str, before: Mapping[str, int],
                after: Mapping[str, int], now: datetime) -> int:
     """Queue the email and emit the event for every wallet of ``after`` that crossed the
-    school's threshold; how many crossed (told before today or not)."""
-    school = (await conn.execute(
-        sa.select(schools.c.low_balance_threshold, schools.c.name, schools.c.currency,
-                  schools.c.timezone)
-        .where(schools.c.school_id == school_id))).one_or_none()
-    if school is None or school.low_balance_threshold is None:
+    school's threshold (read here: an admin's operation, not the push); how many crossed."""
+    threshold = (await conn.execute(
+        sa.select(schools.c.low_balance_threshold)
+        .where(schools.c.school_id == school_id))).scalar_one_or_none()
+    if threshold is None:
         return 0
-    threshold = int(school.low_balance_threshold)
-    crossed = crossings(before, after, threshold)
+    crossed = crossings(before, after, int(threshold))
     if not crossed:
         return 0
+    return await _tell(conn, school_id, crossed, after, int(threshold), now)
+
+
+async def _tell(conn: AsyncConnection, school_id: str, crossed: list[str],
+                after: Mapping[str, int], threshold: int, now: datetime) -> int:
+    school = (await conn.execute(
+        sa.select(schools.c.name, schools.c.currency, schools.c.timezone)
+        .where(schools.c.school_id == school_id))).one()
     rows = (await conn.execute(
         sa.select(wallets.c.wallet_id, wallets.c.display_name, wallets.c.student_number,
                   wallets.c.student_status, wallets.c.parent_email, wallets.c.language)
