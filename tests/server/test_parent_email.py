@@ -304,3 +304,18 @@ async def test_a_password_reset_given_up_on_keeps_no_link(db_url: str, smtp_port
     rows = await read(db_url, emails())
     assert [(r.state, r.attempts, r.body_text) for r in rows] == [("failed", 1, FAILED_BODY)]
     assert rows[0].last_error
+
+
+async def test_a_wallet_without_a_parent_email_still_emits_the_event(
+        client: Any, demo: dict[str, Any], db_url: str) -> None:
+    school = demo["schools"][1]
+    token = (await enroll(client, school["enrollment_code"]))["device_token"]
+    await parent(db_url, school, 1, email="x@example.org", language=None)
+    await run_sql(db_url, sa.update(wallets)
+                  .where(wallets.c.wallet_id == school["wallets"][1]["wallet_id"])
+                  .values(parent_email=None))
+    await push(client, token, [sale(school, 1, wallet=1)])
+    assert await read(db_url, emails()) == []
+    events = await read(db_url, sa.select(webhook_events.c.school_id)
+                        .where(webhook_events.c.event_type == "wallet.low_balance"))
+    assert [e.school_id for e in events] == [school["school_id"]]
