@@ -43,6 +43,7 @@ async def prepare(db_url: str) -> dict[str, Any]:
 
     from sync_server import records
     from sync_server.ledger.accounts import TOPUP_CLEARING, system_account
+    from sync_server.reports import rollup_source
     from sync_server.storage.engine import create_engine
     from sync_server.storage.migrate import upgrade
     from sync_server.storage.schema import accounts, money_ops, postings, wallets
@@ -76,6 +77,7 @@ async def prepare(db_url: str) -> dict[str, Any]:
              "content_hash": "bench", "kind": "opening", "wallet_id": w, "amount": 10_000_000,
              "posting_id": pid, "balance_after": 10_000_000, "actor": "benchmark",
              "created_at": now} for w, pid in opening])
+        await rollup_source.rebuild(conn, school_id)  # the day nets the ledger would keep
         codes = [await records.create_enrollment_code(conn, school_id, timedelta(hours=1))
                  for _ in range(DEVICES + 2)]
     await engine.dispose()
