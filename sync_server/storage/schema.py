@@ -267,12 +267,17 @@ sales = sa.Table(
     sa.Index("ix_sales_wallet_day", "school_id", "wallet_id", "business_day"),
     # A school day or a range of them: dashboard, Z report, breakdowns, date filters (0009).
     sa.Index("ix_sales_school_day", "school_id", "business_day"),
+    # The sales list over a range of days, sorted newest received first from the index (0012).
+    sa.Index("ix_sales_day_received", "school_id", "business_day", "received_at", "ref"),
 )
 # The open exceptions queue: only sales still waiting for review are in this index, so the
 # queue and its count cost what is open, not the school's whole history (0004).
 OPEN_REVIEW = sa.and_(sales.c.needs_review, sales.c.reviewed_at.is_(None))
 sa.Index("ix_sales_open_review", sales.c.school_id, sales.c.received_at,
          sqlite_where=OPEN_REVIEW, postgresql_where=OPEN_REVIEW)
+# Every flagged or rejected sale, reviewed or not: the sales list's flag filter (0012).
+sa.Index("ix_sales_flagged", sales.c.school_id, sales.c.received_at,
+         sqlite_where=sales.c.needs_review, postgresql_where=sales.c.needs_review)
 
 # A ref re-sent with different content: never applied, kept for review.
 sale_conflicts = sa.Table(

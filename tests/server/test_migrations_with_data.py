@@ -9,7 +9,7 @@ sale, and from 0002 on a gateway payment, sessions, audit and review rows, and s
 1. up to head: every row is still there or carried into its new home (0003 drops the running
    day totals, 0004 marks the open exceptions, 0005 turns ``voided_by`` into a refund link,
    top-ups into money operations and payment events into payments, 0007 numbers the
-   products), and ``audit-ledger`` is clean;
+   products; 0012 only adds indexes), and ``audit-ledger`` is clean;
 2. down to the revision before R (so each downgrade step runs with its own tables full): the
    rows the older schema has are kept, and what a migration moved comes back (``voided_by``,
    the day totals);
