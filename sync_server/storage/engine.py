@@ -87,14 +87,35 @@ def create_engine(url: str, *, pool_size: int | None = None, pool_timeout: float
     # was a sequential scan comparing every row with every parameter, 1.1 s per 1,000-sale push
     # instead of 30 ms once the sales table held 60k rows (benchmarks/server_push.py).
     settings = {"plan_cache_mode": "force_custom_plan"}
-    engine = create_async_engine(target, pool_size=size, max_overflow=size, pool_pre_ping=True,
+    engine = create_async_engine(target, pool_size=size, max_overflow=size,
                                  pool_timeout=pool_timeout,
                                  connect_args={"server_settings": settings,
                                                "timeout": CONNECT_TIMEOUT_SECONDS}, **kwargs)
+    _replace_closed_connections(engine)
     # Multi-row VALUES for plain bulk INSERTs too: asyncpg's prepared executemany costs about
     # 30 us a row, which made the postings insert the slowest part of applying a batch.
     engine.sync_engine.dialect.use_insertmanyvalues_wo_returning = True
     return engine
+
+
+def _replace_closed_connections(engine: AsyncEngine) -> None:
+    """A pooled connection the database closed (a restart, an administrator's
+    ``pg_terminate_backend``, a proxy that dropped it) is replaced before a request gets it.
+
+    SQLAlchemy's ``pool_pre_ping`` does the same with three round trips on every checkout
+    (BEGIN, an empty statement, ROLLBACK on asyncpg): a pull checks out twice, a push three
+    times, so a pull (token read and an empty delta) was 3.9 transactions on PostgreSQL and
+    is 1.5-1.8 now (measured 2026-11-28; the CPU difference was within the noise of a
+    machine at load 10).
+    asyncpg notices a closed socket by itself (its protocol's ``connection_lost``), so asking
+    it costs nothing. A connection closed in the instant between that check and its first
+    statement fails that one request with 503 ``database-unavailable`` (api/outages.py), and
+    SQLAlchemy then replaces every connection of the pool that predates it."""
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if dbapi_connection._connection.is_closed():
+            raise sa.exc.DisconnectionError("connection closed by the database")
 
 
 def private_file(path: Path) -> None:
