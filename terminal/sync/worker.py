@@ -8,10 +8,12 @@ Updates from the server arrive two ways. While the event stream is held
 (:mod:`terminal.sync.events`), each event wakes this thread, which pulls the delta at once: a
 top-up or a blocked bracelet reaches the till within a second or two. Events that arrive while
 a cycle runs give one more cycle, not one each, and event-driven pulls are at least
-``STREAM_MIN_PULL_GAP_S`` apart, so a burst costs a few pulls. The poll then only runs every
-``STREAM_SAFETY_POLL_S``. While the stream is down (server restarting, a proxy that does not
-pass it, an older server), the till polls every ``interval`` as it always did; the core's
-:meth:`~terminal.core.Terminal.set_live_updates` tells the status bar which of the two it is.
+``STREAM_MIN_PULL_GAP_S`` apart, so a burst costs a few pulls. A sale's cycle then only
+pushes: its push makes the server announce a new version, and that event brings the pull. The
+poll then only runs every ``STREAM_SAFETY_POLL_S``. While the stream is down (server
+restarting, a proxy that does not pass it, an older server), the till polls every ``interval``
+as it always did; the core's :meth:`~terminal.core.Terminal.set_live_updates` tells the status
+bar which of the two it is.
 """
 
 from __future__ import annotations
