@@ -11,9 +11,9 @@ same dates, and re-printing them a month later gives the same figures.
 Without a date the list shows today's balances from the wallets themselves (the ledger
 keeps ``wallets.balance`` equal to the postings' sum in the same transaction). A date nearer
 the school's last posting than its first is replayed backwards, in the same statement: today's
-balance minus what was posted since, which for last month's end reads a few weeks of postings
+balance minus what was posted since, which for last month's end reads a few weeks of day nets
 instead of the school's whole history; an earlier date is replayed forwards from the first
-posting. Both are the ledger (``audit-ledger`` checks that
+day. Both are the ledger (``audit-ledger`` checks that
 the cached balance is the postings' sum), and the tests hold both to a replay of the postings.
 
 The replay reads the ``wallet_day_nets`` rollup (each wallet's net per school-local day of
