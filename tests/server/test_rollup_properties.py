@@ -133,7 +133,7 @@ async def _history(client: Any, demo: dict[str, Any], db_url: str, rng: random.R
     sid = school["school_id"]
     token = (await enroll(client, school["enrollment_code"]))["device_token"]
     engine = create_engine(db_url)
-    seq, kept = 0, []
+    seq, kept = 0, list[dict[str, Any]]()
     n_wallets, n_products = len(school["wallets"]), len(school["products"])
     try:
         async with engine.begin() as conn:  # opened before the history starts
@@ -183,7 +183,7 @@ async def _history(client: Any, demo: dict[str, Any], db_url: str, rng: random.R
     finally:
         await engine.dispose()
     assert report["ok"], report
-    return school
+    return dict(school)
 
 
 @pytest.mark.parametrize("seed", [1, 2])
