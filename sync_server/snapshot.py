@@ -97,47 +97,54 @@ def _version(value: object, lowest: int = 0) -> TypeGuard[int]:
 
 async def build(engine: AsyncEngine, school_id: str, cursor_text: str | None,
                 page_rows: int = SNAPSHOT_PAGE_ROWS) -> dict[str, Any]:
-    now = utcnow()
-    stamp = now.isoformat(timespec="milliseconds")  # every balance is current as of it
     async with engine.connect() as conn:
         conn = await conn.execution_options(readonly=True)
         async with conn.begin():
-            school = (await conn.execute(
-                sa.select(schools).where(schools.c.school_id == school_id))).one()
-            cursor = Cursor.decode(cursor_text) if cursor_text else None
-            if (cursor is None or cursor.epoch != school.snapshot_epoch
-                    or cursor.since > school.version
-                    or (cursor.high is not None and cursor.high > school.version)):
-                cursor = Cursor(school.snapshot_epoch, -1)  # unknown or too old: full
-            high = cursor.high if cursor.high is not None else int(school.version)
-            body: dict[str, Any] = {}
-            more = False
-            next_after: dict[str, tuple[int, str]] = {}
-            for kind, (table, key) in _KINDS.items():
-                query = (sa.select(table).where(table.c.school_id == school_id,
-                                                table.c.version > cursor.since,
-                                                table.c.version <= high)
-                         .order_by(table.c.version, key).limit(page_rows))
-                if kind in cursor.after:
-                    query = query.where(sa.tuple_(table.c.version, key) > cursor.after[kind])
-                rows = (await conn.execute(query)).all()
-                if kind == "wallets":
-                    today = now.astimezone(ZoneInfo(school.timezone)).date().isoformat()
-                    spent = await _spent_today(conn, school_id, rows, today)
-                    blocked = (await restrictions.active(
-                        conn, school_id, [r.wallet_id for r in rows]) if rows else {})
-                    body[kind] = [_wallet(r, stamp, spent.get((r.wallet_id, today), 0),
-                                          blocked.get(r.wallet_id))
-                                  for r in rows]
-                else:
-                    body[kind] = [_ROW[kind](r, stamp) for r in rows]
-                if len(rows) == page_rows:
-                    more = True
-                if rows:
-                    last = rows[-1]
-                    next_after[kind] = (int(last.version), str(getattr(last, key.name)))
-                elif kind in cursor.after:
-                    next_after[kind] = cursor.after[kind]
+            return await read(conn, school_id, cursor_text, page_rows)
+
+
+async def read(conn: AsyncConnection, school_id: str, cursor_text: str | None,
+               page_rows: int = SNAPSHOT_PAGE_ROWS) -> dict[str, Any]:
+    """:func:`build` inside the caller's read-only transaction: the snapshot route checks the
+    device token in the same one, one pooled connection per pull instead of two."""
+    now = utcnow()
+    stamp = now.isoformat(timespec="milliseconds")  # every balance is current as of it
+    school = (await conn.execute(
+        sa.select(schools).where(schools.c.school_id == school_id))).one()
+    cursor = Cursor.decode(cursor_text) if cursor_text else None
+    if (cursor is None or cursor.epoch != school.snapshot_epoch
+            or cursor.since > school.version
+            or (cursor.high is not None and cursor.high > school.version)):
+        cursor = Cursor(school.snapshot_epoch, -1)  # unknown or too old: full
+    high = cursor.high if cursor.high is not None else int(school.version)
+    body: dict[str, Any] = {}
+    more = False
+    next_after: dict[str, tuple[int, str]] = {}
+    for kind, (table, key) in _KINDS.items():
+        query = (sa.select(table).where(table.c.school_id == school_id,
+                                        table.c.version > cursor.since,
+                                        table.c.version <= high)
+                 .order_by(table.c.version, key).limit(page_rows))
+        if kind in cursor.after:
+            query = query.where(sa.tuple_(table.c.version, key) > cursor.after[kind])
+        rows = (await conn.execute(query)).all()
+        if kind == "wallets":
+            today = now.astimezone(ZoneInfo(school.timezone)).date().isoformat()
+            spent = await _spent_today(conn, school_id, rows, today)
+            blocked = (await restrictions.active(
+                conn, school_id, [r.wallet_id for r in rows]) if rows else {})
+            body[kind] = [_wallet(r, stamp, spent.get((r.wallet_id, today), 0),
+                                  blocked.get(r.wallet_id))
+                          for r in rows]
+        else:
+            body[kind] = [_ROW[kind](r, stamp) for r in rows]
+        if len(rows) == page_rows:
+            more = True
+        if rows:
+            last = rows[-1]
+            next_after[kind] = (int(last.version), str(getattr(last, key.name)))
+        elif kind in cursor.after:
+            next_after[kind] = cursor.after[kind]
     if more:
         nxt = Cursor(cursor.epoch, cursor.since, high, next_after)
     else:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..logs import device_id_key
 from ..secrets import token_hash
@@ -20,18 +21,23 @@ class Device:
     school_id: str
 
 
-async def authenticate(request: web.Request) -> Device:
-    """401 for a missing or unknown token, 403 ``device-revoked`` for a revoked device."""
+async def authenticate(request: web.Request, conn: AsyncConnection | None = None) -> Device:
+    """401 for a missing or unknown token, 403 ``device-revoked`` for a revoked device.
+    ``conn``: read there (the snapshot route's own transaction) instead of a connection of
+    its own, so a pull checks out one pooled connection, not two."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ProblemError(401, "unauthenticated", "Device token required",
                            "send Authorization: Bearer <device_token>",
                            headers={"WWW-Authenticate": "Bearer"})
-    async with reading(request.app) as conn:
-        row = (await conn.execute(
-            sa.select(devices.c.device_id, devices.c.school_id, devices.c.status)
-            .where(devices.c.token_hash == token_hash(token.strip())))).first()
+    query = (sa.select(devices.c.device_id, devices.c.school_id, devices.c.status)
+             .where(devices.c.token_hash == token_hash(token.strip())))
+    if conn is not None:
+        row = (await conn.execute(query)).first()
+    else:
+        async with reading(request.app) as own:
+            row = (await own.execute(query)).first()
     if row is None:
         raise ProblemError(401, "unauthenticated", "Unknown device token",
                            "enroll this terminal again", headers={"WWW-Authenticate": "Bearer"})
