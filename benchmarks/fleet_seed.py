@@ -105,6 +105,7 @@ async def _fill(conn: Any, school_id: str, pin_hash: str | None, cashier: str | 
         products,
     )
     from sync_server.storage.schema import wallets as wallet_table
+    from sync_server.storage.schema_people import bracelets
     from sync_server.storage.schema_rollups import wallet_day_nets
 
     now = datetime.now(UTC)
@@ -133,6 +134,11 @@ async def _fill(conn: Any, school_id: str, pin_hash: str | None, cashier: str | 
     await conn.execute(sa.insert(credentials), [
         {"school_id": school_id, "uid": u, "wallet_id": w, "status": "active",
          "assigned_at": now, "version": 1} for w, u in zip(ids, uids, strict=True)])
+    # The console's bracelet pages read the inventory (bracelet_inventory.py): without these
+    # rows every block page was 404 and no block was ever measured.
+    await conn.execute(sa.insert(bracelets), [
+        {"school_id": school_id, "uid": u, "state": "assigned", "wallet_id": w,
+         "received_at": now, "updated_at": now} for w, u in zip(ids, uids, strict=True)])
     opening = [(w, new_id("pst")) for w in ids]
     await conn.execute(sa.insert(postings), [
         {"posting_id": pid, "school_id": school_id, "kind": "opening",
