@@ -9,6 +9,7 @@ both; the reports built on the rollups would be wrong by exactly those rows.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -45,16 +46,22 @@ async def check(conn: AsyncConnection, school_id: str) -> dict[str, list[dict[st
         if await _agree(conn, derived, stored, table, keys, figures):
             continue
         for r in await conn.execute(_differences(derived, stored, keys, figures)):
-            row = {"table": table, **{k: getattr(r, k) for k in keys}}
+            # PostgreSQL's SUM of a bigint is numeric (a Decimal here): the report is JSON.
+            row = {"table": table, **{k: _plain(getattr(r, k)) for k in keys}}
+            fig = {f"{x}_{f}": int(getattr(r, f"{x}_{f}") or 0) for f in figures for x in "ds"}
             if not r.stored_n:
-                missing.append({**row, **{f: getattr(r, f"d_{f}") for f in figures}})
+                missing.append({**row, **{f: fig[f"d_{f}"] for f in figures}})
             elif not r.derived_n:
-                extra.append({**row, **{f: getattr(r, f"s_{f}") for f in figures}})
+                extra.append({**row, **{f: fig[f"s_{f}"] for f in figures}})
             else:
-                missing.append({**row, **{f"derived_{f}": getattr(r, f"d_{f}")
-                                          for f in figures},
-                                **{f"stored_{f}": getattr(r, f"s_{f}") for f in figures}})
+                missing.append({**row, **{f"derived_{f}": fig[f"d_{f}"] for f in figures},
+                                **{f"stored_{f}": fig[f"s_{f}"] for f in figures}})
     return {"rollup_missing": missing, "rollup_extra": extra}
+
+
+def _plain(value: Any) -> Any:
+    """A key as JSON can print it: the union types the hour as a decimal on SQLite."""
+    return int(value) if isinstance(value, Decimal) else value
 
 
 async def _agree(conn: AsyncConnection, derived: sa.Select[Any], stored: sa.Select[Any],

@@ -9,6 +9,7 @@ so it is the event checks, not the balance check, that must notice.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -175,6 +176,7 @@ async def test_audit_catches_a_planted_fault(client: Any, demo: dict[str, Any], 
     finally:
         await engine.dispose()
     assert report["ok"] is False
+    json.dumps(report)  # `audit-ledger --json` prints it (PostgreSQL's SUMs are Decimals)
     school = next(s for s in report["schools"] if s["school_id"] == facts["school_id"])
     assert school[check], school
     # Balances still equal their postings: the event check, not the sums, caught it.
