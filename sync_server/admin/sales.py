@@ -61,10 +61,27 @@ def sort_of(request: web.Request) -> Sorting:
     return sorting(request, tuple(SORT_COLUMNS), "received", descending=True)
 
 
+def by_days(q: Any) -> bool:
+    """A range of school days was asked for (the date filters)."""
+    return bool(parse_day(q.get("from")) or parse_day(q.get("to")))
+
+
 def sorted_listing(school_id: str, request: web.Request, *,
                    names: bool = True) -> sa.Select[Any]:
-    return ordered(listing(school_id, request.query, names=names), sort_of(request),
-                   SORT_COLUMNS, sales.c.ref.desc())
+    """The list in the order asked for. Sorted by received time within a range of days, the
+    rows come school day first, then received time within the day: that is the order of
+    ``ix_sales_day_received`` (school, day, received, ref), so the range and the order are
+    read from one index walk. By received time alone PostgreSQL walked the by-time index
+    from the newest sale and filtered out every later day (946,489 rows for one October of
+    a school year: 317 ms p95, 1-3 ms this way); an office filtering dates reads them day by
+    day anyway. A sale pushed after its day closed is listed under its own day."""
+    order = sort_of(request)
+    stmt = listing(school_id, request.query, names=names)
+    if order.key == "received" and by_days(request.query):
+        keys = (sales.c.business_day, sales.c.received_at, sales.c.ref)
+        return stmt.order_by(None).order_by(
+            *(k.desc() if order.descending else k.asc() for k in keys))
+    return ordered(stmt, order, SORT_COLUMNS, sales.c.ref.desc())
 
 
 def flag_clause(flag: str) -> sa.ColumnElement[bool]:
@@ -168,12 +185,20 @@ def totals_stmt(school_id: str, q: Any) -> sa.Select[Any]:
     the school's by-day index (2.6 s for the flagged sales' totals on a school year, 13-27 ms
     so). With a date, student, wallet or refund filter, that filter's own index bounds the
     rows, and asking for an order would make SQLite walk the by-time index instead."""
-    newest_first = ((q.get("flag") in FLAGS or q.get("flag") == "any")
-                    and not any(q.get(k) for k in ("from", "to", "student", "wallet"))
-                    and q.get("status") not in REFUND_KINDS)
-    capped = (listing(school_id, q, names=False)
-              .order_by(sales.c.received_at.desc() if newest_first else None)
-              .with_only_columns(NET.label("net"), maintain_column_froms=True)
+    own_index = (not any(q.get(k) for k in ("student", "wallet"))
+                 and q.get("status") not in REFUND_KINDS)
+    newest_first = ((q.get("flag") in FLAGS or q.get("flag") == "any") and own_index
+                    and not any(q.get(k) for k in ("from", "to")))
+    # A range of days alone is read in day order: that order is what makes PostgreSQL read
+    # the capped rows through the by-day index. Unordered it took a sequential scan, whose
+    # time depended on where in the table the days lie and where a concurrent scan of the
+    # table had got to (synchronized scans): 4 ms to 0.35 s for one May of a school year.
+    by_day = own_index and not q.get("flag") and by_days(q)
+    rows = listing(school_id, q, names=False).order_by(
+        sales.c.received_at.desc() if newest_first else None)
+    if by_day:
+        rows = rows.order_by(sales.c.business_day)
+    capped = (rows.with_only_columns(NET.label("net"), maintain_column_froms=True)
               .limit(TOTALS_CAP + 1).subquery())
     return sa.select(sa.func.count().label("n"),
                      sa.func.coalesce(sa.func.sum(capped.c.net), 0).label("net"))
