@@ -346,6 +346,11 @@ class ReportPdf(FPDF):
         the shaping engine: for it the bidi algorithm and harfbuzz change nothing but the
         kerning, and they cost about 0.6 ms a cell (a statement of 165 movements took 600 ms
         to draw, most of it there; measured in docs/server.md)."""
+        # fpdf2 switches to a fallback font inside the text object of the cell that needs it
+        # and then believes the page is still on the main font: the next cell in the main
+        # font was written with the fallback's glyph numbers (an Arabic report's amounts after
+        # a Latin name came out as Arabic letters). Every text states its font again.
+        self.current_font_is_set_on_page = False
         if rtl is not True and PLAIN.fullmatch(text):
             self.set_text_shaping(False)
             # fpdf2 looks each character up in the fallback fonts (about 30 us a character)
