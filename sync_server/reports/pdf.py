@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -220,9 +221,9 @@ class ReportPdf(FPDF):
         """A sentence under a table (what a figure means, why something is empty)."""
         self._font(8)
         self.set_x(self.l_margin)
-        self._shaping(rtl=self.rtl, text=text)
-        self.multi_cell(0, 4, text, align=Align.R if self.rtl else Align.L,
-                        new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        with self._text(rtl=self.rtl, text=text):
+            self.multi_cell(0, 4, text, align=Align.R if self.rtl else Align.L,
+                            new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     def facts(self, pairs: Sequence[tuple[str, str]], columns: int = 2) -> None:
         """Label/value pairs in a grid (the Z report's totals, a statement's balances)."""
@@ -311,10 +312,10 @@ class ReportPdf(FPDF):
         pad = 1.0
         align = (Align.L if self.rtl else Align.R) if numeric else (
             Align.R if self.rtl else Align.L)
-        self._shaping(rtl=self.rtl if words and not numeric else None, text=text)
-        text = self._fit(text, width - 2 * pad)
-        self.set_xy(x + pad, y)
-        self.cell(width - 2 * pad, ROW_HEIGHT, text, align=align)
+        with self._text(rtl=self.rtl if words and not numeric else None, text=text):
+            text = self._fit(text, width - 2 * pad)
+            self.set_xy(x + pad, y)
+            self.cell(width - 2 * pad, ROW_HEIGHT, text, align=align)
 
     def _fit(self, text: str, width: float) -> str:
         # No glyph of these fonts is wider than the font size (em), so a short text fits
@@ -329,38 +330,59 @@ class ReportPdf(FPDF):
                    own_direction: bool = False) -> None:
         """A line across the page, at its start edge; ``own_direction`` for data (a name)
         that keeps its own direction, as the console's ``<bdi>`` does."""
-        self._shaping(rtl=None if own_direction else self.rtl, text=text)
-        self.set_x(self.l_margin)
-        self.cell(0, height, self._fit(text, self.epw),
-                  align=align or (Align.R if self.rtl else Align.L),
-                  new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        with self._text(rtl=None if own_direction else self.rtl, text=text):
+            self.set_x(self.l_margin)
+            self.cell(0, height, self._fit(text, self.epw),
+                      align=align or (Align.R if self.rtl else Align.L),
+                      new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     def _font(self, size: float, bold: bool = False) -> None:
         self.set_font(self.main_font, "B" if bold else "", size)
 
-    def _shaping(self, rtl: bool | None, text: str) -> None:
-        """Paragraph direction for the next text: right to left, left to right, or (None)
-        the text's own, from its first strong letter (how amounts and codes are drawn).
+    @contextmanager
+    def _text(self, rtl: bool | None, text: str) -> Iterator[None]:
+        """Paragraph direction for the text drawn inside: right to left, left to right, or
+        (None) the text's own, from its first strong letter (how amounts and codes are drawn).
 
         A left-to-right text of plain Latin letters, digits and punctuation is drawn without
         the shaping engine: for it the bidi algorithm and harfbuzz change nothing but the
         kerning, and they cost about 0.6 ms a cell (a statement of 165 movements took 600 ms
-        to draw, most of it there; measured in docs/server.md)."""
+        to draw, most of it there; measured in docs/server.md). fpdf2 also looks every
+        character up in the fallback fonts, one fragment per fallback letter, unless there
+        are none: such a text is drawn in whichever of the two fonts has all its characters
+        (the Latin one, in an Arabic report), without fallbacks, and the font is put back."""
+        family, style, size = self.font_family, self.font_style, self.font_size_pt
         # fpdf2 switches to a fallback font inside the text object of the cell that needs it
         # and then believes the page is still on the main font: the next cell in the main
         # font was written with the fallback's glyph numbers (an Arabic report's amounts after
         # a Latin name came out as Arabic letters). Every text states its font again.
         self.current_font_is_set_on_page = False
-        if rtl is not True and PLAIN.fullmatch(text):
+        plain_in = self._plain_font(text) if rtl is not True else None
+        if plain_in is not None:
             self.set_text_shaping(False)
-            # fpdf2 looks each character up in the fallback fonts (about 30 us a character)
-            # unless there are none: when the current font has them all, there are none.
-            cmap = self.current_font.cmap if isinstance(self.current_font, TTFFont) else {}
-            covered = all(ord(c) in cmap for c in text)
-            self._fallback_font_ids = [] if covered else self.fallbacks
-            return
-        self._fallback_font_ids = self.fallbacks
-        self.set_text_shaping(True, direction=None if rtl is None else ("rtl" if rtl else "ltr"))
+            self._fallback_font_ids = []
+            if plain_in != family:
+                self.set_font(plain_in, style, size)
+        else:
+            self._fallback_font_ids = self.fallbacks
+            self.set_text_shaping(True, direction=None if rtl is None else (
+                "rtl" if rtl else "ltr"))
+        try:
+            yield
+        finally:
+            if self.font_family != family:
+                self.set_font(family, style, size)
+
+    def _plain_font(self, text: str) -> str | None:
+        """The family, of the current one and Noto Sans, that has every character of a
+        :data:`PLAIN` text (None: not plain, or neither has them all)."""
+        if not PLAIN.fullmatch(text):
+            return None
+        for family in dict.fromkeys((self.font_family, "notosans")):
+            font = self.fonts.get(family + self.font_style)
+            if isinstance(font, TTFFont) and all(ord(c) in font.cmap for c in text):
+                return family
+        return None
 
     def _page_room(self, height: float) -> None:
         if self.get_y() + height > self.page_break_trigger:
