@@ -138,8 +138,8 @@ def add_fonts(pdf: FPDF) -> None:
     widths, the glyph IDs and harfbuzz's face. What a document changes is its own: the
     subset of glyphs it used, its font number, harfbuzz's font (fpdf2 sets its size on every
     shaping call, and reports are drawn in worker threads), and the fontTools font, which
-    ``output()`` subsets in place (a fresh lazy one from the file's bytes: tables are read
-    when the subsetter asks for them)."""
+    ``output()`` subsets in place (a fresh lazy one from :func:`embeddable`'s bytes: tables
+    are read when the subsetter asks for them)."""
     for key, (parsed, data) in parsed_fonts().items():
         font: Any = copy.copy(parsed)
         font.i = len(pdf.fonts) + 1
