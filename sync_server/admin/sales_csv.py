@@ -165,5 +165,7 @@ async def stream(request: web.Request, school: School,
             buf.seek(0)
             buf.truncate()
             chunk = await anext(chunks, None)
+        if buf.tell():  # no rows at all: the header alone is still a whole CSV
+            await response.write(buf.getvalue().encode())
     await response.write_eof()
     return response

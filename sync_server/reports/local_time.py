@@ -59,9 +59,10 @@ def offset(column: Any, period: Period) -> Any:
 def local_hour(column: Any, period: Period, dialect: str) -> Any:
     """The local hour of the day (0-23) of ``column``'s moment."""
     local = epoch(column, dialect) + offset(column, period)
-    if dialect == "sqlite":
-        return (local / 3600) % 24  # integer division; epochs here are positive
-    return sa.cast(sa.func.floor(local / 3600.0), sa.BigInteger) % 24
+    # Seconds into the local day, also before 1970 (a till's clock at year 1: both databases'
+    # % keeps the dividend's sign), then whole hours by integer division.
+    seconds = ((local % 86400) + 86400) % 86400
+    return seconds // 3600
 
 
 def local_day(column: Any, period: Period, dialect: str) -> Any:

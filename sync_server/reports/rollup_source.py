@@ -16,7 +16,7 @@ They define the rollups (:mod:`sync_server.storage.schema_rollups`) exactly as
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,6 +30,8 @@ from .periods import Period, make
 ITEM_COLUMNS = ("school_id", "business_day", "hour", "product_id", "name", "quantity",
                 "amount")
 NET_COLUMNS = ("wallet_id", "day", "school_id", "net")
+# The days whose school-local midnights have UTC instants in every time zone.
+EARLIEST, LATEST = date(1, 1, 2), date(9999, 12, 29)
 
 
 async def span(conn: AsyncConnection, school_id: str) -> Period | None:
@@ -53,7 +55,11 @@ def covering(timezone: str, extents: list[Any]) -> Period | None:
     if not moments:
         return None
     day = timedelta(days=1)
-    return make("custom", (min(moments) - day).date(), (max(moments) + day).date(), timezone)
+    # A day either side, kept inside the calendar: a till may send a sale stamped at its
+    # first or last day, and a midnight there has no UTC instant in Python.
+    first = max(min(moments).date(), EARLIEST + day) - day
+    last = min(max(moments).date(), LATEST - day) + day
+    return make("custom", first, last, timezone)
 
 
 def item_days(school_id: str, period: Period, dialect: str) -> sa.Select[Any]:

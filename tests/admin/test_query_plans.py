@@ -26,4 +26,8 @@ async def test_open_exceptions_query_uses_the_partial_index(db_url: str,
                         + str(compiled))))
     finally:
         await engine.dispose()
-    assert "ix_sales_open_review" in plan, plan
+    # Either partial index keeps the queue off the school's history: the open exceptions', or
+    # (0012) every flagged sale's, which only reviewed exceptions grow. On the demo's tiny
+    # tables the planners pick either; a full read of ix_sales_school_* or the table fails.
+    assert "ix_sales_open_review" in plan or "ix_sales_flagged" in plan, plan
+    assert "SCAN sales" not in plan and "Seq Scan on sales" not in plan, plan

@@ -82,7 +82,7 @@ class _FailsOnce(Terminal):
 
     calls = 0
 
-    def sync_once(self, *, pull_only: bool = False) -> SyncReport:
+    def sync_once(self, *, pull_only: bool = False, push_only: bool = False) -> SyncReport:
         type(self).calls += 1
         if type(self).calls == 1:
             raise sqlite3.OperationalError("database is locked")
