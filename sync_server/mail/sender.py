@@ -41,6 +41,7 @@ from shared.clock import utcnow
 from .. import metrics
 from ..config import ServerConfig
 from ..keys import config_key
+from ..leased_job import LeasedJob, one_line
 from ..log_masking import mask_email
 from ..notify.delivery import Schedule
 from ..storage.schema import outbound_emails
@@ -117,13 +118,10 @@ def message_of(claim: Claim, sender: str, now: datetime) -> EmailMessage:
     return msg
 
 
-def _one_line(exc: BaseException) -> str:
-    first = (str(exc).strip().splitlines() or [""])[0]
-    return f"{type(exc).__name__}: {first}"[:ERROR_LENGTH] if first else type(exc).__name__
-
-
-class Sender:
+class Sender(LeasedJob[Claim]):
     """The job: :meth:`run_once` sends what is due now, :meth:`run_forever` keeps doing it."""
+
+    what = "email sending"
 
     def __init__(self, open_tx: OpenTransaction, open_read: OpenTransaction,
                  server: MailServer, schedule: Schedule, *, clock: Clock = utcnow,
@@ -131,34 +129,6 @@ class Sender:
         self._open_tx, self._open_read, self._server = open_tx, open_read, server
         self._schedule, self._clock, self._parallel, self._rand = schedule, clock, parallel, rand
         self._held: set[Claim] = set()
-
-    async def run_forever(self, interval: float) -> None:
-        """Until cancelled; then the leases held are given back. A failure (the database
-        down, a bug) costs one log line and one interval, never the loop."""
-        try:
-            while True:
-                try:
-                    await self.run_once()
-                except Exception as exc:
-                    log.warning("email sending failed, trying again in %.0f s: %s",
-                                interval, _one_line(exc))
-                await asyncio.sleep(interval)
-        finally:
-            await asyncio.shield(self._give_back())
-
-    async def run_once(self) -> int:
-        """Try every email due now (each at most once per call); how many this job tried."""
-        seen: set[str] = set()
-        tried = 0
-        while True:
-            due = await self._due(exclude=seen)
-            if not due:
-                return tried
-            claims = await self._claim(due)
-            seen.update(due)
-            tried += len(claims)
-            if claims:
-                await asyncio.gather(*(self._send(c) for c in claims))
 
     def _due_where(self, now: datetime) -> sa.ColumnElement[bool]:
         return sa.and_(outbound_emails.c.state == "pending",
@@ -204,12 +174,12 @@ class Sender:
         except TimeoutError:
             error = f"no answer within {self._server.timeout:g} s"
         except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
-            error = _one_line(exc)
+            error = one_line(exc, ERROR_LENGTH)
         try:
             await self._record(claim, error)
         except Exception as exc:
             log.warning("email %s not recorded, retried after its lease: %s",
-                        claim.email_id, _one_line(exc))
+                        claim.email_id, one_line(exc, ERROR_LENGTH))
         self._held.discard(claim)
 
     async def _record(self, claim: Claim, error: str | None) -> None:
@@ -255,7 +225,7 @@ class Sender:
                                outbound_emails.c.lease_until == claim.lease_until)
                         .values(lease_until=None))
         except Exception as exc:  # they expire on their own
-            log.warning("email leases not given back on stop: %s", _one_line(exc))
+            log.warning("email leases not given back on stop: %s", one_line(exc, ERROR_LENGTH))
 
 
 def schedule_of(config: ServerConfig) -> Schedule:

@@ -46,6 +46,7 @@ from shared.clock import utcnow
 from .. import metrics
 from ..api.webhooks import sign
 from ..keys import config_key
+from ..leased_job import LeasedJob, one_line
 from ..storage.schema import (
     webhook_attempts,
     webhook_deliveries,
@@ -135,13 +136,10 @@ def headers_for(claim: Claim, now: float) -> dict[str, str]:
             "X-Event-Id": claim.event_id, "X-Event-Type": claim.event_type}
 
 
-def _one_line(exc: BaseException) -> str:
-    first = (str(exc).strip().splitlines() or [""])[0]
-    return f"{type(exc).__name__}: {first}"[:ERROR_LENGTH] if first else type(exc).__name__
-
-
-class Delivery:
+class Delivery(LeasedJob[Claim]):
     """The job: :meth:`run_once` sends what is due now, :meth:`run_forever` keeps doing it."""
+
+    what = "webhook delivery"
 
     def __init__(self, open_tx: OpenTransaction, open_read: OpenTransaction,
                  session: aiohttp.ClientSession, schedule: Schedule, *,
@@ -150,35 +148,6 @@ class Delivery:
         self._open_tx, self._open_read, self._session = open_tx, open_read, session
         self._schedule, self._clock, self._parallel, self._rand = schedule, clock, parallel, rand
         self._held: set[Claim] = set()
-
-    async def run_forever(self, interval: float) -> None:
-        """Until cancelled; then the leases held are given back. A failure (the database
-        down, a bug) costs one log line and one interval, never the loop."""
-        try:
-            while True:
-                try:
-                    await self.run_once()
-                except Exception as exc:
-                    log.warning("webhook delivery failed, trying again in %.0f s: %s",
-                                interval, _one_line(exc))
-                await asyncio.sleep(interval)
-        finally:
-            await asyncio.shield(self._give_back())
-
-    async def run_once(self) -> int:
-        """Try every delivery due now (each at most once per call); how many this job tried
-        (those another process claimed first are not counted)."""
-        seen: set[str] = set()
-        tried = 0
-        while True:
-            due = await self._due(exclude=seen)
-            if not due:
-                return tried
-            claims = await self._claim(due)
-            seen.update(due)
-            tried += len(claims)
-            if claims:
-                await asyncio.gather(*(self._send(c) for c in claims))
 
     def _due_where(self, now: datetime) -> sa.ColumnElement[bool]:
         return sa.and_(webhook_deliveries.c.state == "pending",
@@ -238,7 +207,7 @@ class Delivery:
             await self._record(claim, answer)
         except Exception as exc:
             log.warning("webhook delivery %s not recorded, retried after its lease: %s",
-                        claim.delivery_id, _one_line(exc))
+                        claim.delivery_id, one_line(exc, ERROR_LENGTH))
         # Not in a ``finally``: a claim cancelled mid-try stays held, for _give_back.
         self._held.discard(claim)
 
@@ -258,7 +227,7 @@ class Delivery:
         except TimeoutError:
             error = f"no answer within {self._schedule.timeout:g} s"
         except (aiohttp.ClientError, OSError, ValueError) as exc:
-            error = _one_line(exc)
+            error = one_line(exc, ERROR_LENGTH)
         return Answer(status, error, int((time.perf_counter() - started) * 1000))
 
     async def _record(self, claim: Claim, answer: Answer) -> None:
@@ -305,7 +274,7 @@ class Delivery:
                                webhook_deliveries.c.lease_until == claim.lease_until)
                         .values(lease_until=None))
         except Exception as exc:  # they expire on their own
-            log.warning("webhook leases not given back on stop: %s", _one_line(exc))
+            log.warning("webhook leases not given back on stop: %s", one_line(exc, ERROR_LENGTH))
 
 
 def _host(url: str) -> str:
