@@ -59,9 +59,9 @@ def recorded(kind: str, suffix: str = "") -> dict[str, Any] | None:
 
 def fresh(kind: str, suffix: str) -> str:
     """An empty database of ``kind`` at its kept place (whatever was there is dropped)."""
+    DATA.mkdir(parents=True, exist_ok=True)  # the progress file is kept here for both kinds
     params_file(kind, suffix).unlink(missing_ok=True)
     if kind == "sqlite":
-        DATA.mkdir(parents=True, exist_ok=True)
         for extra in ("", "-wal", "-shm"):
             Path(str(DATA / f"year{suffix}.sqlite") + extra).unlink(missing_ok=True)
     else:
