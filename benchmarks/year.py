@@ -152,6 +152,8 @@ def cmd_seed(args: argparse.Namespace) -> int:
               f"top-ups ({c['webhook_topups']:,} by webhook), {c['flagged']:,} flagged "
               f"{c['flags']} in {record['seconds']:,.0f} s: {done / record['seconds']:,.0f} "
               f"pushed sales/s over {c['pushes']:,} pushes")
+        if kind == "pg":  # as measure does: without statistics the audit's joins take minutes
+            asyncio.run(_pg_analyze(record["db_url"]))
         ok, seconds = audit(record["db_url"])
         print(f"[{kind}] audit-ledger: {'ok' if ok else 'FAILED'} in {seconds:.1f} s")
     return 0
