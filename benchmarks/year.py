@@ -209,8 +209,10 @@ def cmd_measure(args: argparse.Namespace) -> int:
                   f"{t.base_p50:>11.1f} {t.base_rows:>10,}  {'PASS' if ok else 'MISS'}")
         csv = out["csv"]
         csv_ok = csv["rate"] >= CSV_RATE and csv["rss_growth"] <= CSV_RSS_MB
-        print(f"CSV of a month: {csv['rows']:,} rows ({csv['mb']:.0f} MB) in "
-              f"{csv['seconds']:.2f} s = {csv['rate']:,.0f} rows/s (target {CSV_RATE:,}); "
+        print(f"CSV of a month: {csv['rows']:,} rows ({csv['mb']:.0f} MB, {csv['wire_mb']:.0f} MB "
+              f"{csv['encoding']} on the wire) in {csv['seconds']:.2f} s = {csv['rate']:,.0f} "
+              f"rows/s, the median of {len(csv['runs'])} runs at "
+              f"{', '.join(f'{r:,}' for r in csv['runs'])} (target {CSV_RATE:,}); "
               f"server RSS {csv['rss_start']:.0f} -> peak {csv['rss_peak']:.0f} MB "
               f"(+{csv['rss_growth']:.0f}, target <= {CSV_RSS_MB}; /proc VmRSS of the serve "
               f"process every 20 ms); count(*) {csv['base_ms']:.0f} ms for "

@@ -20,7 +20,7 @@ from multidict import MultiDict
 from shared.money import format_minor
 from sync_server.admin import sales as sales_admin
 from sync_server.admin.csv_cells import safe_cell
-from sync_server.admin.sales_csv import HEADER, iso, items_text
+from sync_server.admin.sales_csv import CSV_BOM, HEADER, iso, items_text
 from sync_server.storage.engine import create_engine
 from sync_server.storage.schema import cashiers, devices, wallets
 from tests.server.helpers import enroll, push, sale, void_of
@@ -91,7 +91,9 @@ async def test_fast_export_writes_the_reference_bytes(client: Any, demo: dict[st
             async with engine.connect() as conn:
                 rows = (await conn.execute(sales_admin.sorted_listing(sid, request))).all()
             assert rows, query
-            assert got == reference(rows, school["currency"]), query
+            want = reference(rows, school["currency"])
+            assert got.split(b"\r\n") == want.split(b"\r\n"), query  # a readable diff
+            assert got == want, query
             if not query:  # the shortcuts were exercised: all kinds, hostile and quoted names
                 text = got.decode()
                 assert {"void", "rejected", "reversal"} <= set(text.replace(",", " ").split())
@@ -110,3 +112,33 @@ def test_iso_matches_datetime_isoformat() -> None:
         assert iso(stored) == moment.isoformat()
         assert iso(moment) == moment.isoformat()
     assert iso("2025-10-01 07:00:00") == "2025-10-01T07:00:00+00:00"
+
+
+async def test_export_is_gzipped_for_clients_that_accept_it(client: Any, demo: dict[str, Any],
+                                                            db_url: str) -> None:
+    """A browser (Accept-Encoding: gzip) gets the same CSV gzipped; a client that does not
+    ask for gzip, or refuses it, gets it plain."""
+    import gzip
+
+    school = demo["schools"][0]
+    dev = await enroll(client, school["enrollment_code"])
+    await push(client, dev["device_token"], [sale(school, i + 1, wallet=i % 3)
+                                             for i in range(40)])
+    admin = await as_role(client, demo, "admin")
+    plain = await admin.get("/admin/sales.csv", headers={"Accept-Encoding": "identity"},
+                            auto_decompress=False)
+    assert plain.status == 200 and "Content-Encoding" not in plain.headers
+    text = await plain.read()
+    assert text.startswith(CSV_BOM) and text.count(b"\r\n") == 41
+    for accept in ("gzip", "gzip, deflate, br", "br;q=1.0, gzip;q=0.8", "*", "*;q=0, gzip"):
+        packed = await admin.get("/admin/sales.csv", headers={"Accept-Encoding": accept},
+                                 auto_decompress=False)
+        assert packed.headers["Content-Encoding"] == "gzip", accept
+        assert "Accept-Encoding" in packed.headers["Vary"]
+        body = await packed.read()
+        assert body != text and gzip.decompress(body) == text, accept
+    for refuse in ("gzip;q=0", "gzip; q=0.000", "deflate", "identity, *;q=0", "gzip;q=x"):
+        resp = await admin.get("/admin/sales.csv", headers={"Accept-Encoding": refuse},
+                               auto_decompress=False)
+        assert "Content-Encoding" not in resp.headers, refuse
+        assert await resp.read() == text, refuse
