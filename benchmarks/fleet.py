@@ -398,8 +398,19 @@ async def drive(url: str, server: psutil.Process, district: list[School], mode: 
     tasks.append(asyncio.create_task(sample()))
     started = time.monotonic()
     me = psutil.Process()
-    cpu_before = (cpu_seconds(server), sum(me.cpu_times()[:2]), postgres_cpu_seconds(db_url))
+    def cpu_now() -> tuple[float, float, float]:
+        return cpu_seconds(server), sum(me.cpu_times()[:2]), postgres_cpu_seconds(db_url)
+
+    cpu_before = cpu_now()
     until = started + args.duration
+
+    async def cpu_at_until() -> tuple[float, float, float]:
+        """Read when selling stops, not when the last slow answer arrives: dividing by the
+        longer time made a saturated machine look two-thirds idle."""
+        await asyncio.sleep(max(0.0, until - time.monotonic()))
+        return cpu_now()
+
+    cpu_end = asyncio.create_task(cpu_at_until())
     sellers = [asyncio.create_task(t.selling(args.sale_interval, until)) for t in tills]
     admin_schools = [s for s in district if s.admin is not None]
     background = [
@@ -408,10 +419,11 @@ async def drive(url: str, server: psutil.Process, district: list[School], mode: 
                                    stats))]
     await asyncio.gather(*sellers)
     done = await asyncio.gather(*background)
-    selling_s = time.monotonic() - started
-    server_cores = (cpu_seconds(server) - cpu_before[0]) / selling_s
-    pg_cores = (postgres_cpu_seconds(db_url) - cpu_before[2]) / selling_s
-    client_cores = (sum(me.cpu_times()[:2]) - cpu_before[1]) / selling_s
+    selling_s = time.monotonic() - started  # to the last answer: what sales/s divides by
+    cpu_after = await cpu_end
+    server_cores = (cpu_after[0] - cpu_before[0]) / args.duration
+    pg_cores = (cpu_after[2] - cpu_before[2]) / args.duration
+    client_cores = (cpu_after[1] - cpu_before[1]) / args.duration
     # Drain: every queue pushed, every change shown everywhere (or given up after a while).
     drain_until = time.monotonic() + max(30, 2 * args.poll_interval)
     for till in tills:
