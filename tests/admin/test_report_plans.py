@@ -60,15 +60,17 @@ def full_scans(plan: str, statement: str, dialect: str) -> list[str]:
     return [names[n] for n in re.findall(r"SCAN (\w+)", plan) if n in names]
 
 
-async def plans(db_url: str, seen: list[tuple[str, Any]]) -> list[tuple[str, str]]:
-    """(statement, plan) for each caught statement that reads a big table."""
+async def plans(db_url: str, seen: list[tuple[str, Any]],
+                setting: str = "enable_seqscan = off") -> list[tuple[str, str]]:
+    """(statement, plan) for each caught statement that reads a big table; ``setting`` is
+    PostgreSQL's planner setting for the session."""
     out = []
     engine = create_engine(db_url)
     try:
         async with engine.connect() as conn:
             pg = conn.dialect.name == "postgresql"
             if pg:
-                await conn.execute(sa.text("SET enable_seqscan = off"))
+                await conn.execute(sa.text(f"SET {setting}"))
             for statement, parameters in seen:
                 if not touches_big(statement):
                     continue
@@ -289,18 +291,7 @@ async def test_the_month_export_walks_the_day_index_without_a_sort(
     if db_url.startswith("postgresql"):  # the export's own transaction asked for the walk
         assert "SET LOCAL enable_sort = off" in sent[:sent.index(exports[0][0])], sent
     assert len(exports) == 1, seen
-    statement, parameters = exports[0]
-    engine = create_engine(db_url)
-    try:
-        async with engine.connect() as conn:
-            pg = conn.dialect.name == "postgresql"
-            if pg:
-                await conn.execute(sa.text("SET LOCAL enable_sort = off"))
-            rows = await conn.exec_driver_sql(
-                ("EXPLAIN " if pg else "EXPLAIN QUERY PLAN ") + statement, parameters)
-            plan = "\n".join(str(r[-1]) for r in rows)
-    finally:
-        await engine.dispose()
+    [(_, plan)] = await plans(db_url, exports, setting="enable_sort = off")  # as the export
     assert "ix_sales_day_received" in plan, plan
     assert not re.search(r"\bSort\b|TEMP B-TREE", plan), plan
 
