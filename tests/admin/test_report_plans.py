@@ -297,13 +297,14 @@ async def test_the_month_export_walks_the_day_index_without_a_sort(
 
 
 def test_only_a_plain_range_of_days_is_exported_by_the_index_walk() -> None:
+    from urllib.parse import parse_qsl
+
     from multidict import MultiDict
 
     from sync_server.admin.sales import month_export
 
     def asked(query: str) -> bool:
-        request: Any = type("R", (), {"query": MultiDict(
-            p.split("=", 1) for p in query.split("&") if p)})()
+        request: Any = type("R", (), {"query": MultiDict(parse_qsl(query))})()
         return month_export(request)
 
     assert asked(MONTH) and asked(MONTH + "&sort=received&dir=asc")
