@@ -82,18 +82,15 @@ def field_of(value: Any) -> str:
 
 
 def iso(value: Any) -> str:
-    """A timestamp as the export writes it (``datetime.isoformat`` of the UTC time):
-    asyncpg gives aware UTC datetimes; SQLite gives the naive UTC text SQLAlchemy stored,
-    ``YYYY-MM-DD HH:MM:SS.ffffff``, turned into the same text without parsing it."""
+    """A timestamp as the export writes it (``datetime.isoformat`` of the UTC time): SQLite
+    gives the naive UTC text SQLAlchemy stored, ``YYYY-MM-DD HH:MM:SS.ffffff``, turned into
+    the same text without parsing it; an aware datetime (as asyncpg reads one) is formatted.
+    The export on PostgreSQL reads the finished text instead (:func:`iso_text`)."""
     if isinstance(value, str):
         if len(value) == 26:
             return value.replace(" ", "T").removesuffix(".000000") + "+00:00"
         return datetime.fromisoformat(value).replace(tzinfo=UTC).isoformat()
     return str(value.astimezone(UTC).isoformat())
-
-
-def _as_read(value: str) -> str:
-    return value
 
 
 def _json(value: Any) -> Any:
@@ -216,7 +213,7 @@ async def lines(conn: Any, stmt: sa.Select[Any], currency: str,
     wallets_.update(wallet_of)
     code, zero = field_of(currency), major(0, currency)
     dialect = conn.dialect.name
-    stamp = iso if dialect != "postgresql" else _as_read  # see undecoded
+    stamp = iso if dialect != "postgresql" else str  # already the export's text: undecoded
     result = await conn.stream(undecoded(stmt, dialect).execution_options(yield_per=CHUNK))
     async for chunk in ahead(result.partitions(CHUNK)):
         out = []
