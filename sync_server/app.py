@@ -30,6 +30,7 @@ from .connections import body_deadline
 from .events.running import setup_events
 from .keys import (
     config_key,
+    delta_cache_key,
     dialect_key,
     engine_key,
     enroll_limiter_key,
@@ -44,6 +45,7 @@ from .presence import Presence
 from .ratelimit import FailureLimiter
 from .reconciliation import reconciling
 from .request_guard import request_guard
+from .snapshot import DeltaCache
 from .storage.engine import create_engine, dialect_of, pool_capacity
 from .storage.migrate import pending
 from .storage.writer_lock import WriterLock
@@ -77,6 +79,7 @@ def create_app(config: ServerConfig) -> web.Application:
     app[dialect_key] = dialect_of(config.db_url)
     app[enroll_limiter_key] = FailureLimiter(config.enroll_failures_per_minute)
     app[presence_key] = Presence()
+    app[delta_cache_key] = DeltaCache()
     if app[dialect_key] == "sqlite":
         app[write_lock_key] = WriterLock(Path(sa.make_url(config.db_url).database or ""))
     if config.trusted_proxies:

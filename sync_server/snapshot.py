@@ -14,13 +14,22 @@ brings a fresh figure for a wallet that spent.
 v1.1 also sends each wallet's ``homeroom`` and active ``restrictions`` (one grouped query per
 page, :func:`restrictions.active`; a restriction change bumps the wallet's version), and each
 product's ``allergens`` and ``position``.
+
+A pull is the most frequent request at lunch rush: every change of a school wakes each of its
+tills, and they all pull the same delta from the same cursor at the same moment. So a delta
+with nothing above the cursor is answered from the school row alone, and a small delta is kept
+per server process (:class:`DeltaCache`) under the school version it was read below: rows at
+or below a version never change without getting a higher one, so while the school row still
+says that version, the kept rows are exactly what the database would answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 from zoneinfo import ZoneInfo
@@ -95,6 +104,13 @@ def _version(value: object, lowest: int = 0) -> TypeGuard[int]:
     return type(value) is int and lowest <= value < 2**63
 
 
+# What a pull reads of its school row; the snapshot route reads it with the device token.
+SCHOOL_COLUMNS = (schools.c.snapshot_epoch, schools.c.version, schools.c.timezone,
+                  schools.c.currency, schools.c.offline_max_sale,
+                  schools.c.offline_max_unsynced_total, schools.c.offline_max_hours,
+                  schools.c.overdraft_limit)
+
+
 async def build(engine: AsyncEngine, school_id: str, cursor_text: str | None,
                 page_rows: int = SNAPSHOT_PAGE_ROWS) -> dict[str, Any]:
     async with engine.connect() as conn:
@@ -104,47 +120,39 @@ async def build(engine: AsyncEngine, school_id: str, cursor_text: str | None,
 
 
 async def read(conn: AsyncConnection, school_id: str, cursor_text: str | None,
-               page_rows: int = SNAPSHOT_PAGE_ROWS) -> dict[str, Any]:
+               page_rows: int = SNAPSHOT_PAGE_ROWS, *, school: Any = None,
+               cache: DeltaCache | None = None) -> dict[str, Any]:
     """:func:`build` inside the caller's read-only transaction: the snapshot route checks the
-    device token in the same one, one pooled connection per pull instead of two."""
+    device token in the same one, one pooled connection per pull instead of two. ``school``:
+    the school row's ``SCHOOL_COLUMNS``, when the caller read them in this transaction."""
     now = utcnow()
     stamp = now.isoformat(timespec="milliseconds")  # every balance is current as of it
-    school = (await conn.execute(
-        sa.select(schools).where(schools.c.school_id == school_id))).one()
+    if school is None:
+        school = (await conn.execute(
+            sa.select(*SCHOOL_COLUMNS).where(schools.c.school_id == school_id))).one()
     cursor = Cursor.decode(cursor_text) if cursor_text else None
     if (cursor is None or cursor.epoch != school.snapshot_epoch
             or cursor.since > school.version
             or (cursor.high is not None and cursor.high > school.version)):
         cursor = Cursor(school.snapshot_epoch, -1)  # unknown or too old: full
     high = cursor.high if cursor.high is not None else int(school.version)
-    body: dict[str, Any] = {}
-    more = False
-    next_after: dict[str, tuple[int, str]] = {}
-    for kind, (table, key) in _KINDS.items():
-        query = (sa.select(table).where(table.c.school_id == school_id,
-                                        table.c.version > cursor.since,
-                                        table.c.version <= high)
-                 .order_by(table.c.version, key).limit(page_rows))
-        if kind in cursor.after:
-            query = query.where(sa.tuple_(table.c.version, key) > cursor.after[kind])
-        rows = (await conn.execute(query)).all()
-        if kind == "wallets":
-            today = now.astimezone(ZoneInfo(school.timezone)).date().isoformat()
-            spent = await _spent_today(conn, school_id, rows, today)
-            blocked = (await restrictions.active(
-                conn, school_id, [r.wallet_id for r in rows]) if rows else {})
-            body[kind] = [_wallet(r, stamp, spent.get((r.wallet_id, today), 0),
-                                  blocked.get(r.wallet_id))
-                          for r in rows]
-        else:
-            body[kind] = [_ROW[kind](r, stamp) for r in rows]
-        if len(rows) == page_rows:
-            more = True
-        if rows:
-            last = rows[-1]
-            next_after[kind] = (int(last.version), str(getattr(last, key.name)))
-        elif kind in cursor.after:
-            next_after[kind] = cursor.after[kind]
+    today = now.astimezone(ZoneInfo(school.timezone)).date().isoformat()
+    page: Page
+    if cursor.since == high:
+        # Nothing can lie above the cursor and at or below the school's version.
+        page = ({kind: [] for kind in _KINDS}, False, {})
+    elif cache is not None and cursor.since >= 0 and cursor.high is None and not cursor.after:
+        # Only a cursor as this server hands out after a last page: one naming a page
+        # position (even a forged one with no high-water mark) reads a subset of the rows,
+        # which must never be kept as the answer for the plain cursor.
+        key = (school_id, cursor.epoch, cursor.since, high, today, page_rows)
+        page = await cache.get(
+            key, lambda: _rows(conn, school_id, cursor, high, today, page_rows))
+    else:
+        page = await _rows(conn, school_id, cursor, high, today, page_rows)
+    rows, more, next_after = page
+    body = {kind: [dict(row, balance_as_of=stamp) for row in found] if kind == "wallets"
+            else found for kind, found in rows.items()}
     if more:
         nxt = Cursor(cursor.epoch, cursor.since, high, next_after)
     else:
@@ -162,6 +170,96 @@ async def read(conn: AsyncConnection, school_id: str, cursor_text: str | None,
     }
 
 
+Rows = dict[str, list[dict[str, Any]]]
+Page = tuple[Rows, bool, dict[str, tuple[int, str]]]
+
+
+async def _rows(conn: AsyncConnection, school_id: str, cursor: Cursor, high: int, today: str,
+                page_rows: int) -> Page:
+    """The mirrored rows above the cursor and at or below ``high``, each kind a page; wallets
+    without ``balance_as_of`` (stamped by the caller, also on a kept delta)."""
+    body: Rows = {}
+    more = False
+    next_after: dict[str, tuple[int, str]] = {}
+    for kind, (table, key) in _KINDS.items():
+        query = (sa.select(table).where(table.c.school_id == school_id,
+                                        table.c.version > cursor.since,
+                                        table.c.version <= high)
+                 .order_by(table.c.version, key).limit(page_rows))
+        if kind in cursor.after:
+            query = query.where(sa.tuple_(table.c.version, key) > cursor.after[kind])
+        rows = (await conn.execute(query)).all()
+        if kind == "wallets":
+            spent = await _spent_today(conn, school_id, rows, today)
+            blocked = (await restrictions.active(
+                conn, school_id, [r.wallet_id for r in rows]) if rows else {})
+            body[kind] = [_wallet(r, spent.get((r.wallet_id, today), 0),
+                                  blocked.get(r.wallet_id))
+                          for r in rows]
+        else:
+            body[kind] = [_ROW[kind](r) for r in rows]
+        if len(rows) == page_rows:
+            more = True
+        if rows:
+            last = rows[-1]
+            next_after[kind] = (int(last.version), str(getattr(last, key.name)))
+        elif kind in cursor.after:
+            next_after[kind] = cursor.after[kind]
+    return body, more, next_after
+
+
+class DeltaCache:
+    """Small deltas of this process's recent pulls, by (school, cursor, version, day), and the
+    reads in flight: a school's tills wake on the same event and pull the same delta at once,
+    so the first reads it and the others wait for its answer instead of reading it again.
+
+    Only deltas are kept (a full snapshot is a new till's, rare and large), at most
+    ``max_rows`` rows each, ``entries`` of them, least recently used out first. A waiter's own
+    transaction has already read the same school version, so the rows it is given are the ones
+    it would have read; if the read it waits for fails, it reads for itself."""
+
+    def __init__(self, entries: int = 512, max_rows: int = 200) -> None:
+        self.entries = entries
+        self.max_rows = max_rows
+        self._kept: OrderedDict[tuple[Any, ...], Page] = OrderedDict()
+        self._reading: dict[tuple[Any, ...], asyncio.Future[Page]] = {}
+        self.hits = 0
+        self.reads = 0
+
+    async def get(self, key: tuple[Any, ...],
+                  read: Callable[[], Awaitable[Page]]) -> Page:
+        kept = self._kept.get(key)
+        if kept is not None:
+            self._kept.move_to_end(key)
+            self.hits += 1
+            return kept
+        pending = self._reading.get(key)
+        if pending is not None:
+            try:
+                found = await asyncio.shield(pending)
+            except Exception:  # the reader's failure is its own; read for ourselves
+                return await read()
+            self.hits += 1
+            return found
+        future: asyncio.Future[Page] = asyncio.get_running_loop().create_future()
+        self._reading[key] = future
+        try:
+            found = await read()
+        except BaseException as exc:
+            future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
+            future.exception()  # retrieved: nobody may be waiting
+            raise
+        finally:
+            del self._reading[key]
+        self.reads += 1
+        future.set_result(found)
+        if sum(len(v) for v in found[0].values()) <= self.max_rows:
+            self._kept[key] = found
+            if len(self._kept) > self.entries:
+                self._kept.popitem(last=False)
+        return found
+
+
 async def _spent_today(conn: AsyncConnection, school_id: str, rows: Sequence[Any],
                        today: str) -> dict[tuple[str, str], int]:
     """One grouped query for the page's wallets that have a daily limit (the others send 0)."""
@@ -169,25 +267,25 @@ async def _spent_today(conn: AsyncConnection, school_id: str, rows: Sequence[Any
     return await day_spend(conn, school_id, keys) if keys else {}
 
 
-def _wallet(r: Any, now: str, spent_today: int,
+def _wallet(r: Any, spent_today: int,
             blocked: dict[str, list[str]] | None) -> dict[str, Any]:
     return {"wallet_id": r.wallet_id, "display_name": r.display_name, "balance": r.balance,
-            "daily_limit": r.daily_limit, "status": r.status, "balance_as_of": now,
+            "daily_limit": r.daily_limit, "status": r.status,
             "spent_today": spent_today, "grade": r.grade, "homeroom": r.homeroom,
             "restrictions": blocked or restrictions.empty()}
 
 
-def _credential(r: Any, _now: str) -> dict[str, Any]:
+def _credential(r: Any) -> dict[str, Any]:
     return {"uid": r.uid, "wallet_id": r.wallet_id, "status": r.status}
 
 
-def _product(r: Any, _now: str) -> dict[str, Any]:
+def _product(r: Any) -> dict[str, Any]:
     return {"product_id": r.product_id, "name": r.name, "price": r.price,
             "category": r.category, "active": r.active,
             "allergens": list(r.allergens or []), "position": r.position}
 
 
-def _cashier(r: Any, _now: str) -> dict[str, Any]:
+def _cashier(r: Any) -> dict[str, Any]:
     return {"cashier_id": r.cashier_id, "name": r.name, "pin_hash": r.pin_hash,
             "active": r.active}
 

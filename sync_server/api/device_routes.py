@@ -22,6 +22,7 @@ from .. import __version__, metrics, snapshot
 from ..admin.lockout import address_key
 from ..keys import (
     config_key,
+    delta_cache_key,
     dialect_key,
     engine_key,
     enroll_limiter_key,
@@ -116,9 +117,10 @@ async def get_snapshot(request: web.Request) -> web.Response:
     async with request.app[engine_key].connect() as conn:
         conn = await conn.execution_options(readonly=True)
         async with conn.begin():
-            device = await authenticate(request, conn)
+            device = await authenticate(request, conn, snapshot.SCHOOL_COLUMNS)
             body = await snapshot.read(conn, device.school_id,
-                                       request.query.get("cursor") or None)
+                                       request.query.get("cursor") or None,
+                                       school=device.school, cache=request.app[delta_cache_key])
     request.app[presence_key].seen(device.device_id, _app_version(request))
     return web.json_response(body)
 
