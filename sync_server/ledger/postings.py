@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -81,14 +82,15 @@ async def post(conn: AsyncConnection, items: Iterable[Posting], wallet_ids: set[
 
 
 async def write(conn: AsyncConnection, rows: list[tuple[Any, ...]], deltas: dict[str, int],
-                version: int | None) -> None:
+                version: int | None, *, zone: ZoneInfo | None = None) -> None:
     """Insert encoded postings (from :meth:`Posting.encoded`) and move wallet balances by
     ``deltas``, which must be exactly what those postings do to the wallets (the sales push
     sums them while judging). With ``version``, the same UPDATE stamps the wallets for the
     next snapshot delta (one pass, not two). The wallets' per-day nets (a report rollup)
-    move in the same call."""
+    move in the same call; ``zone``: the rows' school's time zone, when the caller has read
+    it in this transaction."""
     await shape(conn.dialect).execute(conn, rows)
-    await rollup_writes.postings_written(conn, rows, deltas)
+    await rollup_writes.postings_written(conn, rows, deltas, zone)
     changed = [(w, d) for w, d in sorted(deltas.items()) if d]
     if not changed:
         return

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -33,6 +34,7 @@ class AppliedPush:
     # Every sale and void recorded applied, a total of 0 (no posting) included: what sold.
     recorded: list[NewSale] = field(default_factory=list)
     low_balance_threshold: int | None = None  # the school's, read with its other settings
+    zone: ZoneInfo | None = None  # the school's time zone, read with them (None: read it)
 
 
 def applied_of(fx: BatchEffects) -> list[NewSale]:
@@ -46,7 +48,7 @@ def recorded_of(fx: BatchEffects) -> list[NewSale]:
 async def after_write(conn: AsyncConnection, push: AppliedPush) -> None:
     """Called by :func:`sync_server.ledger.sales._apply_once` after the push's rows are
     written, before its commit. Each feature adds its own call here."""
-    await rollup_writes.sales_recorded(conn, push.school_id, push.recorded)
+    await rollup_writes.sales_recorded(conn, push.school_id, push.recorded, push.zone)
     if not push.applied:
         return
     await sales_applied(conn, school_id=push.school_id, device_id=push.device_id,

@@ -115,6 +115,12 @@ class _Calendar:
     offline_max_hours: int
 
 
+# The calendar each school's last push found under its locks, by school: what the next push
+# prepares with before its lock instead of reading the school row a second time. A calendar
+# changed meanwhile is found under the lock, and the batch is prepared again (_apply_once).
+_calendars: dict[str, _Calendar] = {}
+
+
 @dataclass(slots=True)
 class _Batch:
     """One push, prepared and encoded for one school calendar."""
@@ -192,10 +198,13 @@ async def _read_recorded(engine: AsyncEngine, school_id: str, device_id: str,
                          batch: list[Sale]) -> _Recorded:
     async with engine.connect() as conn:
         await conn.execution_options(readonly=True)
-        school = (await conn.execute(
-            sa.select(schools.c.timezone, schools.c.offline_max_hours)
-            .where(schools.c.school_id == school_id))).one()
-        calendar = _Calendar(str(school.timezone), int(school.offline_max_hours))
+        calendar = _calendars.get(school_id)
+        if calendar is None:
+            school = (await conn.execute(
+                sa.select(schools.c.timezone, schools.c.offline_max_hours)
+                .where(schools.c.school_id == school_id))).one()
+            calendar = _calendars[school_id] = _Calendar(str(school.timezone),
+                                                         int(school.offline_max_hours))
         refs = {sale.ref for sale in batch}
         stored = await _stored(conn, school_id, refs)
         conflicts: dict[str, set[str]] = {}
@@ -267,14 +276,20 @@ def _encode(dialect: sa.Dialect, school_id: str, device_id: str, batch: list[Sal
 async def _apply_once(engine: AsyncEngine, school_id: str, device_id: str, work: _Batch,
                       recorded: _Recorded, now: datetime, clock_skew: timedelta) -> PushOutcome:
     async with engine.begin() as conn:
+        # The device row's lock, and the school's settings read in the same statement (not
+        # locked: the school row's lock is taken last, by versions.bump).
         device = (await conn.execute(
-            sa.select(devices.c.acked_seq, devices.c.max_seq, devices.c.status)
-            .where(devices.c.device_id == device_id).with_for_update()
+            sa.select(devices.c.acked_seq, devices.c.max_seq, devices.c.status,
+                      *_SETTINGS)
+            .join(schools, schools.c.school_id == devices.c.school_id)
+            .where(devices.c.device_id == device_id, devices.c.school_id == school_id)
+            .with_for_update(of=devices)
         )).one()
         if device.status != "active":
             raise DeviceNotActive(device_id)
         ctx, calendar, threshold = await _load_context(conn, school_id, work.prepared,
-                                                       recorded)
+                                                       recorded, device)
+        _calendars[school_id] = calendar
         if calendar != work.calendar:  # changed since it was read before the lock: redo days
             batch = [p.sale for p in work.prepared]
             work = _encode(conn.dialect, school_id, device_id, batch,
@@ -284,14 +299,21 @@ async def _apply_once(engine: AsyncEngine, school_id: str, device_id: str, work:
         # The school row's lock is taken here, late, so batches of one school only queue for
         # the write phase; wallets are stamped with this version by the balance UPDATE.
         version = await versions.bump(conn, school_id) if effects.wallet_deltas else None
-        await _write(conn, school_id, device_id, work, effects, version, now)
+        zone = ZoneInfo(calendar.timezone)
+        await _write(conn, school_id, device_id, work, effects, version, now, zone)
         await sale_effects.after_write(conn, sale_effects.AppliedPush(
             school_id, device_id, sale_effects.applied_of(effects),
             before, now,
-            sale_effects.recorded_of(effects), low_balance_threshold=threshold))
+            sale_effects.recorded_of(effects), low_balance_threshold=threshold, zone=zone))
 
-        acked, missing = seqs.advance(
-            int(device.acked_seq), await seqs.stored_above(conn, device_id, device.acked_seq))
+        acked = int(device.acked_seq)
+        if int(device.max_seq) == acked:
+            # Nothing was stored above acked_seq before this push (max_seq is the highest
+            # stored seq, kept under this lock): what is above it now is this push's own.
+            above = sorted(seq for seq in effects.new_seqs if seq > acked)
+        else:
+            above = await seqs.stored_above(conn, device_id, acked)
+        acked, missing = seqs.advance(acked, above)
         max_seq = max([int(device.max_seq), *effects.new_seqs])
         await conn.execute(
             sa.update(devices).where(devices.c.device_id == device_id)
@@ -299,19 +321,21 @@ async def _apply_once(engine: AsyncEngine, school_id: str, device_id: str, work:
         return PushOutcome(results, acked, missing)
 
 
+# What judging a push reads of its school's settings, with the device row's lock.
+_SETTINGS = (schools.c.timezone, schools.c.offline_max_hours, schools.c.overdraft_limit,
+             schools.c.offline_max_sale, schools.c.low_balance_threshold)
+
+
 async def _load_context(conn: AsyncConnection, school_id: str, batch: list[PreparedSale],
-                        recorded: _Recorded) -> tuple[BatchContext, _Calendar, int | None]:
-    """The judge's context, the school's calendar, and its low-balance threshold (read with
-    the other settings so that telling parents costs the push no query of its own)."""
+                        recorded: _Recorded, school: Any,
+                        ) -> tuple[BatchContext, _Calendar, int | None]:
+    """The judge's context, the school's calendar, and its low-balance threshold (``school``:
+    the ``_SETTINGS`` read with the device's lock, so that neither the calendar nor telling
+    parents costs the push a query of its own)."""
     wallet_ids = {p.sale.wallet_id for p in batch}
     locked = await lock_wallets(conn, school_id, wallet_ids)
     unknown = wallet_ids - set(locked)
     foreign = set(await _column_in(conn, wallets.c.wallet_id, wallets.c.wallet_id, unknown))
-
-    school = (await conn.execute(
-        sa.select(schools.c.timezone, schools.c.offline_max_hours, schools.c.overdraft_limit,
-                  schools.c.offline_max_sale, schools.c.low_balance_threshold)
-        .where(schools.c.school_id == school_id))).one()
 
     # Void targets are read now, under the wallets' locks: whether one is already voided is
     # what no unique key guards.
@@ -360,19 +384,18 @@ async def _prices(conn: AsyncConnection, school_id: str,
                   batch: list[PreparedSale]) -> dict[str, list[tuple[float, int]]]:
     """Price history of the batch's products that this school has (ascending)."""
     product_ids = {line.product_id for p in batch for line in p.sale.lines}
-    known = set(await _column_in(conn, products.c.product_id, products.c.product_id,
-                                 product_ids, products.c.school_id == school_id))
-    prices: dict[str, list[tuple[float, int]]] = {p: [] for p in known}
-    for chunk in chunks(known):
+    # A product with no price history cannot be judged: it is left out, as unknown.
+    prices: dict[str, list[tuple[float, int]]] = {}
+    for chunk in chunks(product_ids):
         rows = await conn.execute(
             sa.select(product_prices.c.product_id, product_prices.c.valid_from,
                       product_prices.c.price)
-            .where(product_prices.c.product_id.in_(chunk))
+            .join(products, products.c.product_id == product_prices.c.product_id)
+            .where(products.c.school_id == school_id, products.c.product_id.in_(chunk))
             .order_by(product_prices.c.product_id, product_prices.c.valid_from))
         for r in rows:
-            prices[r.product_id].append((r.valid_from.timestamp(), int(r.price)))
-    # A product with no price history cannot be judged: treat it as unknown.
-    return {pid: history for pid, history in prices.items() if history}
+            prices.setdefault(r.product_id, []).append((r.valid_from.timestamp(), int(r.price)))
+    return prices
 
 
 async def _seq_owners(conn: AsyncConnection, device_id: str, wanted: set[int]) -> dict[int, str]:
@@ -397,7 +420,7 @@ async def _seq_owners(conn: AsyncConnection, device_id: str, wanted: set[int]) -
 
 
 async def _write(conn: AsyncConnection, school_id: str, device_id: str, work: _Batch,
-                 fx: BatchEffects, version: int | None, now: datetime) -> None:
+                 fx: BatchEffects, version: int | None, now: datetime, zone: ZoneInfo) -> None:
     shape = _sales_shape(conn.dialect)
     outcome = _outcome_encoder(conn.dialect)
     rows: list[tuple[Any, ...]] = []
@@ -416,7 +439,7 @@ async def _write(conn: AsyncConnection, school_id: str, device_id: str, work: _B
         now)) for p in fx.new_conflicts])
     await insert_shape(device_seqs, SEQ_COLUMNS, conn.dialect).execute(
         conn, [(device_id, seq, school_id, ref) for seq, ref in sorted(fx.new_seqs.items())])
-    await postings.write(conn, posted, fx.wallet_deltas, version)
+    await postings.write(conn, posted, fx.wallet_deltas, version, zone=zone)
     if fx.refunds:
         # The refund link's primary key is what makes "refunded once" hold against an admin
         # reversal committing meanwhile: this INSERT then fails and the push is judged again.

@@ -14,6 +14,8 @@ streams read the counter itself.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -24,15 +26,19 @@ CHANNEL = "pos_changes"
 
 
 async def bump(conn: AsyncConnection, school_id: str) -> int:
+    """The school's next version, announced. On PostgreSQL the notification is queued by the
+    same statement (``pg_notify`` in its RETURNING): every sales push bumps, and a statement
+    is a round trip."""
+    returning: list[sa.ColumnElement[Any]] = [schools.c.version]
+    if conn.dialect.name == "postgresql":
+        returning.append(sa.func.pg_notify(CHANNEL, school_id))
     result = await conn.execute(
         sa.update(schools)
         .where(schools.c.school_id == school_id)
         .values(version=schools.c.version + 1)
-        .returning(schools.c.version)
+        .returning(*returning)
     )
-    version = int(result.scalar_one())
-    await announce(conn, school_id)
-    return version
+    return int(result.one()[0])
 
 
 async def announce(conn: AsyncConnection, school_id: str) -> None:

@@ -8,8 +8,9 @@ cannot deadlock. A push of a school already holds that school's row lock when it
 (``versions.bump``), so the shared (day, hour, product) rows add no waiting of their own.
 
 Local days and hours are the school's, from ``schools.timezone`` read in the same
-transaction (one primary-key look-up per call): the same definition the reports used when
-they computed them from the rows (:mod:`.local_time`, :mod:`.balances`).
+transaction (one primary-key look-up per call, or none when the caller read it already, as a
+sales push does with its other settings): the same definition the reports used when they
+computed them from the rows (:mod:`.local_time`, :mod:`.balances`).
 """
 
 from __future__ import annotations
@@ -60,11 +61,13 @@ async def add_items(conn: AsyncConnection, items: Mapping[ItemKey, list[int]]) -
         conn, [(*key, q, a) for key, (q, a) in sorted(items.items())])
 
 
-async def sales_recorded(conn: AsyncConnection, school_id: str, recorded: Iterable[Any]) -> None:
+async def sales_recorded(conn: AsyncConnection, school_id: str, recorded: Iterable[Any],
+                         zone: ZoneInfo | None = None) -> None:
     """A push's applied sales and voids (``judge.NewSale``, a total of 0 included): lines
-    positive on a sale's business day and local hour of ``created_at``, negative for a void."""
+    positive on a sale's business day and local hour of ``created_at``, negative for a void.
+    ``zone``: the school's, when the push has read it in this transaction."""
     items: dict[ItemKey, list[int]] = {}
-    tz: ZoneInfo | None = None
+    tz = zone
     for new in recorded:
         p = new.prepared
         if not p.lines:
@@ -91,9 +94,10 @@ async def sale_reversed(conn: AsyncConnection, school_id: str, sale_ref: str,
 
 
 async def postings_written(conn: AsyncConnection, rows: list[tuple[Any, ...]],
-                           wallet_ids: Iterable[str]) -> None:
+                           wallet_ids: Iterable[str], zone: ZoneInfo | None = None) -> None:
     """Encoded postings rows (``postings.COLUMNS`` order) just inserted: each wallet's net per
-    school-local day of ``posted_at``. ``wallet_ids``: which accounts are wallets."""
+    school-local day of ``posted_at``. ``wallet_ids``: which accounts are wallets. ``zone``:
+    the time zone of the rows' one school, when the caller has read it in this transaction."""
     if not rows:
         return
     wallets = set(wallet_ids)
@@ -101,6 +105,9 @@ async def postings_written(conn: AsyncConnection, rows: list[tuple[Any, ...]],
     school: dict[str, str] = {}
     days: dict[Any, str] = {}
     zones: dict[str, ZoneInfo] = {}
+    if zone is not None:
+        zones = {row[1]: zone for row in rows}
+        assert len(zones) == 1, "a zone is given for the rows of one school"
     for row in rows:
         school_id, source, target, amount, posted = row[1], row[3], row[4], row[5], row[8]
         if source not in wallets and target not in wallets:
