@@ -121,12 +121,19 @@ def embeddable(path: Path) -> bytes:
 
     fontTools' subsetter reads the layout tables before it drops them (to check their offset
     sizes): for the Noto fonts that was about half of a Z report's 100 ms. Without them in
-    the file there is nothing to read. The glyph order and names are unchanged, so the glyph
-    names fpdf2 recorded from the whole font still name the same glyphs."""
+    the file there is nothing to read. The glyph order and names are unchanged (the names
+    come from the ``post`` table), so the glyph names fpdf2 recorded from the whole font
+    still name the same glyphs."""
     font = TTFont(str(path), recalcTimestamp=False, lazy=True)
     for tag in NOT_EMBEDDED:
         if tag in font:
             del font[tag]
+    # The Noto fonts carry their character map twice, as Unicode (0, 3) and as Windows (3, 1)
+    # subtables with the same 2,840 entries; the subsetter decompiles every subtable. A PDF
+    # draws a CID font through its own CIDToGIDMap and ToUnicode, so the Windows one is kept.
+    cmap = font["cmap"]
+    if cmap.getcmap(3, 1) is not None:
+        cmap.tables = [t for t in cmap.tables if (t.platformID, t.platEncID) == (3, 1)]
     out = BytesIO()
     font.save(out)
     return out.getvalue()
@@ -314,17 +321,60 @@ class ReportPdf(FPDF):
             Align.R if self.rtl else Align.L)
         with self._text(rtl=self.rtl if words and not numeric else None, text=text):
             text = self._fit(text, width - 2 * pad)
+            if self.text_shaping is None and text:
+                self._plain_cell(x + pad, y, width - 2 * pad, text, align)
+                return
             self.set_xy(x + pad, y)
             self.cell(width - 2 * pad, ROW_HEIGHT, text, align=align)
+
+    def _plain_cell(self, x: float, y: float, width: float, text: str, align: Align) -> None:
+        """What ``cell()`` draws for a plain text (see :meth:`_text`: no shaping, no
+        fallback font) in a row: the text at the box's start or end, inside fpdf2's cell
+        margin, on the baseline ``cell()`` uses. Drawn with ``text()``, which writes the same
+        text object without ``cell()``'s per-call layout of fragments: that was most of a
+        long statement's drawing time (871 cells, measured in docs/server.md)."""
+        if align == Align.R:
+            used = sum(self.current_font.cw[ord(c)] for c in text) * self.font_size_pt * 0.001
+            x += width - self.c_margin - used / self.k
+        else:
+            x += self.c_margin
+        self.text(x, y + 0.5 * ROW_HEIGHT + 0.3 * self.font_size, text)
 
     def _fit(self, text: str, width: float) -> str:
         # No glyph of these fonts is wider than the font size (em), so a short text fits
         # without shaping it twice (measuring runs the bidi algorithm and harfbuzz too).
-        if len(text) * self.font_size <= width or self.get_string_width(text) <= width:
+        if len(text) * self.font_size <= width:
             return text
-        while text and self.get_string_width(text + ELLIPSIS) > width:
-            text = text[:-1]
-        return text.rstrip() + ELLIPSIS
+        if self.text_shaping is None:  # a plain text (see _text): its widths add up
+            return self._fit_plain(text, width)
+        if self.get_string_width(text) <= width:
+            return text
+        # The longest prefix that fits with the ellipsis, found in a few measurements
+        # (a shaped text's width is not the sum of its letters').
+        fits, low, high = "", 0, len(text) - 1
+        while low <= high:
+            mid = (low + high) // 2
+            if self.get_string_width(text[:mid] + ELLIPSIS) <= width:
+                fits, low = text[:mid], mid + 1
+            else:
+                high = mid - 1
+        return fits.rstrip() + ELLIPSIS
+
+    def _fit_plain(self, text: str, width: float) -> str:
+        """:meth:`_fit` for a text drawn without shaping, from the font's advance widths
+        (what fpdf2's own measurement sums for it, with its per-call set-up once per cell
+        instead of once per letter tried: a statement's item lists are cut here)."""
+        widths = self.current_font.cw
+        scale = self.font_size_pt * 0.001 / self.k
+        if sum(widths[ord(c)] for c in text) * scale <= width:
+            return text
+        room = width - widths[ord(ELLIPSIS)] * scale
+        used = 0.0
+        for i, c in enumerate(text):
+            used += widths[ord(c)] * scale
+            if used > room:
+                return text[:i].rstrip() + ELLIPSIS
+        return text
 
     def _text_line(self, text: str, height: float, align: Align | None = None,
                    own_direction: bool = False) -> None:

@@ -11,13 +11,17 @@ import logging
 import os
 import re
 import shutil
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, get_args
+from zoneinfo import ZoneInfo
 
+from babel.dates import format_skeleton
 from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
 
 from shared.protocol import RejectCode, SaleFlag
 from sync_server import i18n
@@ -160,6 +164,34 @@ def test_money_and_times_by_locale_with_western_digits() -> None:
     assert "11:05:09" in ar_when and "نوفمبر" in ar_when
     assert formatting.when(moment, "Asia/Riyadh", "short", lang="en") == "Nov 27, 11:05"
     assert formatting.day(date(2026, 11, 27), "full", lang="ar").startswith("الجمعة")
+
+
+def test_remembered_times_and_amounts_read_as_babel_writes_them() -> None:
+    """formatting.when and .amount remember what they wrote (a statement formats a time and
+    two amounts per row); what they give equals Babel's own formatting of the moment in its
+    zone, across a daylight-saving change, midnight and both languages."""
+    start = datetime(2026, 3, 28, 20, 0, 7, tzinfo=UTC)  # London moves to BST on the 29th
+    for step in range(0, 40 * 3600, 1789):
+        moment = start + timedelta(seconds=step)
+        for tz in ("Asia/Riyadh", "Europe/London", "America/St_Johns"):
+            for lang in ("en", "ar"):
+                zone = ZoneInfo(tz)
+                for short, skeletons in ((False, ("yMMMd", "Hms")), (True, ("MMMd", "Hm"))):
+                    day = format_skeleton(skeletons[0], moment, tzinfo=zone, locale=lang)
+                    clock = format_skeleton(skeletons[1], moment, tzinfo=zone, locale=lang)
+                    expected = str(i18n.babel_locale(lang).datetime_formats["medium"]).replace(
+                        "{1}", day).replace("{0}", clock)
+                    got = formatting.when(moment, tz, "short" if short else "full", lang=lang)
+                    assert got == expected, (moment, tz, lang, short)
+    for minor in (0, 5, -5, 123450, -123405, 10**12):
+        for currency, exp in (("SAR", 2), ("KWD", 3), ("JPY", 0)):
+            for lang in ("en", "ar"):
+                expected = format_decimal(Decimal(minor).scaleb(-exp),
+                                          format="#,##0" + ("." + "0" * exp if exp else ""),
+                                          locale=lang, decimal_quantization=False,
+                                          numbering_system="latn")
+                assert formatting.amount(minor, currency, lang) == expected
+                assert formatting.amount(minor, currency, lang) == expected  # remembered
 
 
 def test_an_empty_chart_reads_zero_once_and_says_so() -> None:
