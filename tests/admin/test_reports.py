@@ -15,7 +15,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import event as sa_event
 
+from sync_server.keys import engine_key
 from tests.server.conftest_helpers import new_code
 from tests.server.helpers import enroll, push, sale, void_of
 
@@ -328,6 +330,56 @@ async def test_sales_list_totals_are_capped(client: Any, demo: dict[str, Any], d
     assert "in all" not in capped  # no count the list did not make
     monkeypatch.setattr(sales_page, "TOTALS_CAP", 5)
     assert minor(await admin.page("/admin/sales"), "sales-totals") == [net]
+
+
+async def test_voided_alone_past_the_cap_is_counted_from_the_links(
+        client: Any, demo: dict[str, Any], db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Filtered by voided alone, a list past the cap is known to be so from the refund links,
+    without reading the sales; under the cap, or with another filter, the sales are summed."""
+    from sync_server.admin import sales as sales_page
+
+    seeded = await seed(client, demo, db_url)
+    school = demo["schools"][0]
+    till = seeded["tills"][0]["device_token"]
+    sold = [sale(school, 10 + i, wallet=2, items=(1,)) for i in range(3)]
+    await push(client, till, sold)
+    await push(client, till, [void_of(s, 13 + i) for i, s in enumerate(sold)])
+    admin = seeded["admin"]
+    expected = sum(s["total"] for s in sold) + seeded["sales"][1]["total"]  # the seed's void
+    assert minor(await admin.page("/admin/sales?status=voided"), "sales-totals") == [expected]
+
+    summed: list[str] = []
+
+    def seen(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        if re.match(r"\s*SELECT count\(\*\) AS n", statement):
+            summed.append(statement)
+
+    engine = client.server.app[engine_key]
+    sa_event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        monkeypatch.setattr(sales_page, "TOTALS_CAP", 2)
+        capped = await admin.page("/admin/sales?status=voided")
+        assert "choose days" in capped and summed == []
+        # Another filter: the links no longer say how many match, so the sales are read.
+        device = seeded["tills"][0]["device_id"]
+        await admin.page(f"/admin/sales?status=voided&device={device}")
+        assert len(summed) == 1
+    finally:
+        sa_event.remove(engine.sync_engine, "before_cursor_execute", seen)
+
+
+def test_every_list_filter_is_known_to_the_totals() -> None:
+    """LIST_FILTERS names every parameter that narrows the list: the shortcut above must not
+    be taken when another filter applies."""
+    from sync_server.admin.sales import LIST_FILTERS, listing
+
+    plain = str(listing("s", {}))
+    values = {"from": "2026-01-01", "to": "2026-01-31", "device": "d", "cashier": "c",
+              "wallet": "w", "student": "x", "status": "voided", "kind": "void", "flag": "any"}
+    assert set(values) == set(LIST_FILTERS)
+    for key, value in values.items():
+        assert str(listing("s", {key: value})) != plain, key
+    assert str(listing("s", {"sort": "total", "page": "2", "other": "x"})) == plain
 
 
 async def test_flag_filter_finds_flagged_sales(client: Any, demo: dict[str, Any],
