@@ -10,10 +10,11 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..keys import engine_key
 from ..logs import device_id_key
 from ..secrets import token_hash
+from ..storage.engine import statement_reads
 from ..storage.schema import devices, schools
-from ..transactions import reading
 from .problems import ProblemError
 
 
@@ -45,7 +46,7 @@ async def authenticate(request: web.Request, conn: AsyncConnection | None = None
     if conn is not None:
         row = (await conn.execute(query)).first()
     else:
-        async with reading(request.app) as own:
+        async with statement_reads(request.app[engine_key]) as own:
             row = (await own.execute(query)).first()
     if row is None:
         raise ProblemError(401, "unauthenticated", "Unknown device token",

@@ -39,6 +39,7 @@ from shared.protocol import Sale
 
 from .. import restrictions
 from ..storage.bulk import RowShape, chunks, insert_shape
+from ..storage.engine import statement_reads
 from ..storage.schema import (
     Timestamp,
     cashiers,
@@ -173,8 +174,7 @@ async def _acknowledged(engine: AsyncEngine, device_id: str) -> PushOutcome:
     acked_seq answered is then still no lower than any the till was told, so no refill starts
     (terminal/sync/cycle.py), and the next cycle's answer includes that push. The gaps are read
     after acked_seq, never from an older state than the acked_seq they are counted from."""
-    async with engine.connect() as conn:
-        await conn.execution_options(readonly=True)
+    async with statement_reads(engine) as conn:
         device = (await conn.execute(
             sa.select(devices.c.acked_seq, devices.c.status)
             .where(devices.c.device_id == device_id))).one()
@@ -196,8 +196,7 @@ class _Recorded:
 
 async def _read_recorded(engine: AsyncEngine, school_id: str, device_id: str,
                          batch: list[Sale]) -> _Recorded:
-    async with engine.connect() as conn:
-        await conn.execution_options(readonly=True)
+    async with statement_reads(engine) as conn:
         calendar = _calendars.get(school_id)
         if calendar is None:
             school = (await conn.execute(

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fontTools.ttLib import TTFont
 from fpdf import FPDF
@@ -338,7 +338,8 @@ class ReportPdf(FPDF):
         text object without ``cell()``'s per-call layout of fragments: that was most of a
         long statement's drawing time (871 cells, measured in docs/server.md)."""
         if align == Align.R:
-            used = sum(self.current_font.cw[ord(c)] for c in text) * self.font_size_pt * 0.001
+            widths = self._advances()
+            used = sum(widths[ord(c)] for c in text) * self.font_size_pt * 0.001
             x += width - self.c_margin - used / self.k
         else:
             x += self.c_margin
@@ -364,11 +365,17 @@ class ReportPdf(FPDF):
                 high = mid - 1
         return fits.rstrip() + ELLIPSIS
 
+    def _advances(self) -> Mapping[int, float]:
+        """The current font's advance widths by code point, in thousandths of the size."""
+        font = self.current_font
+        assert isinstance(font, TTFFont)
+        return cast(Mapping[int, float], font.cw)
+
     def _fit_plain(self, text: str, width: float) -> str:
         """:meth:`_fit` for a text drawn without shaping, from the font's advance widths
         (what fpdf2's own measurement sums for it, with its per-call set-up once per cell
         instead of once per letter tried: a statement's item lists are cut here)."""
-        widths = self.current_font.cw
+        widths = self._advances()
         scale = self.font_size_pt * 0.001 / self.k
         if sum(widths[ord(c)] for c in text) * scale <= width:
             return text

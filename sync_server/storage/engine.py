@@ -10,12 +10,14 @@ IMMEDIATE transaction already excludes other writers.
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 SUPPORTED = ("sqlite", "postgresql")
 
@@ -153,3 +155,20 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(conn: sa.Connection) -> None:
         mode = "DEFERRED" if conn.get_execution_options().get("readonly") else "IMMEDIATE"
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+@asynccontextmanager
+async def statement_reads(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """Reads whose every statement stands alone: a token look-up, or reads kept consistent by
+    versions and unique keys rather than by one snapshot (a snapshot delta, what a push finds
+    recorded before its lock). On PostgreSQL each statement commits on its own (autocommit),
+    without the BEGIN and ROLLBACK round trips of a transaction: under READ COMMITTED a
+    transaction gave these statements no more consistency, and at lunch rush a pull or a
+    push paid for those two round trips in waking the database on a busy host. SQLite reads
+    in a DEFERRED transaction, as ``transactions.reading`` does."""
+    async with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            await conn.execution_options(readonly=True)
+        yield conn
