@@ -69,7 +69,7 @@ def by_days(q: Any) -> bool:
 
 
 def sorted_listing(school_id: str, request: web.Request, *,
-                   names: bool = True) -> sa.Select[Any]:
+                   names: bool = True, refunds: bool = True) -> sa.Select[Any]:
     """The list in the order asked for. Sorted by received time within a range of days, the
     rows come school day first, then received time within the day: that is the order of
     ``ix_sales_day_received`` (school, day, received, ref), so the range and the order are
@@ -80,7 +80,7 @@ def sorted_listing(school_id: str, request: web.Request, *,
     search is listed the same way: that order is what each student's ``ix_sales_wallet_day``
     holds (see :func:`page_refs`)."""
     order = sort_of(request)
-    stmt = listing(school_id, request.query, names=names)
+    stmt = listing(school_id, request.query, names=names, refunds=refunds)
     if day_ordered(request):
         return stmt.order_by(None).order_by(*day_order(DAY_KEYS, order.descending))
     return ordered(stmt, order, SORT_COLUMNS, sales.c.ref.desc())
@@ -119,12 +119,15 @@ def has_flags() -> sa.ColumnElement[bool]:
 
 
 # The query parameters that narrow listing() (a new filter there belongs here too).
-LIST_FILTERS = ("from", "to", "device", "cashier", "wallet", "student", "status", "kind", "flag")
+LIST_FILTERS = ("from", "to", *NARROWING)
 
 
-def listing(school_id: str, q: Any, *, names: bool = True) -> sa.Select[Any]:
+def listing(school_id: str, q: Any, *, names: bool = True,
+            refunds: bool = True) -> sa.Select[Any]:
     """The filtered sales of one school, newest received first, with display names (without
-    them when ``names`` is false: the CSV export reads a school's names once, not per row)."""
+    them when ``names`` is false: the CSV export reads a school's names once, not per row)
+    and each sale's refund link (without it when ``refunds`` is false: the export reads the
+    school's links once too)."""
     w, d, c = wallets.alias("w"), devices.alias("d"), cashiers.alias("c")
     f = sale_refunds
     joined: Any = sales
@@ -139,16 +142,19 @@ def listing(school_id: str, q: Any, *, names: bool = True) -> sa.Select[Any]:
                                         c.c.school_id == school_id)))
         named = [w.c.display_name, w.c.student_number, d.c.name.label("device_name"),
                  c.c.name.label("cashier_name")]
+    linked: list[Any] = []
+    if refunds:
+        joined = joined.outerjoin(f, sa.and_(f.c.school_id == sales.c.school_id,
+                                             f.c.sale_ref == sales.c.ref))
+        linked = [f.c.kind.label("refund_kind"),
+                  sa.func.coalesce(f.c.void_ref, f.c.op_id).label("refund_ref")]
     stmt = (
         sa.select(sales.c.ref, sales.c.seq, sales.c.kind, sales.c.created_at,
                   sales.c.received_at, sales.c.total, sales.c.status, sales.c.code,
-                  sales.c.flags, sales.c.balance_after, sales.c.offline,
-                  f.c.kind.label("refund_kind"), sa.func.coalesce(f.c.void_ref, f.c.op_id)
-                  .label("refund_ref"),
+                  sales.c.flags, sales.c.balance_after, sales.c.offline, *linked,
                   sales.c.wallet_id, sales.c.device_id, sales.c.cashier_id,
                   sales.c.business_day, sales.c.reviewed_at, sales.c.lines, *named)
-        .select_from(joined.outerjoin(f, sa.and_(f.c.school_id == sales.c.school_id,
-                                                 f.c.sale_ref == sales.c.ref)))
+        .select_from(joined)
         .where(sales.c.school_id == school_id)
     )
     if day := parse_day(q.get("from")):
@@ -318,8 +324,8 @@ async def sale_list(request: web.Request) -> web.StreamResponse:
 async def export_csv(request: web.Request) -> web.StreamResponse:
     school = school_of(request)
     order = sort_of(request)
-    stmt = sorted_listing(school.school_id, request,
-                          names=order.key in NAME_SORTS).limit(EXPORT_LIMIT)
+    stmt = sorted_listing(school.school_id, request, names=order.key in NAME_SORTS,
+                          refunds=False).limit(EXPORT_LIMIT)
     return await sales_csv.stream(request, school, stmt, index_walk=month_export(request))
 
 

@@ -37,7 +37,7 @@ from typing import Any
 import sqlalchemy as sa
 from aiohttp import web
 
-from ..storage.schema import cashiers, devices, wallets
+from ..storage.schema import cashiers, devices, sale_refunds, wallets
 from ..transactions import reading
 from .csv_cells import safe_cell
 from .formatting import major
@@ -53,7 +53,7 @@ HEADER = ["ref", "received_at", "created_at", "business_day", "terminal", "seq",
 # What the export reads of each row, in this order (names come from the dicts).
 COLUMNS = ("ref", "received_at", "created_at", "business_day", "device_id", "seq", "kind",
            "cashier_id", "wallet_id", "total", "status", "code", "flags", "balance_after",
-           "offline", "refund_kind", "refund_ref", "lines")
+           "offline", "lines")
 
 
 PLAIN = re.compile(r"[0-9A-Za-z][^;\t\r\n]*\Z")  # a text safe_cell leaves as it is
@@ -139,7 +139,8 @@ def iso_text(column: Any) -> Any:
     return sa.func.replace(text, sa.literal(".000000"), sa.literal("")) + sa.literal("+00:00")
 
 
-async def _names(conn: Any, school_id: str) -> tuple[dict[Any, str], ...]:
+async def _names(conn: Any, school_id: str,
+                 ) -> tuple[dict[Any, str], dict[Any, str], dict[Any, str]]:
     """The school's wallets (their three fields joined), devices and cashiers by ID, as
     finished fields (a school's size, not the export's)."""
     w = {r[0]: ",".join(map(field_of, r[1:])) for r in await conn.execute(
@@ -151,6 +152,18 @@ async def _names(conn: Any, school_id: str) -> tuple[dict[Any, str], ...]:
         sa.select(cashiers.c.cashier_id, cashiers.c.name)
         .where(cashiers.c.school_id == school_id))}
     return w, d, c
+
+
+async def _refund_links(conn: Any, school_id: str) -> dict[str, str]:
+    """The school's refund links as the two finished fields of a refunded sale's row, by
+    sale ref. Joined in the query they cost PostgreSQL an index probe for each exported row
+    (148,639 for a month of benchmarks/year.py, about a third of its read) to find the few
+    hundred refunded ones; a school year holds some thousands of links."""
+    rows = await conn.execute(
+        sa.select(sale_refunds.c.sale_ref, sale_refunds.c.kind,
+                  sa.func.coalesce(sale_refunds.c.void_ref, sale_refunds.c.op_id))
+        .where(sale_refunds.c.school_id == school_id))
+    return {r[0]: f"{field_of(r[1])},{field_of(r[2])}" for r in rows}
 
 
 async def stream(request: web.Request, school: School, stmt: sa.Select[Any], *,
@@ -169,7 +182,8 @@ async def stream(request: web.Request, school: School, stmt: sa.Select[Any], *,
             # own order streams from the first row (30 ms) and ends sooner (1.4 s against 2.1
             # s to read the month); this transaction reads nothing else.
             await conn.exec_driver_sql("SET LOCAL enable_sort = off")
-        chunks = lines(conn, stmt, school.currency, *await _names(conn, school.school_id))
+        chunks = lines(conn, stmt, school.currency, *await _names(conn, school.school_id),
+                       await _refund_links(conn, school.school_id))
         # The query runs before the 200 goes out: a filter the database refuses is an error
         # page, never a CSV cut off after its header.
         chunk = await anext(chunks, None)
@@ -202,7 +216,7 @@ class Memo(dict[Any, str]):
 
 async def lines(conn: Any, stmt: sa.Select[Any], currency: str,
                 wallet_of: dict[Any, str], device_of: dict[Any, str],
-                cashier_of: dict[Any, str]) -> AsyncIterator[str]:
+                cashier_of: dict[Any, str], refund_of: dict[str, str]) -> AsyncIterator[str]:
     """The CSV's lines after the header, a chunk (``CHUNK`` rows, ending in a line break) at
     a time. Each line is one f-string of finished fields: cells that repeat come from memos
     already quoted, so the csv module is not needed per row."""
@@ -212,21 +226,21 @@ async def lines(conn: Any, stmt: sa.Select[Any], currency: str,
     wallets_ = Memo(lambda w: ",," + field_of(w))
     wallets_.update(wallet_of)
     code, zero = field_of(currency), major(0, currency)
+    unrefunded = f"{field_of(None)},{field_of(None)}"
     dialect = conn.dialect.name
     stamp = iso if dialect != "postgresql" else str  # already the export's text: undecoded
     result = await conn.stream(undecoded(stmt, dialect).execution_options(yield_per=CHUNK))
     async for chunk in ahead(result.partitions(CHUNK)):
         out = []
         for (ref, received, created, day, device, seq, kind, cashier, wallet, total,
-             status, refusal, raw_flags, balance, offline, refund, refund_ref,
-             raw_lines, *_) in chunk:
+             status, refusal, raw_flags, balance, offline, raw_lines, *_) in chunk:
             signed = money[-total if kind == "void" else total]
             out.append(
                 f"{field_of(ref)},{stamp(received)},{stamp(created)},{texts[day]},"
                 f"{device_of.get(device, '')},{seq},{texts[kind]},"
                 f"{cashier_of.get(cashier, '')},{wallets_[wallet]},{signed},{code},"
                 f"{texts[status]},{texts[refusal]},{flags[raw_flags]},{money[balance]},"
-                f"{'yes' if offline else 'no'},{texts[refund]},{texts[refund_ref]},"
+                f"{'yes' if offline else 'no'},{refund_of.get(ref, unrefunded)},"
                 f"{items[raw_lines]},{signed if status == 'applied' else zero}")
         out.append("")  # the last line's break
         yield "\r\n".join(out)
