@@ -129,16 +129,22 @@ class Till:
             await self.cycle(push_only=push_only)
 
     async def cycle(self, *, push_only: bool = False) -> None:
+        pulled = True
         try:
             if self.queue:
                 await self.push()
             if not push_only:
-                await self.pull()
+                pulled = False
+                pulled = await self.pull()
         except httpx.HTTPError as exc:
             self.stats.error(type(exc).__name__)
-        if self.queue:  # the push failed: try again shortly, as the till's backoff does
+        if self.queue or not pulled:
+            # The push or the pull failed (a 503 at rush): try again shortly, as the real
+            # till's backoff does. Without it a till whose pull after the school's last
+            # change was refused kept its old snapshot until the next change.
             await asyncio.sleep(0.5 + self.rng.random())
             self._woken = False  # a full cycle: the failed push may have missed its event
+            self._evented = not pulled
             self._wake.set()
 
     async def push(self) -> None:
@@ -160,7 +166,8 @@ class Till:
             self.stats.pushed[sale["ref"]] = sale["total"]
         del self.queue[:len(batch)]
 
-    async def pull(self) -> None:
+    async def pull(self) -> bool:
+        """Pull every page of the delta; False when the server refused one."""
         more = True
         while more:
             params = {"cursor": self.cursor} if self.cursor else {}
@@ -168,7 +175,7 @@ class Till:
                                          headers=self.headers)
             if resp.status_code != 200:
                 self.stats.error(f"pull {resp.status_code}")
-                return
+                return False
             self.stats.pulls += 1
             body = resp.json()
             school_id = self.school.school_id
@@ -180,6 +187,7 @@ class Till:
                     self.blocked.add(credential["uid"])
                     self.watch(school_id, "blocked", credential["uid"], True, self.index)
             self.cursor, more = body["cursor"], bool(body.get("more"))
+        return True
 
     # ------------------------------------------------------------------ the event stream
 
