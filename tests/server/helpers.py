@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from shared.ids import new_ref
+
+TRANSACTION_CONTROL = re.compile(r"\s*(BEGIN|COMMIT|ROLLBACK)\b", re.IGNORECASE)
 
 
 async def enroll(client: Any, code: str, name: str = "Counter 1") -> dict[str, Any]:
@@ -59,3 +66,21 @@ async def snapshot(client: Any, token: str, cursor: str | None = None) -> dict[s
     resp = await client.get("/api/v1/sync/snapshot", params=params, headers=auth(token))
     assert resp.status == 200, await resp.text()
     return dict(await resp.json())
+
+
+class SentStatements:
+    """The statements an engine sends to its driver, as sent (white space folded), that
+    ``keep`` accepts; counted at the cursor, so on both databases. Call ``close`` after."""
+
+    def __init__(self, engine: AsyncEngine,
+                 keep: Callable[[str], object] = lambda s: not TRANSACTION_CONTROL.match(s),
+                 ) -> None:
+        self.engine, self.keep, self.statements = engine, keep, list[str]()
+        event.listen(engine.sync_engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if self.keep(statement):
+            self.statements.append(" ".join(statement.split()))
+
+    def close(self) -> None:
+        event.remove(self.engine.sync_engine, "before_cursor_execute", self._seen)

@@ -23,7 +23,6 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.health import wait_until_healthy
@@ -36,7 +35,7 @@ from sync_server.storage.engine import create_engine
 from sync_server.storage.schema import devices
 from tests.conftest import WEBHOOK_SECRET, DatabaseFactory, free_port
 
-from .helpers import auth, enroll, push, sale, snapshot
+from .helpers import SentStatements, auth, enroll, push, sale, snapshot
 
 DEVICES, CYCLES = 10, 20
 WRITE = re.compile(r"^\s*(INSERT|UPDATE|DELETE|BEGIN\s+IMMEDIATE)\b|\bFOR\s+UPDATE\b",
@@ -50,23 +49,14 @@ def server_config(db_url: str) -> ServerConfig:
                         presence_flush_seconds=3600)
 
 
-class Writes:
+class Writes(SentStatements):
     """Write statements an engine sends to its driver, as sent."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self.engine, self.statements = engine, list[str]()
-        event.listen(engine.sync_engine, "before_cursor_execute", self._seen)
-
-    def _seen(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
-              executemany: bool) -> None:
-        if WRITE.search(statement):
-            self.statements.append(statement)
+        super().__init__(engine, WRITE.search)
 
     def dml(self) -> list[str]:
         return [s for s in self.statements if not re.match(r"\s*BEGIN", s, re.IGNORECASE)]
-
-    def close(self) -> None:
-        event.remove(self.engine.sync_engine, "before_cursor_execute", self._seen)
 
 
 @pytest.fixture

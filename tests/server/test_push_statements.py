@@ -15,32 +15,17 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import event
 
 from sync_server.keys import engine_key
 from sync_server.storage.schema import sales, schools
 from sync_server.storage.schema_rollups import sales_item_days
 
-from .helpers import enroll, push, sale
+from .helpers import SentStatements, enroll, push, sale
 
 # Transaction control aside: the token; the batch's refs and seqs before the lock; under it
 # the device (with the settings), wallets, bracelets, cashiers, restrictions, prices; the
 # version bump; sales, seqs, postings, day nets, balances, item rollup, the device row.
 ONE_SALE_PUSH = 17
-
-
-class Sent:
-    def __init__(self, client: Any) -> None:
-        self.engine = client.server.app[engine_key]
-        self.statements: list[str] = []
-        event.listen(self.engine.sync_engine, "before_cursor_execute", self._seen)
-
-    def _seen(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if not re.match(r"\s*(BEGIN|COMMIT|ROLLBACK)\b", statement, re.IGNORECASE):
-            self.statements.append(" ".join(statement.split()))
-
-    def close(self) -> None:
-        event.remove(self.engine.sync_engine, "before_cursor_execute", self._seen)
 
 
 @pytest.fixture
@@ -52,7 +37,7 @@ async def test_a_one_sale_push_runs_seventeen_statements(
         client: Any, demo: dict[str, Any], token: str) -> None:
     school = demo["schools"][0]
     await push(client, token, [sale(school, 1)])  # the calendar is now known to this process
-    sent = Sent(client)
+    sent = SentStatements(client.server.app[engine_key])
     try:
         answer = await push(client, token, [sale(school, 2, wallet=2)])
     finally:
@@ -72,7 +57,7 @@ async def test_a_push_after_a_gap_reads_the_stored_seqs(
     school = demo["schools"][0]
     gapped = await push(client, token, [sale(school, 1), sale(school, 3)])
     assert (gapped["acked_seq"], gapped["missing_seqs"]) == (1, [2])
-    sent = Sent(client)
+    sent = SentStatements(client.server.app[engine_key])
     try:
         filled = await push(client, token, [sale(school, 2)])
     finally:

@@ -17,34 +17,21 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sync_server import records
 from sync_server.keys import delta_cache_key, engine_key
 from sync_server.snapshot import DeltaCache, Page
 
-from .helpers import enroll, snapshot
+from .helpers import SentStatements, enroll, snapshot
 
 MIRRORED = re.compile(r"\bFROM\s+(wallets|credentials|products|cashiers)\b", re.IGNORECASE)
 
 
-class Statements:
-    """Every statement an engine sends to its driver (transaction control left out)."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine, self.sent = engine, list[str]()
-        event.listen(engine.sync_engine, "before_cursor_execute", self._seen)
-
-    def _seen(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if not re.match(r"\s*(BEGIN|COMMIT|ROLLBACK)\b", statement, re.IGNORECASE):
-            self.sent.append(statement)
+class Statements(SentStatements):
+    """Every statement the app's engine sends (transaction control left out)."""
 
     def mirrored_reads(self) -> list[str]:
-        return [s for s in self.sent if MIRRORED.search(s)]
-
-    def close(self) -> None:
-        event.remove(self.engine.sync_engine, "before_cursor_execute", self._seen)
+        return [s for s in self.statements if MIRRORED.search(s)]
 
 
 @pytest.fixture
@@ -80,14 +67,14 @@ async def test_a_school_s_tills_share_one_read_of_each_delta(
             await records.update_wallet(conn, school["school_id"],
                                         school["wallets"][round_]["wallet_id"],
                                         display_name=name)
-        statements.sent.clear()
+        statements.statements.clear()
         pages = [await snapshot(client, t, cursors[0]) for t in tokens]
         # Each pull sees this round's change (a kept delta is never one version old) ...
         assert [w["display_name"] for w in pages[0]["wallets"]] == [name]
         assert all(_without_stamps(p) == _without_stamps(pages[0]) for p in pages)
         # ... read once for three tills: the other two pulls read only the token's row.
-        assert len(statements.mirrored_reads()) == 4, statements.sent
-        reads = [s for s in statements.sent if not MIRRORED.search(s)]
+        assert len(statements.mirrored_reads()) == 4, statements.statements
+        reads = [s for s in statements.statements if not MIRRORED.search(s)]
         assert sum("FROM devices JOIN schools" in " ".join(s.split()) for s in reads) == 3
         # Each till gets its own stamp, taken at its own pull.
         assert all(w["balance_as_of"] == p["server_time"] for p in pages for w in p["wallets"])
@@ -100,13 +87,13 @@ async def test_a_pull_with_nothing_new_reads_one_row(
         client: Any, demo: dict[str, Any], statements: Statements) -> None:
     [token] = await _tills(client, demo["schools"][0], 1)
     cursor = (await snapshot(client, token))["cursor"]
-    statements.sent.clear()
+    statements.statements.clear()
     page = await snapshot(client, token, cursor)
     assert page["full"] is False and page["cursor"] == cursor
     assert page["wallets"] == page["credentials"] == page["products"] == page["cashiers"] == []
     assert page["settings"]["currency"] == "SAR"
-    assert len(statements.sent) == 1, statements.sent
-    assert "FROM devices JOIN schools" in " ".join(statements.sent[0].split())
+    assert len(statements.statements) == 1, statements.statements
+    assert "FROM devices JOIN schools" in " ".join(statements.statements[0].split())
 
 
 async def test_a_forged_page_cursor_never_stands_for_the_plain_one(
@@ -130,6 +117,16 @@ async def test_a_forged_page_cursor_never_stands_for_the_plain_one(
     assert len(subset["wallets"]) < 3
     whole = await snapshot(client, token, cursor)
     assert sorted(w["wallet_id"] for w in whole["wallets"]) == changed
+
+
+async def _reader_then_waiter(cache: DeltaCache, key: tuple[str], first: Any, second: Any,
+                              ) -> tuple[asyncio.Task[Page], asyncio.Task[Page]]:
+    """Two gets of one key: the first reading (it has started), the second then waiting."""
+    reader = asyncio.create_task(cache.get(key, first))
+    await asyncio.sleep(0)
+    waiter = asyncio.create_task(cache.get(key, second))
+    await asyncio.sleep(0)
+    return reader, waiter
 
 
 def _page(name: str) -> Page:
@@ -164,10 +161,7 @@ async def test_one_read_in_flight_per_key_and_a_failed_read_is_not_shared() -> N
     async def fine() -> Page:
         return _page("own read")
 
-    failed = asyncio.create_task(cache.get(("f",), failing))
-    await asyncio.sleep(0)
-    waiter = asyncio.create_task(cache.get(("f",), fine))
-    await asyncio.sleep(0)
+    failed, waiter = await _reader_then_waiter(cache, ("f",), failing, fine)
     gate.set()
     with pytest.raises(ConnectionError):
         await failed
@@ -179,10 +173,7 @@ async def test_one_read_in_flight_per_key_and_a_failed_read_is_not_shared() -> N
         await hold.wait()
         return _page("never")
 
-    reader = asyncio.create_task(cache.get(("c",), forever))
-    await asyncio.sleep(0)
-    waiter = asyncio.create_task(cache.get(("c",), fine))
-    await asyncio.sleep(0)
+    reader, waiter = await _reader_then_waiter(cache, ("c",), forever, fine)
     reader.cancel()
     assert await waiter == _page("own read")
     assert ("c",) not in cache._reading
