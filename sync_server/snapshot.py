@@ -122,9 +122,10 @@ async def build(engine: AsyncEngine, school_id: str, cursor_text: str | None,
 async def read(conn: AsyncConnection, school_id: str, cursor_text: str | None,
                page_rows: int = SNAPSHOT_PAGE_ROWS, *, school: Any = None,
                cache: DeltaCache | None = None) -> dict[str, Any]:
-    """:func:`build` inside the caller's read-only transaction: the snapshot route checks the
-    device token in the same one, one pooled connection per pull instead of two. ``school``:
-    the school row's ``SCHOOL_COLUMNS``, when the caller read them in this transaction."""
+    """:func:`build` on the caller's connection: the snapshot route checks the device token
+    on the same one (one pooled connection per pull, not two; on PostgreSQL without a
+    transaction, see ``storage.engine.statement_reads``). ``school``: the school row's
+    ``SCHOOL_COLUMNS``, when the caller has read them with the token."""
     now = utcnow()
     stamp = now.isoformat(timespec="milliseconds")  # every balance is current as of it
     if school is None:
