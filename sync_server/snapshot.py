@@ -42,6 +42,7 @@ from shared.protocol import SNAPSHOT_PAGE_ROWS, text_problem
 
 from . import restrictions
 from .ledger.spend import day_spend
+from .storage.engine import statement_reads
 from .storage.schema import cashiers, credentials, products, schools, wallets
 
 _KINDS: dict[str, tuple[sa.Table, sa.Column[Any]]] = {
@@ -113,10 +114,9 @@ SCHOOL_COLUMNS = (schools.c.snapshot_epoch, schools.c.version, schools.c.timezon
 
 async def build(engine: AsyncEngine, school_id: str, cursor_text: str | None,
                 page_rows: int = SNAPSHOT_PAGE_ROWS) -> dict[str, Any]:
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(readonly=True)
-        async with conn.begin():
-            return await read(conn, school_id, cursor_text, page_rows)
+    """A snapshot page read the way the snapshot route reads one (statement_reads)."""
+    async with statement_reads(engine) as conn, conn.begin():
+        return await read(conn, school_id, cursor_text, page_rows)
 
 
 async def read(conn: AsyncConnection, school_id: str, cursor_text: str | None,
