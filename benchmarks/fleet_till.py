@@ -37,6 +37,8 @@ class Stats:
     """Shared by every till of one run."""
 
     push_ms: list[float] = field(default_factory=list)
+    push_at: list[float] = field(default_factory=list)
+    sale_at: list[float] = field(default_factory=list)
     pulls: int = 0
     events: int = 0
     errors: dict[str, int] = field(default_factory=dict)
@@ -78,6 +80,7 @@ class Till:
         product_id, price = self.rng.choice(self.school.products)
         qty = 1 + self.rng.randrange(2)
         self.seq += 1
+        self.stats.sale_at.append(time.monotonic())
         self.queue.append({
             "ref": new_ref(), "seq": self.seq, "kind": "sale", "voids": None,
             "created_at": datetime.now(UTC).isoformat(), "cashier_id": self.school.cashier_id,
@@ -89,11 +92,15 @@ class Till:
 
     async def selling(self, interval: float, until: float) -> None:
         """A lunch-rush line: sales ``interval`` seconds apart on average (exponential gaps,
-        so tills do not march in step)."""
-        await asyncio.sleep(self.rng.uniform(0, interval))
-        while time.monotonic() < until:
-            self.sell()
+        so tills do not march in step). The first gap is exponential too, so the district's
+        sales arrive at one steady rate from the first second: a uniform first gap followed
+        by exponential ones offered 1.5 times the rate during the first ``interval`` seconds
+        (425-453 sales per 5 s at 500 tills instead of about 310)."""
+        while True:
             await asyncio.sleep(self.rng.expovariate(1 / interval))
+            if time.monotonic() >= until:
+                return
+            self.sell()
 
     # ------------------------------------------------------------------ the sync cycle
 
@@ -156,6 +163,7 @@ class Till:
             self.stats.error(f"push {resp.status_code}")
             return
         self.stats.push_ms.append((time.perf_counter() - started) * 1000)
+        self.stats.push_at.append(time.monotonic())
         for sale, result in zip(batch, resp.json()["results"], strict=True):
             if result["status"] == "applied":
                 self.stats.applied += 1

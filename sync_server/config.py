@@ -84,9 +84,9 @@ class ServerConfig:
     db_pool_size: int | None = field(
         default=None,
         metadata=_meta("POS_DB_POOL_SIZE",
-                       "database connections kept per worker (as many more may open under "
-                       "load); also how many requests use the database at once. Default: 10 "
-                       "on PostgreSQL, 4 on SQLite"))
+                       "half the database connections a worker may open: up to twice this "
+                       "many open as load needs them and stay open, and as many requests use "
+                       "the database at once. Default: 10 on PostgreSQL, 4 on SQLite"))
     max_waiting_requests: int = field(
         default=200,
         metadata=_meta("POS_MAX_WAITING_REQUESTS",

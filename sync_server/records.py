@@ -8,7 +8,6 @@ console, the roster import and ``seed-demo`` all go through here.
 
 from __future__ import annotations
 
-import asyncio
 import secrets as pysecrets
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,7 +36,14 @@ from .ledger.locks import hold_wallet
 from .record_errors import RecordError as RecordError
 from .record_errors import parse_uid as parse_uid
 from .restrictions import RestrictionError, parse_allergens
-from .secrets import PIN_DIGITS_DEFAULT, code_hash, hash_password, hash_pin, new_enrollment_code
+from .secrets import (
+    PIN_DIGITS_DEFAULT,
+    code_hash,
+    hash_password,
+    hash_pin,
+    new_enrollment_code,
+    off_loop,
+)
 from .storage.schema import (
     accounts,
     admin_users,
@@ -242,7 +248,7 @@ def pin_warning(pin: str) -> str | None:
 async def _hash_pin(pin: str) -> str:
     """argon2id at the PIN parameters takes a few hundred milliseconds of CPU on purpose: do it
     on a worker thread so the server's event loop keeps answering terminals meanwhile."""
-    return await asyncio.to_thread(hash_pin, pin)
+    return await off_loop(hash_pin, pin)
 
 
 async def create_enrollment_code(conn: AsyncConnection, school_id: str, ttl: timedelta,
@@ -287,7 +293,7 @@ async def create_admin(conn: AsyncConnection, email: str, password: str, role: s
     user_id = new_id("usr")
     await conn.execute(sa.insert(admin_users).values(
         user_id=user_id, email=email.strip().lower(), name=name or email,
-        password_hash=hash_password(password), role=role, school_id=school_id, active=True,
-        created_at=utcnow()))
+        password_hash=await off_loop(hash_password, password), role=role, school_id=school_id,
+        active=True, created_at=utcnow()))
     return user_id
 

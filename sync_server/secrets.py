@@ -8,13 +8,26 @@ parameters, because every till holds all of them (see ``hash_pin``).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()
+T = TypeVar("T")
+# Argon2 is tens of milliseconds of CPU and 64-128 MiB per call, on purpose. On the event loop,
+# one admin login held every request of its worker that long: the eight admin logins at the
+# start of a 500-till fleet run stalled pushes for 1.6 s (benchmarks/fleet.py, 2026-11-28).
+# One thread of its own per worker rather than the default executor: a burst of logins (or an
+# attacker's) waits its turn instead of taking the cores from the tills, and holds one hash's
+# memory at a time, not six.
+# Created lazily by the executor on first use, so only after gunicorn has forked the worker.
+_HASHING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="argon2")
 # Crockford-style alphabet: no 0/O or 1/I/L for codes read aloud or typed on a terminal.
 _CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"
 
@@ -39,6 +52,11 @@ def token_hash(token: str) -> str:
 
 def code_hash(code: str) -> str:
     return hashlib.sha256(normalize_code(code).encode()).hexdigest()
+
+
+async def off_loop(work: Callable[..., T], *args: object) -> T:
+    """``work(*args)`` (one of the argon2 functions here) on the hashing threads."""
+    return await asyncio.get_running_loop().run_in_executor(_HASHING, work, *args)
 
 
 def hash_password(password: str) -> str:

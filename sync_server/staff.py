@@ -21,7 +21,6 @@ The console (``admin/users.py``, ``admin/password_links.py``, ``admin/account.py
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,7 +34,7 @@ from shared.ids import new_id
 
 from .i18n import _
 from .records import MIN_PASSWORD_LENGTH, RecordError
-from .secrets import hash_password, token_hash
+from .secrets import hash_password, off_loop, token_hash
 from .storage.schema import admin_sessions, admin_users, password_resets, schools
 
 PLATFORM_ADMIN = "platform_admin"
@@ -128,7 +127,7 @@ async def hashed(password: str) -> str:
     """The checked password's argon2 hash, made off the event loop (tens of milliseconds of
     CPU) and before a write transaction, so the database's writer is not held meanwhile."""
     check_password(password)
-    return await asyncio.to_thread(hash_password, password)
+    return await off_loop(hash_password, password)
 
 
 async def _other_active_admins(conn: AsyncConnection, user: StaffUser) -> int:
@@ -266,4 +265,4 @@ async def set_password(conn: AsyncConnection, user_id: str, password_hash: str, 
 
 async def unusable_hash() -> str:
     """The hash a new user starts with: of a random password nobody is shown."""
-    return await asyncio.to_thread(hash_password, secrets.token_urlsafe(32))
+    return await off_loop(hash_password, secrets.token_urlsafe(32))

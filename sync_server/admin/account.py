@@ -7,8 +7,6 @@ so an open session is no way around it. The user's other sessions end; this one 
 
 from __future__ import annotations
 
-import asyncio
-
 import sqlalchemy as sa
 from aiohttp import web
 
@@ -17,7 +15,7 @@ from shared.clock import utcnow
 from .. import staff
 from ..i18n import _
 from ..records import MIN_PASSWORD_LENGTH, RecordError
-from ..secrets import verify_password
+from ..secrets import off_loop, verify_password
 from ..storage.schema import admin_users
 from ..transactions import reading, writing
 from . import auditlog, lockout
@@ -49,7 +47,7 @@ async def change_password(request: web.Request) -> web.StreamResponse:
     if wait:
         return redirect(PAGE, _("Too many failed attempts. Try again in %(wait)s s.",
                                 wait=wait), error=True)
-    if not await asyncio.to_thread(verify_password, stored, current[:1000]):
+    if not await off_loop(verify_password, stored, current[:1000]):
         async with writing(request.app) as conn:
             await lockout.record(conn, admin.user_id, address, utcnow(), succeeded=False)
             await auditlog.record(conn, request, "password_change_failed",

@@ -33,7 +33,7 @@ from shared.protocol import text_problem
 from .. import i18n
 from ..i18n import _
 from ..keys import config_key, signing_key_key
-from ..secrets import hash_password, token_hash, verify_password
+from ..secrets import hash_password, off_loop, token_hash, verify_password
 from ..signing import sign, signed_by
 from ..storage.schema import admin_sessions, admin_users, schools
 from ..transactions import reading, writing
@@ -215,7 +215,8 @@ async def login(request: web.Request) -> web.StreamResponse:
         response.headers["Retry-After"] = str(wait)
         return response
 
-    ok = verify_password(user.password_hash if user else _DUMMY_HASH, password)
+    ok = await off_loop(verify_password, user.password_hash if user else _DUMMY_HASH,
+                        password)
     if not (ok and user is not None and user.active):
         async with writing(request.app) as conn:
             await lockout.record(conn, account, address, utcnow(), succeeded=False)

@@ -31,9 +31,13 @@ SQLITE_TUNING = ("wal_autocheckpoint=16384", "journal_size_limit=67108864",
                  "cache_size=-32768")
 
 
-# Connections a worker keeps open per database; as many more may open under load
-# (``max_overflow``), and the request queue of api/outages.py lets exactly that many requests
-# use the database at once. A SQLite connection costs three open files (database, WAL, shm).
+# A worker opens up to twice this many connections per database as load needs them and keeps
+# them open; the request queue of api/outages.py lets exactly that many requests use the
+# database at once. A SQLite connection costs three open files (database, WAL, shm).
+# No overflow connections: SQLAlchemy closes an overflow connection as soon as it is returned,
+# so under load every other checkout opened a new one. At 500 tills that was 40 PostgreSQL
+# backends forked per second, each preparing every statement afresh (2,334 sessions in a 60 s
+# fleet run; benchmarks/fleet.py, 2026-11-28).
 POOL_SIZE = {"sqlite": 4, "postgresql": 10}
 # asyncpg waits 60 s for a connection by default: a database host that drops packets would
 # hold every request that long. A refused connection fails at once anyway.
@@ -80,7 +84,7 @@ def create_engine(url: str, *, pool_size: int | None = None, pool_timeout: float
     kwargs.setdefault("hide_parameters", True)
     if target.get_backend_name() == "sqlite":
         private_file(Path(target.database or ""))
-        engine = create_async_engine(target, pool_size=size, max_overflow=size,
+        engine = create_async_engine(target, pool_size=2 * size, max_overflow=0,
                                      pool_timeout=pool_timeout, **kwargs)
         _configure_sqlite(engine)
         return engine
@@ -89,7 +93,7 @@ def create_engine(url: str, *, pool_size: int | None = None, pool_timeout: float
     # was a sequential scan comparing every row with every parameter, 1.1 s per 1,000-sale push
     # instead of 30 ms once the sales table held 60k rows (benchmarks/server_push.py).
     settings = {"plan_cache_mode": "force_custom_plan"}
-    engine = create_async_engine(target, pool_size=size, max_overflow=size,
+    engine = create_async_engine(target, pool_size=2 * size, max_overflow=0,
                                  pool_timeout=pool_timeout,
                                  connect_args={"server_settings": settings,
                                                "timeout": CONNECT_TIMEOUT_SECONDS}, **kwargs)
