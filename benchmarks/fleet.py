@@ -13,6 +13,9 @@ holds GET /api/v1/sync/events and pulls its delta on each event) and ``poll`` (n
 till syncs after each sale and every ``--poll-interval`` seconds, the till's SYNC_INTERVAL_S),
 the baseline.
 
+Selling starts with ``--warmup`` (10) seconds that are not measured: a rush meets a server that
+has been serving all morning. The warm-up's pushes are printed apart, as a cold server's.
+
 Printed per N and mode: top-up -> new balance in the till's snapshot p50/p99 (over every till
 of the school, from the webhook's 200), block -> blocked in the snapshot p99 (from the
 console's answer), push acknowledgement p50/p99, sales/s applied while selling (the sales the
@@ -266,9 +269,11 @@ async def _log_in(client: httpx.AsyncClient, school: School) -> str | None:
     return token.group(1) if page.status_code == 200 and token else None
 
 
-async def blocks(url: str, admin_schools: list[School], watcher: Watcher, per_minute: float,
+async def blocks(logged_in: list[tuple[httpx.AsyncClient, str] | None],
+                 admin_schools: list[School], watcher: Watcher, per_minute: float,
                  until: float, rng: random.Random, stats: Stats) -> int:
-    logged_in = await asyncio.gather(*(admin_session(url, s) for s in admin_schools))
+    """Admins block bracelets until ``until``; ``logged_in``: their console sessions (signed
+    in during the warm-up: a login is argon2, on purpose slow)."""
     sessions = [x for x in logged_in if x is not None]
     left = [(s, list(s.block_uids)) for s, x in zip(admin_schools, logged_in, strict=True)
             if x is not None]
@@ -332,6 +337,7 @@ class Result:
     topups: int
     blocks: int
     load: float           # the machine's 1-minute load average as selling ended
+    cold_push_ms: list[float]  # pushes during the warm-up, not in push_ms
 
 
 async def drive(url: str, server: psutil.Process, district: list[School], mode: str,
@@ -400,16 +406,24 @@ async def drive(url: str, server: psutil.Process, district: list[School], mode: 
                 samples["lag"].append((time.monotonic() - before - 0.05) * 1000)
 
     tasks.append(asyncio.create_task(sample()))
-    started = time.monotonic()
-    if os.environ.get("FLEET_DEBUG"):
-        Path("/tmp/b/selling-started").write_text("1")
+    # Selling starts with a warm-up that is not measured: a rush meets a server that has been
+    # serving all morning, whose pooled connections and PostgreSQL backends have prepared and
+    # planned their statements. Its pushes are printed apart ("cold"), so a restart at rush
+    # hour is still seen.
+    until = time.monotonic() + args.warmup + args.duration
+    sellers = [asyncio.create_task(t.selling(args.sale_interval, until)) for t in tills]
+    admin_schools = [s for s in district if s.admin is not None]
+    logins = asyncio.gather(*(admin_session(url, s) for s in admin_schools))
+    await asyncio.sleep(args.warmup)
+    cold = list(stats.push_ms)
+    stats.push_ms.clear()
+    stats.pulls = stats.events = 0
     window_start = datetime.now(UTC)  # received_at of the sales applied while selling
     me = psutil.Process()
     def cpu_now() -> tuple[float, float, float]:
         return cpu_seconds(server), sum(me.cpu_times()[:2]), postgres_cpu_seconds(db_url)
 
     cpu_before = cpu_now()
-    until = started + args.duration
 
     async def cpu_at_until() -> tuple[float, float, float]:
         """Read when selling stops, not when the last slow answer arrives: dividing by the
@@ -418,16 +432,11 @@ async def drive(url: str, server: psutil.Process, district: list[School], mode: 
         return cpu_now()
 
     cpu_end = asyncio.create_task(cpu_at_until())
-    sellers = [asyncio.create_task(t.selling(args.sale_interval, until)) for t in tills]
-    admin_schools = [s for s in district if s.admin is not None]
     background = [
         asyncio.create_task(top_ups(client, district, watcher, args.topups, until, rng, stats)),
-        asyncio.create_task(blocks(url, admin_schools, watcher, args.blocks, until, rng,
-                                   stats))]
+        asyncio.create_task(blocks(await logins, admin_schools, watcher, args.blocks, until,
+                                   rng, stats))]
     await asyncio.gather(*sellers)
-    if os.environ.get("FLEET_DEBUG"):
-        import json as _j
-        Path(os.environ["FLEET_DEBUG"]).write_text(_j.dumps({"start": started, "at": stats.push_at, "ms": stats.push_ms, "sales": stats.sale_at}))
     done = await asyncio.gather(*background)
     cpu_after = await cpu_end
     server_cores = (cpu_after[0] - cpu_before[0]) / args.duration
@@ -455,7 +464,7 @@ async def drive(url: str, server: psutil.Process, district: list[School], mode: 
                             "lag_max": max(samples["lag"], default=0.0),
                             "server_cores": server_cores, "client_cores": client_cores,
                             "pg_cores": pg_cores, "load": os.getloadavg()[0],
-                            "blocks": float(done[1])}
+                            "blocks": float(done[1]), "cold_push_ms": cold}
 
 
 async def on_server(db_url: str, pushed: dict[str, int],
@@ -514,7 +523,7 @@ def run(terminals: int, mode: str, args: argparse.Namespace) -> Result:
                   extra["server_cores"], extra["pg_cores"], extra["client_cores"],
                   stats.pulls, stats.events,
                   sum(1 for e in watcher.all if e.kind == "balance" and e.started),  # credited
-                  int(extra["blocks"]), extra["load"])
+                  int(extra["blocks"]), extra["load"], extra["cold_push_ms"])
 
 
 HEADER = (f"{'tills':>5} {'mode':<6} {'top-up p50/p99 s':>16} {'block p99 s':>11} "
@@ -537,7 +546,9 @@ def print_row(r: Result) -> bool:
           f"the end of the drain; CPU while selling: server "
           f"{r.server_cores:.2f} cores, PostgreSQL {r.pg_cores:.2f}, load generator "
           f"{r.client_cores:.2f}; machine load {r.load:.1f}; client lag max "
-          f"{r.lag_max_ms:.0f} ms"
+          f"{r.lag_max_ms:.0f} ms; warm-up (cold server, not in the row): push p50/p99 "
+          f"{pct(r.cold_push_ms, 50):.0f}/{pct(r.cold_push_ms, 99):.0f} ms over "
+          f"{len(r.cold_push_ms)} pushes"
           + (f"; errors: {dict(sorted(r.errors.items()))}" if r.errors else ""), flush=True)
     # Sales still queued at a till are not lost (they go at its next sync), but a row whose
     # queues did not drain did not show everything arrived, so it fails too, separately.
@@ -559,7 +570,8 @@ def print_shape(args: argparse.Namespace) -> None:
     print(f"(shape: {args.tills_per_school} tills per school, {args.wallets} wallets per "
           f"school; a sale every {args.sale_interval:g} s per till on average; "
           f"{args.topups:g} top-ups/s and {args.blocks:g} blocks/min across the district; "
-          f"{args.duration:g} s of selling per row; PostgreSQL, serve --workers "
+          f"{args.duration:g} s of selling per row after {args.warmup:g} s of warm-up; "
+          f"PostgreSQL, serve --workers "
           f"{args.workers}; poll mode syncs after each sale and every "
           f"{args.poll_interval:g} s; 'unseen' counts till x change pairs never shown; "
           f"lag is the load generator's own event-loop delay; machine: "
@@ -577,6 +589,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--terminals", default="100,500,1000")
     parser.add_argument("--duration", type=float, default=60, help="seconds of selling")
+    parser.add_argument("--warmup", type=float, default=10,
+                        help="seconds of selling before the measured window")
     parser.add_argument("--mode", choices=("stream", "poll", "both"), default="both")
     parser.add_argument("--tills-per-school", type=int, default=4)
     parser.add_argument("--wallets", type=int, default=40, help="wallets per school")

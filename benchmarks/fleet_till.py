@@ -37,8 +37,6 @@ class Stats:
     """Shared by every till of one run."""
 
     push_ms: list[float] = field(default_factory=list)
-    push_at: list[float] = field(default_factory=list)
-    sale_at: list[float] = field(default_factory=list)
     pulls: int = 0
     events: int = 0
     errors: dict[str, int] = field(default_factory=dict)
@@ -80,7 +78,6 @@ class Till:
         product_id, price = self.rng.choice(self.school.products)
         qty = 1 + self.rng.randrange(2)
         self.seq += 1
-        self.stats.sale_at.append(time.monotonic())
         self.queue.append({
             "ref": new_ref(), "seq": self.seq, "kind": "sale", "voids": None,
             "created_at": datetime.now(UTC).isoformat(), "cashier_id": self.school.cashier_id,
@@ -163,7 +160,6 @@ class Till:
             self.stats.error(f"push {resp.status_code}")
             return
         self.stats.push_ms.append((time.perf_counter() - started) * 1000)
-        self.stats.push_at.append(time.monotonic())
         for sale, result in zip(batch, resp.json()["results"], strict=True):
             if result["status"] == "applied":
                 self.stats.applied += 1
