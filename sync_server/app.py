@@ -39,7 +39,7 @@ from .keys import (
 )
 from .logs import JsonAccessLogger, request_ids
 from .mail.sender import mailing
-from .metrics import setup_metrics
+from .metrics import SNAPSHOT_DELTAS, setup_metrics
 from .notify.delivery import delivering
 from .presence import Presence
 from .ratelimit import FailureLimiter
@@ -79,7 +79,8 @@ def create_app(config: ServerConfig) -> web.Application:
     app[dialect_key] = dialect_of(config.db_url)
     app[enroll_limiter_key] = FailureLimiter(config.enroll_failures_per_minute)
     app[presence_key] = Presence()
-    app[delta_cache_key] = DeltaCache()
+    app[delta_cache_key] = DeltaCache(
+        count=lambda source: SNAPSHOT_DELTAS.labels(source).inc())
     if app[dialect_key] == "sqlite":
         app[write_lock_key] = WriterLock(Path(sa.make_url(config.db_url).database or ""))
     if config.trusted_proxies:

@@ -59,6 +59,10 @@ SSE_STREAMS = Gauge("pos_sse_streams_open", "server-sent event streams open (one
                     "connected terminal)", registry=EVENTS, multiprocess_mode="livesum")
 SSE_EVENTS = Counter("pos_sse_events_sent", "snapshot events sent on event streams",
                      registry=EVENTS)
+SNAPSHOT_DELTAS = Counter("pos_snapshot_deltas", "snapshot deltas answered through the per-process "
+                          "delta cache, by source: read (from the database), kept (a kept "
+                          "delta), joined (waited for another pull's read)", ["source"],
+                          registry=EVENTS)
 OUTBOUND_WEBHOOKS = Counter("pos_outbound_webhook_tries", "outbound webhook tries, by event "
                             "type and outcome (delivered, retry, failed)",
                             ["event_type", "outcome"], registry=EVENTS)

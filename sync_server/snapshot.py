@@ -217,11 +217,16 @@ class DeltaCache:
     Only deltas are kept (a full snapshot is a new till's, rare and large), at most
     ``max_rows`` rows each, ``entries`` of them, least recently used out first. A waiter's own
     transaction has already read the same school version, so the rows it is given are the ones
-    it would have read; if the read it waits for fails, it reads for itself."""
+    it would have read; if the read it waits for fails, it reads for itself.
 
-    def __init__(self, entries: int = 512, max_rows: int = 200) -> None:
+    ``count`` is told where each answer came from (``read``, ``kept``, ``joined``): /metrics
+    shows a fleet's hit rate with it."""
+
+    def __init__(self, entries: int = 512, max_rows: int = 200,
+                 count: Callable[[str], None] = lambda source: None) -> None:
         self.entries = entries
         self.max_rows = max_rows
+        self.count = count
         self._kept: OrderedDict[tuple[Any, ...], Page] = OrderedDict()
         self._reading: dict[tuple[Any, ...], asyncio.Future[Page]] = {}
         self.hits = 0
@@ -233,6 +238,7 @@ class DeltaCache:
         if kept is not None:
             self._kept.move_to_end(key)
             self.hits += 1
+            self.count("kept")
             return kept
         pending = self._reading.get(key)
         if pending is not None:
@@ -241,6 +247,7 @@ class DeltaCache:
             except Exception:  # the reader's failure is its own; read for ourselves
                 return await read()
             self.hits += 1
+            self.count("joined")
             return found
         future: asyncio.Future[Page] = asyncio.get_running_loop().create_future()
         self._reading[key] = future
@@ -253,6 +260,7 @@ class DeltaCache:
         finally:
             del self._reading[key]
         self.reads += 1
+        self.count("read")
         future.set_result(found)
         if sum(len(v) for v in found[0].values()) <= self.max_rows:
             self._kept[key] = found

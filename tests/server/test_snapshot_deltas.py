@@ -23,6 +23,7 @@ from sync_server.keys import delta_cache_key, engine_key
 from sync_server.snapshot import DeltaCache, Page
 
 from .helpers import SentStatements, enroll, snapshot
+from .test_metrics import scrape, value
 
 MIRRORED = re.compile(r"\bFROM\s+(wallets|credentials|products|cashiers)\b", re.IGNORECASE)
 
@@ -62,6 +63,7 @@ async def test_a_school_s_tills_share_one_read_of_each_delta(
     cursors = [(await snapshot(client, t))["cursor"] for t in tokens]
     assert len(set(cursors)) == 1  # full snapshots at one version end at one cursor
     engine = client.server.app[engine_key]
+    before = await scrape(client)
     for round_, name in enumerate(("Renamed once", "Renamed twice")):
         async with engine.begin() as conn:
             await records.update_wallet(conn, school["school_id"],
@@ -81,6 +83,11 @@ async def test_a_school_s_tills_share_one_read_of_each_delta(
         cursors = [p["cursor"] for p in pages]
     cache = client.server.app[delta_cache_key]
     assert cache.reads == 2 and cache.hits == 4
+    after = await scrape(client)  # what a fleet's monitoring sees of it
+    moved = {source: value(after, "pos_snapshot_deltas_total", source=source)
+             - value(before, "pos_snapshot_deltas_total", source=source)
+             for source in ("read", "kept", "joined")}
+    assert moved == {"read": 2, "kept": 4, "joined": 0}
 
 
 async def test_a_pull_with_nothing_new_reads_one_row(
