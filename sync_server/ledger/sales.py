@@ -42,12 +42,8 @@ from ..storage.bulk import RowShape, chunks, insert_shape
 from ..storage.engine import statement_reads
 from ..storage.schema import (
     Timestamp,
-    cashiers,
-    credentials,
     device_seqs,
     devices,
-    product_prices,
-    products,
     sale_conflicts,
     sale_refunds,
     sales,
@@ -55,14 +51,13 @@ from ..storage.schema import (
     wallets,
 )
 from ..storage.schema import postings as postings_table
-from . import postings, sale_effects, seqs, spend, versions
+from . import lookups, postings, sale_effects, seqs, spend, versions
 from .accounts import REVENUE, system_account
 from .idempotency import retrying
 from .judge import (
     BatchContext,
     BatchEffects,
     ClockTrust,
-    CredentialState,
     NewSale,
     PreparedSale,
     Result,
@@ -341,25 +336,19 @@ async def _load_context(conn: AsyncConnection, school_id: str, batch: list[Prepa
     stored: dict[str, Any] = dict(recorded.stored)
     stored.update(await _stored(conn, school_id, {p.sale.voids for p in batch if p.sale.voids}))
 
-    uids = {p.sale.credential_uid for p in batch if p.sale.credential_uid}
-    creds: dict[str, CredentialState] = {}
-    for chunk in chunks(uids):
-        rows = await conn.execute(
-            sa.select(credentials.c.uid, credentials.c.wallet_id, credentials.c.status,
-                      credentials.c.blocked_at)
-            .where(credentials.c.school_id == school_id, credentials.c.uid.in_(chunk)))
-        creds.update({r.uid: CredentialState(r.wallet_id, r.status, r.blocked_at) for r in rows})
-
-    cashier_ids = set(await _column_in(
-        conn, cashiers.c.cashier_id, cashiers.c.cashier_id, {p.sale.cashier_id for p in batch},
-        cashiers.c.school_id == school_id))
+    # Bracelets, cashiers, every restriction the wallets had, and prices: one statement on
+    # PostgreSQL (ledger/lookups.py).
+    found = await lookups.read(
+        conn, school_id, uids={p.sale.credential_uid for p in batch if p.sale.credential_uid},
+        cashier_ids={p.sale.cashier_id for p in batch}, wallet_ids=locked,
+        product_ids={line.product_id for p in batch for line in p.sale.lines})
 
     limited = {w for w, row in locked.items() if row.daily_limit is not None}
     days = {(p.sale.wallet_id, p.day) for p in batch if p.sale.wallet_id in limited}
     days |= {(s.wallet_id, s.business_day) for s in stored.values() if s.wallet_id in limited}
-    # Restrictions: one query for the batch's wallets, and the catalog of the products their
-    # sales name only when one of them has (or had) a restriction.
-    spans = await restrictions.spans(conn, school_id, locked)
+    # The catalog of the products the sales name only when a wallet has (or had) a
+    # restriction.
+    spans = found.spans
     restricted = [p for p in batch if p.sale.wallet_id in spans]
     items = (await restrictions.catalog(
         conn, school_id, {ln.product_id for p in restricted for ln in p.sale.lines})
@@ -368,8 +357,8 @@ async def _load_context(conn: AsyncConnection, school_id: str, batch: list[Prepa
         overdraft_limit=int(school.overdraft_limit), max_sale=int(school.offline_max_sale),
         wallets={w: WalletState(int(r.balance), r.status, r.daily_limit)
                  for w, r in locked.items()},
-        foreign_wallets=foreign, credentials=creds, cashiers=cashier_ids,
-        prices=await _prices(conn, school_id, batch), stored=stored,
+        foreign_wallets=foreign, credentials=found.credentials, cashiers=found.cashiers,
+        prices=found.prices, stored=stored,
         conflicts=dict(recorded.conflicts), seqs=dict(recorded.seqs),
         day_spend=await spend.day_spend(conn, school_id, days),
         restrictions=spans, catalog=items,
@@ -377,24 +366,6 @@ async def _load_context(conn: AsyncConnection, school_id: str, batch: list[Prepa
     threshold = school.low_balance_threshold
     return (ctx, _Calendar(str(school.timezone), int(school.offline_max_hours)),
             None if threshold is None else int(threshold))
-
-
-async def _prices(conn: AsyncConnection, school_id: str,
-                  batch: list[PreparedSale]) -> dict[str, list[tuple[float, int]]]:
-    """Price history of the batch's products that this school has (ascending)."""
-    product_ids = {line.product_id for p in batch for line in p.sale.lines}
-    # A product with no price history cannot be judged: it is left out, as unknown.
-    prices: dict[str, list[tuple[float, int]]] = {}
-    for chunk in chunks(product_ids):
-        rows = await conn.execute(
-            sa.select(product_prices.c.product_id, product_prices.c.valid_from,
-                      product_prices.c.price)
-            .join(products, products.c.product_id == product_prices.c.product_id)
-            .where(products.c.school_id == school_id, products.c.product_id.in_(chunk))
-            .order_by(product_prices.c.product_id, product_prices.c.valid_from))
-        for r in rows:
-            prices.setdefault(r.product_id, []).append((r.valid_from.timestamp(), int(r.price)))
-    return prices
 
 
 async def _seq_owners(conn: AsyncConnection, device_id: str, wanted: set[int]) -> dict[int, str]:
