@@ -31,6 +31,7 @@ import json
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any, TypeGuard
 from zoneinfo import ZoneInfo
@@ -194,23 +195,25 @@ _SENT = {
 }
 
 
-def _page_query(kind: str, school_id: str, cursor: Cursor, high: int, page_rows: int,
-                *extra: sa.ColumnElement[Any]) -> sa.Select[Any]:
+def _page_query(kind: str, school_id: Any, since: Any, high: Any, page_rows: Any,
+                after: tuple[Any, Any] | None, *extra: sa.ColumnElement[Any]) -> sa.Select[Any]:
+    """One kind's page; the values may be bound parameters (``_in_one_statement``)."""
     table, key = _KINDS[kind]
     query = (sa.select(*(table.c[name] for name in _SENT[kind]), table.c.version, *extra)
-             .where(table.c.school_id == school_id, table.c.version > cursor.since,
+             .where(table.c.school_id == school_id, table.c.version > since,
                     table.c.version <= high)
              .order_by(table.c.version, key).limit(page_rows))
-    if kind in cursor.after:
-        query = query.where(sa.tuple_(table.c.version, key) > cursor.after[kind])
+    if after is not None:
+        query = query.where(sa.tuple_(table.c.version, key) > sa.tuple_(*after))
     return query
 
 
 async def _pages_one_by_one(conn: AsyncConnection, school_id: str, cursor: Cursor, high: int,
                             page_rows: int) -> tuple[dict[str, list[Any]], dict[str, Any]]:
     """Each kind's page in a statement of its own, then the page's wallets' restrictions."""
-    pages = {kind: list((await conn.execute(
-        _page_query(kind, school_id, cursor, high, page_rows))).all()) for kind in _KINDS}
+    pages = {kind: list((await conn.execute(_page_query(
+        kind, school_id, cursor.since, high, page_rows, cursor.after.get(kind)))).all())
+        for kind in _KINDS}
     ids = [r.wallet_id for r in pages["wallets"]]
     return pages, (await restrictions.active(conn, school_id, ids) if ids else {})
 
@@ -223,24 +226,13 @@ async def _pages_in_one(conn: AsyncConnection, school_id: str, cursor: Cursor, h
     Each kind's page is one arm of a UNION ALL, its rows as JSON with their place in the
     page's order (so the page is the database's order, collation included, as the paging
     keys compare it), and each wallet carries its active restrictions."""
-    active = (sa.select(sa.func.json_agg(aggregate_order_by(
-        sa.func.json_build_array(wallet_restrictions.c.kind, wallet_restrictions.c.value),
-        wallet_restrictions.c.kind, wallet_restrictions.c.value)))
-        .where(wallet_restrictions.c.school_id == wallets.c.school_id,
-               wallet_restrictions.c.wallet_id == wallets.c.wallet_id,
-               wallet_restrictions.c.until.is_(None))
-        .scalar_subquery().label("active_restrictions"))
-    arms = []
-    for kind, (table, key) in _KINDS.items():
-        extra = [active] if kind == "wallets" else []
-        page = _page_query(kind, school_id, cursor, high, page_rows, *extra, sa.func.row_number()
-                           .over(order_by=(table.c.version, key)).label("place"))
-        arm = page.subquery(f"page_{kind}")
-        arms.append(sa.select(sa.literal_column(f"'{kind}'").label("kind"),
-                              sa.func.to_json(sa.literal_column(arm.name)).label("row"))
-                    .select_from(arm))
+    values: dict[str, Any] = {"school_id": school_id, "since": cursor.since, "high": high,
+                              "page_rows": page_rows}
+    for kind, (version, key) in cursor.after.items():
+        values[f"{kind}_after_version"], values[f"{kind}_after_key"] = version, key
+    result = await conn.execute(_in_one_statement(frozenset(cursor.after)), values)
     found: dict[str, list[dict[str, Any]]] = {kind: [] for kind in _KINDS}
-    for r in await conn.execute(sa.union_all(*arms)):
+    for r in result:
         found[r.kind].append(json.loads(r.row) if isinstance(r.row, str) else r.row)
     pages: dict[str, list[Any]] = {}
     blocked: dict[str, Any] = {}
@@ -253,6 +245,38 @@ async def _pages_in_one(conn: AsyncConnection, school_id: str, cursor: Cursor, h
             for what, value in r.active_restrictions:
                 lists[restrictions.SNAPSHOT_KEYS[what]].append(value)
     return pages, blocked
+
+
+@lru_cache(maxsize=16)  # 2 ** len(_KINDS): any subset of the kinds may be paged
+def _in_one_statement(paged: frozenset[str]) -> sa.CompoundSelect[Any]:
+    """``_pages_in_one``'s statement, built once per process for each set of kinds the cursor
+    names a page position of, with its values as parameters: building a statement is a good
+    part of SQLAlchemy's work per statement, and a built one leaves reference cycles for the
+    garbage collector, whose pauses are what the slowest answers at rush wait for."""
+    active = (sa.select(sa.func.json_agg(aggregate_order_by(
+        sa.func.json_build_array(wallet_restrictions.c.kind, wallet_restrictions.c.value),
+        wallet_restrictions.c.kind, wallet_restrictions.c.value)))
+        .where(wallet_restrictions.c.school_id == wallets.c.school_id,
+               wallet_restrictions.c.wallet_id == wallets.c.wallet_id,
+               wallet_restrictions.c.until.is_(None))
+        .scalar_subquery().label("active_restrictions"))
+    school_id: sa.BindParameter[str] = sa.bindparam("school_id", type_=sa.String)
+    since: sa.BindParameter[int] = sa.bindparam("since", type_=sa.BigInteger)
+    high: sa.BindParameter[int] = sa.bindparam("high", type_=sa.BigInteger)
+    page_rows: sa.BindParameter[int] = sa.bindparam("page_rows", type_=sa.Integer)
+    arms = []
+    for kind, (table, key) in _KINDS.items():
+        after = ((sa.bindparam(f"{kind}_after_version", type_=sa.BigInteger),
+                  sa.bindparam(f"{kind}_after_key", type_=sa.String))
+                 if kind in paged else None)
+        extra = [active] if kind == "wallets" else []
+        place = sa.func.row_number().over(order_by=(table.c.version, key)).label("place")
+        arm = _page_query(kind, school_id, since, high, page_rows, after, *extra,
+                          place).subquery(f"page_{kind}")
+        arms.append(sa.select(sa.literal_column(f"'{kind}'").label("kind"),
+                              sa.func.to_json(sa.literal_column(arm.name)).label("row"))
+                    .select_from(arm))
+    return sa.union_all(*arms)
 
 
 async def _rows(conn: AsyncConnection, school_id: str, cursor: Cursor, high: int, today: str,
