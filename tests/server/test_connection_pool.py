@@ -25,15 +25,15 @@ async def test_a_busy_worker_reuses_its_connections(db_url: str) -> None:
     opened: list[Any] = []
     event.listen(engine.sync_engine, "connect", lambda dbapi, _record: opened.append(dbapi))
     try:
+        async def request(everyone_in: asyncio.Barrier) -> None:
+            async with engine.connect() as conn:
+                await everyone_in.wait()
+                assert (await conn.execute(text("SELECT 1"))).scalar() == 1
+
         for _ in range(WAVES):  # every connection the worker may use, in use at once
-            everyone_in = asyncio.Barrier(capacity)
-
-            async def request() -> None:
-                async with engine.connect() as conn:
-                    await everyone_in.wait()
-                    assert (await conn.execute(text("SELECT 1"))).scalar() == 1
-
-            await asyncio.wait_for(asyncio.gather(*(request() for _ in range(capacity))), 30)
+            barrier = asyncio.Barrier(capacity)
+            await asyncio.wait_for(asyncio.gather(*(request(barrier) for _ in range(capacity))),
+                                   30)
         assert len(opened) == capacity
     finally:
         await engine.dispose()
