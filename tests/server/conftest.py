@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,3 +36,10 @@ def two_servers(db_factory: DatabaseFactory, tmp_path: Path) -> Iterator[tuple[s
             proc.terminate()
         for proc in procs:
             proc.wait(timeout=20)
+
+
+@pytest.fixture
+def pg_database(pg_factory: DatabaseFactory) -> tuple[str, dict[str, Any]]:
+    """A fresh PostgreSQL database with the demo, and its seed output: for the tests of what
+    only PostgreSQL does (the one-statement reads)."""
+    return pg_factory.new(), json.loads(json.dumps(pg_factory.demo))

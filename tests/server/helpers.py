@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.ids import new_ref
+from sync_server import restrictions
 
 TRANSACTION_CONTROL = re.compile(r"\s*(BEGIN|COMMIT|ROLLBACK)\b", re.IGNORECASE)
 
@@ -84,3 +85,12 @@ class SentStatements:
 
     def close(self) -> None:
         event.remove(self.engine.sync_engine, "before_cursor_execute", self._seen)
+
+
+async def lift_a_restriction(conn: AsyncConnection, school: dict[str, Any]) -> None:
+    """Two allergens on a demo wallet, then one of them lifted: a wallet with an active
+    restriction and a lifted one, both kinds of row the restriction reads must tell apart."""
+    for allergens in ({"nuts", "sesame"}, {"sesame"}):
+        await restrictions.set_for_wallet(
+            conn, school["school_id"], school["wallets"][3]["wallet_id"],
+            restrictions.Wanted(frozenset(), frozenset(), frozenset(allergens)), actor="test")

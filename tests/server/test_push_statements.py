@@ -9,7 +9,6 @@ nothing was stored above it. Counted at the cursor on both databases.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from sync_server import records, restrictions
+from sync_server import records
 from sync_server.keys import engine_key
 from sync_server.ledger import lookups
 from sync_server.storage.engine import create_engine
@@ -30,9 +29,8 @@ from sync_server.storage.schema import (
     wallets,
 )
 from sync_server.storage.schema_rollups import sales_item_days
-from tests.conftest import DatabaseFactory
 
-from .helpers import SentStatements, enroll, push, sale
+from .helpers import SentStatements, enroll, lift_a_restriction, push, sale
 
 # Transaction control aside: the token; the batch's refs and seqs before the lock; under it
 # the device (with the settings), wallets, bracelets, cashiers, restrictions, prices; the
@@ -111,11 +109,6 @@ async def test_a_time_zone_changed_between_pushes_is_used_at_once(
     assert found == {21}
 
 
-@pytest.fixture
-def pg_database(pg_factory: DatabaseFactory) -> tuple[str, dict[str, Any]]:
-    return pg_factory.new(), json.loads(json.dumps(pg_factory.demo))
-
-
 @pytest.mark.postgres
 async def test_postgresql_looks_up_in_one_statement_what_the_plain_reads_find(
         pg_database: tuple[str, dict[str, Any]]) -> None:
@@ -127,12 +120,7 @@ async def test_postgresql_looks_up_in_one_statement_what_the_plain_reads_find(
     engine = create_engine(db_url)
     try:
         async with engine.begin() as conn:  # a restriction lifted, a price changed
-            wallet_id = mine["wallets"][3]["wallet_id"]
-            for allergens in ({"nuts", "sesame"}, {"sesame"}):
-                await restrictions.set_for_wallet(
-                    conn, mine["school_id"], wallet_id,
-                    restrictions.Wanted(frozenset(), frozenset(), frozenset(allergens)),
-                    actor="test")
+            await lift_a_restriction(conn, mine)
             await records.update_product(conn, mine["school_id"],
                                          mine["products"][0]["product_id"], price=999)
         async with engine.connect() as conn:

@@ -19,15 +19,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from sync_server import records, restrictions
+from sync_server import records
 from sync_server import snapshot as snapshots
 from sync_server.keys import delta_cache_key, engine_key
 from sync_server.snapshot import DeltaCache, Page
 from sync_server.storage.engine import create_engine
 from sync_server.storage.schema import schools
-from tests.conftest import DatabaseFactory
 
-from .helpers import SentStatements, enroll, snapshot
+from .helpers import SentStatements, enroll, lift_a_restriction, snapshot
 from .test_metrics import scrape, value
 
 MIRRORED = re.compile(r"\bFROM\s+(wallets|credentials|products|cashiers)\b", re.IGNORECASE)
@@ -206,11 +205,6 @@ async def test_the_cache_keeps_small_deltas_and_a_bounded_number() -> None:
     assert list(cache._kept) == [("two",), ("three",)]
 
 
-@pytest.fixture
-def pg_database(pg_factory: DatabaseFactory) -> tuple[str, dict[str, Any]]:
-    return pg_factory.new(), json.loads(json.dumps(pg_factory.demo))
-
-
 @pytest.mark.postgres
 async def test_postgresql_reads_a_page_of_every_kind_in_one_statement(
         pg_database: tuple[str, dict[str, Any]]) -> None:
@@ -222,13 +216,8 @@ async def test_postgresql_reads_a_page_of_every_kind_in_one_statement(
     school = demo["schools"][0]
     engine = create_engine(db_url)
     try:
-        async with engine.begin() as conn:  # two allergens, then one lifted: both kinds of row
-            wallet_id = school["wallets"][3]["wallet_id"]
-            for allergens in ({"nuts", "sesame"}, {"sesame"}):
-                await restrictions.set_for_wallet(
-                    conn, school["school_id"], wallet_id,
-                    restrictions.Wanted(frozenset(), frozenset(), frozenset(allergens)),
-                    actor="test")
+        async with engine.begin() as conn:
+            await lift_a_restriction(conn, school)
         async with engine.connect() as conn:
             version = (await conn.execute(sa.select(schools.c.version).where(
                 schools.c.school_id == school["school_id"]))).scalar_one()
