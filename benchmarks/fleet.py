@@ -100,13 +100,12 @@ def cpu_seconds(server: psutil.Process) -> float:
     return total
 
 
-def postgres_cpu_seconds(db_url: str) -> float:
+def postgres_cpu_seconds() -> float:
     """CPU time used so far by PostgreSQL (it shares the two cores with the server and the load
     generator): every postgres process, plus what the postmaster's ended children used. Only
     the live backends of the benchmark's database were counted before, and a backend that ended
     during the run took its time with it: the table printed 0.00 cores while PostgreSQL used
-    0.65. ``db_url`` names the cluster; on this machine the benchmark is its only user."""
-    del db_url
+    0.65. On this machine the benchmark is the cluster's only user."""
     total = 0.0
     for p in psutil.process_iter(["name"]):
         try:
@@ -421,7 +420,7 @@ async def drive(url: str, server: psutil.Process, district: list[School], mode: 
     window_start = datetime.now(UTC)  # received_at of the sales applied while selling
     me = psutil.Process()
     def cpu_now() -> tuple[float, float, float]:
-        return cpu_seconds(server), sum(me.cpu_times()[:2]), postgres_cpu_seconds(db_url)
+        return cpu_seconds(server), sum(me.cpu_times()[:2]), postgres_cpu_seconds()
 
     cpu_before = cpu_now()
 

@@ -233,7 +233,7 @@ async def _pages_in_one(conn: AsyncConnection, school_id: str, cursor: Cursor, h
     result = await conn.execute(_in_one_statement(frozenset(cursor.after)), values)
     found: dict[str, list[dict[str, Any]]] = {kind: [] for kind in _KINDS}
     for r in result:
-        found[r.kind].append(json.loads(r.row) if isinstance(r.row, str) else r.row)
+        found[r.kind].append(r.row)
     pages: dict[str, list[Any]] = {}
     blocked: dict[str, Any] = {}
     for kind, rows in found.items():
@@ -273,8 +273,8 @@ def _in_one_statement(paged: frozenset[str]) -> sa.CompoundSelect[Any]:
         place = sa.func.row_number().over(order_by=(table.c.version, key)).label("place")
         arm = _page_query(kind, school_id, since, high, page_rows, after, *extra,
                           place).subquery(f"page_{kind}")
-        arms.append(sa.select(sa.literal_column(f"'{kind}'").label("kind"),
-                              sa.func.to_json(sa.literal_column(arm.name)).label("row"))
+        row = sa.func.to_json(sa.literal_column(arm.name), type_=sa.JSON).label("row")
+        arms.append(sa.select(sa.literal_column(f"'{kind}'").label("kind"), row)
                     .select_from(arm))
     return sa.union_all(*arms)
 

@@ -103,12 +103,12 @@ async def read_in_one(conn: AsyncConnection, school_id: str, uids: set[str],
             wallet_id, what, value, since, until = row
             until_at = _instant(until)
             found.spans.setdefault(wallet_id, []).append(Span(
-                what, value, _at(since).timestamp(),
+                what, value, datetime.fromisoformat(since).timestamp(),
                 until_at.timestamp() if until_at is not None else None))
         else:
             product_id, valid_from, price = row
             found.prices.setdefault(product_id, []).append(
-                (_at(valid_from).timestamp(), int(price)))
+                (datetime.fromisoformat(valid_from).timestamp(), int(price)))
     for history in found.prices.values():
         history.sort()
     return found
@@ -151,7 +151,3 @@ def _in_one_statement() -> sa.CompoundSelect[Any]:
 
 def _instant(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
-
-
-def _at(text: str) -> datetime:
-    return datetime.fromisoformat(text)
